@@ -1,0 +1,338 @@
+package ostree
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// Whiteout names, as in OCI/Docker layers.
+const (
+	WhiteoutPrefix = ".wh."
+	OpaqueWhiteout = ".wh..wh..opq"
+)
+
+// CheckoutOption configures Checkout.
+type CheckoutOption func(*checkoutConfig)
+
+type checkoutConfig struct {
+	union     bool
+	whiteouts bool
+	userMode  bool
+	forceCopy bool
+}
+
+// WithUnion checks out over an existing tree: files are replaced, directories merged, and the
+// metadata of each directory in the commit applied to it (as a later container layer wins).
+func WithUnion() CheckoutOption { return func(c *checkoutConfig) { c.union = true } }
+
+// WithWhiteouts processes container-layer whiteouts: a file ".wh.NAME" removes NAME from the
+// destination and ".wh..wh..opq" empties its directory first; neither is checked out.
+func WithWhiteouts() CheckoutOption { return func(c *checkoutConfig) { c.whiteouts = true } }
+
+// WithUserMode ignores ownership and xattrs and drops setuid/setgid bits, as `ostree checkout -U`;
+// it lets bare-user repositories be checked out by hardlinks.
+func WithUserMode() CheckoutOption { return func(c *checkoutConfig) { c.userMode = true } }
+
+// WithForceCopy copies every file instead of hardlinking objects.
+func WithForceCopy() CheckoutOption { return func(c *checkoutConfig) { c.forceCopy = true } }
+
+// Checkout writes the tree of commit rev to dest. Files are hardlinked to the objects where the
+// repository mode keeps them identical to the checked-out file (bare; bare-user in user mode) and
+// copied otherwise. dest must not exist unless WithUnion is given; its parent must exist.
+//
+// The checkout never follows a symlink, whether from the commit or already at the destination.
+func (r *Repo) Checkout(ctx context.Context, rev, dest string, opts ...CheckoutOption) error {
+	c, err := r.ResolveRev(rev)
+	if err != nil {
+		return err
+	}
+	commit, err := r.ReadCommit(c)
+	if err != nil {
+		return err
+	}
+	return r.CheckoutTree(ctx, commit.RootTree, commit.RootMeta, dest, opts...)
+}
+
+// CheckoutTree is Checkout of a dirtree and dirmeta pair.
+func (r *Repo) CheckoutTree(ctx context.Context, tree, meta Checksum, dest string, opts ...CheckoutOption) error {
+	cfg := &checkoutConfig{}
+	for _, o := range opts {
+		o(cfg)
+	}
+	err := os.Mkdir(dest, 0o700)
+	if err != nil {
+		if !errors.Is(err, os.ErrExist) || !cfg.union {
+			if errors.Is(err, os.ErrExist) {
+				return fmt.Errorf("checkout: %s already exists (remove it, or check out with union)", dest)
+			}
+			return fmt.Errorf("checkout: %w", err)
+		}
+	}
+	fd, err := unix.Open(dest, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("checkout: opening %s: %w", dest, err)
+	}
+	defer unix.Close(fd)
+	co := &checkouter{r: r, cfg: cfg, ctx: ctx}
+	co.hardlink = !cfg.forceCopy && (r.mode == ModeBare || r.mode == ModeBareUser && cfg.userMode)
+	return co.dir(fd, dest, tree, meta)
+}
+
+type checkouter struct {
+	r        *Repo
+	cfg      *checkoutConfig
+	ctx      context.Context
+	hardlink bool
+	buf      []byte
+}
+
+func (co *checkouter) dir(fd int, path string, treeC, metaC Checksum) error {
+	if err := co.ctx.Err(); err != nil {
+		return err
+	}
+	tree, err := co.r.ReadDirTree(treeC)
+	if err != nil {
+		return fmt.Errorf("checkout %s: %w", path, err)
+	}
+	meta, err := co.r.ReadDirMeta(metaC)
+	if err != nil {
+		return fmt.Errorf("checkout %s: %w", path, err)
+	}
+	files := tree.Files
+	if co.cfg.whiteouts {
+		files = files[:0:0]
+		for _, f := range tree.Files {
+			if f.Name == OpaqueWhiteout {
+				if err := clearDir(path); err != nil {
+					return err
+				}
+			}
+		}
+		for _, f := range tree.Files {
+			switch {
+			case f.Name == OpaqueWhiteout:
+			case strings.HasPrefix(f.Name, WhiteoutPrefix):
+				target := f.Name[len(WhiteoutPrefix):]
+				if ValidateFilename(target) == nil {
+					if err := os.RemoveAll(filepath.Join(path, target)); err != nil {
+						return fmt.Errorf("processing whiteout %s/%s: %w", path, f.Name, err)
+					}
+				}
+			default:
+				files = append(files, f)
+			}
+		}
+	}
+	for _, f := range files {
+		if err := co.file(fd, path, f.Name, f.Checksum); err != nil {
+			return err
+		}
+	}
+	for _, d := range tree.Dirs {
+		child := filepath.Join(path, d.Name)
+		if err := co.makeDir(fd, d.Name, child); err != nil {
+			return err
+		}
+		cfd, err := unix.Openat(fd, d.Name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return fmt.Errorf("checkout: opening %s: %w", child, err)
+		}
+		err = co.dir(cfd, child, d.Tree, d.Meta)
+		unix.Close(cfd)
+		if err != nil {
+			return err
+		}
+	}
+	// Directory metadata last, so that a read-only directory is filled before it is closed.
+	if !co.cfg.userMode {
+		if err := unix.Fchown(fd, int(meta.UID), int(meta.GID)); err != nil {
+			return fmt.Errorf("checkout %s: %w (check out as root, or use user mode)", path, err)
+		}
+		for _, x := range meta.Xattrs {
+			if err := unix.Fsetxattr(fd, x.Name, x.Value, 0); err != nil {
+				return fmt.Errorf("checkout %s: setting xattr %s: %w", path, x.Name, err)
+			}
+		}
+		if err := unix.Fchmod(fd, meta.Mode&0o7777); err != nil {
+			return fmt.Errorf("checkout %s: %w", path, err)
+		}
+	} else if err := unix.Fchmod(fd, meta.Mode&0o1777|0o700); err != nil {
+		return fmt.Errorf("checkout %s: %w", path, err)
+	}
+	return nil
+}
+
+// makeDir creates a directory; in union mode an existing directory is kept and anything else in
+// the way removed.
+func (co *checkouter) makeDir(fd int, name, path string) error {
+	err := unix.Mkdirat(fd, name, 0o700)
+	if err == nil || !errors.Is(err, unix.EEXIST) {
+		if err != nil {
+			return fmt.Errorf("checkout: creating %s: %w", path, err)
+		}
+		return nil
+	}
+	if !co.cfg.union {
+		return fmt.Errorf("checkout: %s already exists", path)
+	}
+	var st unix.Stat_t
+	if err := unix.Fstatat(fd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return fmt.Errorf("checkout: %s: %w", path, err)
+	}
+	if st.Mode&unix.S_IFMT == unix.S_IFDIR {
+		return nil
+	}
+	if err := unix.Unlinkat(fd, name, 0); err != nil {
+		return fmt.Errorf("checkout: replacing %s: %w", path, err)
+	}
+	if err := unix.Mkdirat(fd, name, 0o700); err != nil {
+		return fmt.Errorf("checkout: creating %s: %w", path, err)
+	}
+	return nil
+}
+
+// clearDir removes everything inside path.
+func clearDir(path string) error {
+	entries, err := os.ReadDir(path)
+	if err != nil {
+		return fmt.Errorf("processing opaque whiteout in %s: %w", path, err)
+	}
+	for _, e := range entries {
+		if err := os.RemoveAll(filepath.Join(path, e.Name())); err != nil {
+			return fmt.Errorf("processing opaque whiteout in %s: %w", path, err)
+		}
+	}
+	return nil
+}
+
+// removeExisting clears the way for a file in union mode.
+func (co *checkouter) removeExisting(fd int, name, path string) error {
+	if !co.cfg.union {
+		return fmt.Errorf("checkout: %s already exists", path)
+	}
+	err := unix.Unlinkat(fd, name, 0)
+	if errors.Is(err, unix.EISDIR) || errors.Is(err, unix.EPERM) {
+		err = os.RemoveAll(path)
+	}
+	if err != nil && !errors.Is(err, unix.ENOENT) {
+		return fmt.Errorf("checkout: replacing %s: %w", path, err)
+	}
+	return nil
+}
+
+func (co *checkouter) file(fd int, dirPath, name string, c Checksum) error {
+	path := filepath.Join(dirPath, name)
+	if co.hardlink && co.r.mode == ModeBare {
+		done, err := co.link(fd, name, path, c)
+		if done || err != nil {
+			return err
+		}
+	}
+	obj, err := co.r.OpenContent(c)
+	if err != nil {
+		return fmt.Errorf("checkout %s: %w", path, err)
+	}
+	defer obj.Close()
+	h := obj.Header
+	if h.IsSymlink() {
+		for {
+			err = unix.Symlinkat(h.SymlinkTarget, fd, name)
+			if !errors.Is(err, unix.EEXIST) {
+				break
+			}
+			if err := co.removeExisting(fd, name, path); err != nil {
+				return err
+			}
+		}
+		if err != nil {
+			return fmt.Errorf("checkout: creating symlink %s: %w", path, err)
+		}
+		if !co.cfg.userMode {
+			if err := unix.Fchownat(fd, name, int(h.UID), int(h.GID), unix.AT_SYMLINK_NOFOLLOW); err != nil {
+				return fmt.Errorf("checkout %s: %w (check out as root, or use user mode)", path, err)
+			}
+			for _, x := range h.Xattrs {
+				if err := unix.Lsetxattr(path, x.Name, x.Value, 0); err != nil {
+					return fmt.Errorf("checkout %s: setting xattr %s: %w", path, x.Name, err)
+				}
+			}
+		}
+		return nil
+	}
+	if co.hardlink { // bare-user in user mode: the object's data and permissions are the file's
+		done, err := co.link(fd, name, path, c)
+		if done || err != nil {
+			return err
+		}
+	}
+	var ffd int
+	for {
+		ffd, err = unix.Openat(fd, name, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+		if !errors.Is(err, unix.EEXIST) {
+			break
+		}
+		if err := co.removeExisting(fd, name, path); err != nil {
+			return err
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("checkout: creating %s: %w", path, err)
+	}
+	f := os.NewFile(uintptr(ffd), path)
+	defer f.Close()
+	if co.buf == nil {
+		co.buf = make([]byte, 256<<10)
+	}
+	if _, err := io.CopyBuffer(f, obj.Content, co.buf); err != nil {
+		return fmt.Errorf("checkout %s: %w", path, err)
+	}
+	if co.cfg.userMode {
+		if err := f.Chmod(os.FileMode(h.Mode & 0o777)); err != nil {
+			return fmt.Errorf("checkout %s: %w", path, err)
+		}
+	} else {
+		if err := unix.Fchown(ffd, int(h.UID), int(h.GID)); err != nil {
+			return fmt.Errorf("checkout %s: %w (check out as root, or use user mode)", path, err)
+		}
+		for _, x := range h.Xattrs {
+			if err := unix.Fsetxattr(ffd, x.Name, x.Value, 0); err != nil {
+				return fmt.Errorf("checkout %s: setting xattr %s: %w", path, x.Name, err)
+			}
+		}
+		// After chown, which clears setuid and setgid.
+		if err := unix.Fchmod(ffd, h.Mode&0o7777); err != nil {
+			return fmt.Errorf("checkout %s: %w", path, err)
+		}
+	}
+	return f.Close()
+}
+
+// link hardlinks the object to the destination. It reports false with no error when a hardlink
+// is impossible here (another filesystem, too many links) so the caller copies instead.
+func (co *checkouter) link(fd int, name, path string, c Checksum) (bool, error) {
+	src := co.r.ObjectPath(ObjectName{c, ObjectFile})
+	for {
+		err := unix.Linkat(unix.AT_FDCWD, src, fd, name, 0)
+		switch {
+		case err == nil:
+			return true, nil
+		case errors.Is(err, unix.EEXIST):
+			if err := co.removeExisting(fd, name, path); err != nil {
+				return false, err
+			}
+		case errors.Is(err, unix.EXDEV), errors.Is(err, unix.EMLINK), errors.Is(err, unix.EPERM):
+			return false, nil
+		case errors.Is(err, unix.ENOENT):
+			return false, fmt.Errorf("checkout %s: %w: %s", path, ErrObjectNotFound, ObjectName{c, ObjectFile})
+		default:
+			return false, fmt.Errorf("checkout %s: %w", path, err)
+		}
+	}
+}
