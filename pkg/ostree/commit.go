@@ -118,7 +118,9 @@ func WithOwnerUID(uid uint32) CommitOption { return func(c *commitConfig) { c.ow
 func WithOwnerGID(gid uint32) CommitOption { return func(c *commitConfig) { c.ownerGID = int(gid) } }
 
 // WithCanonicalPermissions stores uid/gid 0 and drops all mode bits but 0755.
-func WithCanonicalPermissions() CommitOption { return func(c *commitConfig) { c.canonicalPerms = true } }
+func WithCanonicalPermissions() CommitOption {
+	return func(c *commitConfig) { c.canonicalPerms = true }
+}
 
 // WithoutXattrs drops extended attributes.
 func WithoutXattrs() CommitOption { return func(c *commitConfig) { c.noXattrs = true } }
@@ -127,7 +129,9 @@ func WithoutXattrs() CommitOption { return func(c *commitConfig) { c.noXattrs = 
 func WithWorkers(n int) CommitOption { return func(c *commitConfig) { c.workers = n } }
 
 // WithProgress calls fn from time to time while committing, from any goroutine.
-func WithProgress(fn func(CommitProgress)) CommitOption { return func(c *commitConfig) { c.progress = fn } }
+func WithProgress(fn func(CommitProgress)) CommitOption {
+	return func(c *commitConfig) { c.progress = fn }
+}
 
 // adjust applies the ownership, permission and xattr options to an object's metadata.
 func (c *commitConfig) adjust(uid, gid, mode *uint32, xattrs *Xattrs) {

@@ -311,9 +311,9 @@ type TreeFile struct {
 
 // TreeDir is a subdirectory entry of a dirtree.
 type TreeDir struct {
-	Name     string
-	Tree     Checksum
-	Meta     Checksum
+	Name string
+	Tree Checksum
+	Meta Checksum
 }
 
 // DirTree is the content of a directory: files and subdirectories, each sorted by name.

@@ -313,7 +313,9 @@ func (tx *Transaction) Commit(ctx context.Context) error {
 		names = append(names, n)
 	}
 	// Metadata last: a reader that finds a commit or tree can then find what it names.
-	sort.Slice(names, func(i, j int) bool { return names[i].Type < names[j].Type || names[i].Type == names[j].Type && string(names[i].Checksum[:]) < string(names[j].Checksum[:]) })
+	sort.Slice(names, func(i, j int) bool {
+		return names[i].Type < names[j].Type || names[i].Type == names[j].Type && string(names[i].Checksum[:]) < string(names[j].Checksum[:])
+	})
 	madeDirs := map[string]bool{}
 	for _, n := range names {
 		dst := r.ObjectPath(n)
