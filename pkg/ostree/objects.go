@@ -547,3 +547,9 @@ func UnmarshalCommit(data []byte) (*Commit, error) {
 	}
 	return c, nil
 }
+
+// ContentChecksum is libostree's "content checksum" of a commit: the SHA-256 of its root dirtree
+// and root dirmeta checksums (raw bytes), which is the same for two commits of the same tree.
+func (c *Commit) ContentChecksum() Checksum {
+	return sha256.Sum256(append(append([]byte(nil), c.RootTree[:]...), c.RootMeta[:]...))
+}

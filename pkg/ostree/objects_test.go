@@ -1,8 +1,11 @@
 package ostree
 
 import (
+	"io"
+
 	"crypto/sha256"
 	"encoding/hex"
+	"github.com/klauspost/compress/flate"
 	"strings"
 	"testing"
 	"time"
@@ -207,3 +210,5 @@ func TestCommitChecksumMatchesOstree(t *testing.T) {
 		t.Fatalf("commit checksum = %s", got)
 	}
 }
+
+func newFlateWriter(w io.Writer) (io.WriteCloser, error) { return flate.NewWriter(w, 6) }

@@ -281,6 +281,11 @@ func copyExactly(w io.Writer, r io.Reader, n int64, buf []byte) error {
 	if got != n {
 		return fmt.Errorf("writing content: got %d bytes, expected %d (did the file change while it was read?)", got, n)
 	}
+	// The content must end here too.
+	var one [1]byte
+	if k, _ := io.ReadFull(r, one[:]); k != 0 {
+		return fmt.Errorf("writing content: more than the expected %d bytes (did the file change while it was read?)", n)
+	}
 	return nil
 }
 

@@ -1,0 +1,123 @@
+// Command bootc is a toolkit for bootable container images: OSTree-native containers.
+//
+// This file builds the application; each command lives in a file of its own and does no more than
+// turn flags into options for one library call and render the result.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/urfave/cli/v2"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := Main(ctx, os.Args, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// exitError carries a specific exit code (for example fsck's 1 for "problems found").
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+
+// Main runs the CLI with args (args[0] is the program name) and returns the exit code. Tests run
+// it in-process.
+func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	app := newApp(stdout, stderr)
+	err := app.RunContext(ctx, args)
+	if err == nil {
+		return 0
+	}
+	var ee *exitError
+	if errors.As(err, &ee) {
+		if ee.err != nil {
+			fmt.Fprintf(stderr, "error: %v\n", ee.err)
+		}
+		return ee.code
+	}
+	fmt.Fprintf(stderr, "error: %v\n", err)
+	return 1
+}
+
+func newApp(stdout, stderr io.Writer) *cli.App {
+	return &cli.App{
+		Name:  "bootc",
+		Usage: "build, ship and deploy bootable container images (OSTree-native containers)",
+		Description: `bootc turns root filesystems into OSTree commits and OCI images, and deploys
+such images on hosts. The "ostree" commands work on OSTree repositories directly,
+without libostree, and are compatible with the ostree CLI's flags.`,
+		Writer:               stdout,
+		ErrWriter:            stderr,
+		EnableBashCompletion: true,
+		HideHelpCommand:      true,
+		Commands: []*cli.Command{
+			ostreeCommand(),
+		},
+		ExitErrHandler: func(*cli.Context, error) {}, // Main prints errors and picks exit codes
+		OnUsageError: func(c *cli.Context, err error, isSubcommand bool) error {
+			return fmt.Errorf("%w (see '%s --help')", err, c.Command.HelpName)
+		},
+	}
+}
+
+func ostreeCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "ostree",
+		Usage: "work on OSTree repositories (plumbing compatible with the ostree CLI)",
+		Description: `Byte-compatible with libostree: the real 'ostree' CLI reads every repository
+and commit these commands write, and they read what ostree writes.
+
+Examples:
+   bootc ostree init --repo repo --mode bare-user
+   bootc ostree commit --repo repo -b os/x86_64 -s "first build" rootfs/
+   bootc ostree ls --repo repo -R os/x86_64
+   bootc ostree checkout --repo repo os/x86_64 out/
+   bootc ostree fsck --repo repo`,
+		Subcommands: []*cli.Command{
+			ostreeInitCommand(),
+			ostreeCommitCommand(),
+			ostreeCheckoutCommand(),
+			ostreeLsCommand(),
+			ostreeShowCommand(),
+			ostreeRefsCommand(),
+			ostreeFsckCommand(),
+		},
+	}
+}
+
+// repoFlag is the --repo flag every ostree command takes; OSTREE_REPO is its default, as for ostree.
+func repoFlag() *cli.StringFlag {
+	return &cli.StringFlag{Name: "repo", Usage: "path to the OSTree repository", EnvVars: []string{"OSTREE_REPO"}, Required: true}
+}
+
+func formatFlag() *cli.StringFlag {
+	return &cli.StringFlag{Name: "format", Value: "text", Usage: "output format: text or json"}
+}
+
+func checkFormat(c *cli.Context) (bool, error) {
+	switch f := c.String("format"); f {
+	case "text", "humanreadable":
+		return false, nil
+	case "json":
+		return true, nil
+	default:
+		return false, fmt.Errorf("unknown --format %q: use text or json", f)
+	}
+}
+
+// usageError reports a wrong invocation with exit code 2.
+func usageError(c *cli.Context, format string, args ...any) error {
+	return &exitError{code: 2, err: fmt.Errorf("%s (see '%s --help')", fmt.Sprintf(format, args...), c.Command.HelpName)}
+}

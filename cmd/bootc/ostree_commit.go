@@ -1,0 +1,159 @@
+package main
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/bootc-go/bootc/pkg/ostree"
+)
+
+func ostreeCommitCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "commit",
+		Usage:     "commit a directory tree to a branch",
+		ArgsUsage: "DIR",
+		Description: `Commits the tree at DIR, reading owners, modes and xattrs from it, and prints the
+new commit's checksum as the last line of its output. With the same inputs
+(timestamp, subject, body, metadata, --no-bindings) the checksum is the one
+'ostree commit' gives.
+
+Examples:
+   bootc ostree commit --repo repo -b os/x86_64 -s "build 42" rootfs/
+   SOURCE_DATE_EPOCH=1700000000 bootc ostree commit --repo repo -b os/x86_64 \
+       --add-metadata-string version=42 --no-bindings rootfs/
+   bootc ostree commit --repo repo -b test --timestamp @0 --canonical-permissions rootfs/`,
+		Flags: []cli.Flag{
+			repoFlag(),
+			&cli.StringFlag{Name: "branch", Aliases: []string{"b"}, Usage: "branch to point at the new commit"},
+			&cli.StringFlag{Name: "subject", Aliases: []string{"s"}, Usage: "one-line subject"},
+			&cli.StringFlag{Name: "body", Aliases: []string{"m"}, Usage: "full description"},
+			&cli.StringFlag{Name: "timestamp", Usage: "commit time: RFC 3339, 'YYYY-MM-DD HH:MM:SS [UTC|±hhmm]' or @UNIXSECONDS (default: SOURCE_DATE_EPOCH, else now)"},
+			&cli.StringSliceFlag{Name: "add-metadata-string", Usage: "add metadata KEY=VALUE (repeatable)"},
+			&cli.StringFlag{Name: "parent", Usage: "parent commit checksum, or 'none' (default: the branch's head)"},
+			&cli.BoolFlag{Name: "orphan", Usage: "make a commit no branch points at"},
+			&cli.BoolFlag{Name: "no-bindings", Usage: "do not add the ostree.ref-binding metadata"},
+			&cli.StringSliceFlag{Name: "bind-ref", Usage: "also bind the commit to this ref (repeatable)"},
+			&cli.BoolFlag{Name: "no-xattrs", Usage: "do not store extended attributes"},
+			&cli.Int64Flag{Name: "owner-uid", Value: -1, Usage: "store every file as owned by this uid"},
+			&cli.Int64Flag{Name: "owner-gid", Value: -1, Usage: "store every file as owned by this gid"},
+			&cli.BoolFlag{Name: "canonical-permissions", Usage: "store uid/gid 0 and only the 0755 mode bits"},
+			&cli.StringFlag{Name: "tree", Usage: "dir=DIR: the ostree spelling of the DIR argument"},
+			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no progress"},
+		},
+		Action: runOstreeCommit,
+	}
+}
+
+func runOstreeCommit(c *cli.Context) error {
+	dir := c.Args().First()
+	if t := c.String("tree"); t != "" {
+		d, ok := strings.CutPrefix(t, "dir=")
+		if !ok {
+			return usageError(c, "--tree %q: only dir=DIR is supported", t)
+		}
+		if dir != "" {
+			return usageError(c, "give the directory either as an argument or with --tree, not both")
+		}
+		dir = d
+	}
+	if dir == "" || c.NArg() > 1 {
+		return usageError(c, "commit takes exactly one directory")
+	}
+	branch := c.String("branch")
+	if branch == "" && !c.Bool("orphan") {
+		return usageError(c, "a branch is required (-b BRANCH), or --orphan for a commit no ref points at")
+	}
+	opts := []ostree.CommitOption{ostree.WithBranch(branch), ostree.WithSubject(c.String("subject")), ostree.WithBody(c.String("body"))}
+	if ts := c.String("timestamp"); ts != "" {
+		t, err := parseTimestamp(ts)
+		if err != nil {
+			return usageError(c, "%v", err)
+		}
+		opts = append(opts, ostree.WithTimestamp(t))
+	}
+	for _, kv := range c.StringSlice("add-metadata-string") {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return usageError(c, "--add-metadata-string %q: expected KEY=VALUE", kv)
+		}
+		opts = append(opts, ostree.WithMetadataString(k, v))
+	}
+	switch p := c.String("parent"); p {
+	case "":
+	case "none":
+		opts = append(opts, ostree.WithNoParent())
+	default:
+		pc, err := ostree.ParseChecksum(p)
+		if err != nil {
+			return usageError(c, "--parent: %v", err)
+		}
+		opts = append(opts, ostree.WithParent(pc))
+	}
+	if c.Bool("no-bindings") {
+		opts = append(opts, ostree.WithoutBindings())
+	}
+	if refs := c.StringSlice("bind-ref"); len(refs) > 0 {
+		opts = append(opts, ostree.WithBindRefs(refs...))
+	}
+	if c.Bool("no-xattrs") {
+		opts = append(opts, ostree.WithoutXattrs())
+	}
+	for _, o := range []struct {
+		flag string
+		opt  func(uint32) ostree.CommitOption
+	}{{"owner-uid", ostree.WithOwnerUID}, {"owner-gid", ostree.WithOwnerGID}} {
+		if v := c.Int64(o.flag); v >= 0 {
+			if v > 1<<32-1 {
+				return usageError(c, "--%s %d is out of range", o.flag, v)
+			}
+			opts = append(opts, o.opt(uint32(v)))
+		} else if v != -1 {
+			return usageError(c, "--%s must not be negative", o.flag)
+		}
+	}
+	if c.Bool("canonical-permissions") {
+		opts = append(opts, ostree.WithCanonicalPermissions())
+	}
+	if !c.Bool("quiet") {
+		p := newProgress(c.App.ErrWriter)
+		defer p.done()
+		opts = append(opts, ostree.WithProgress(func(cp ostree.CommitProgress) {
+			p.update("committing: %d files, %s read, %d new objects", cp.Files, humanBytes(cp.Bytes), cp.NewObjects)
+		}))
+	}
+	repo, err := ostree.Open(c.Context, c.String("repo"))
+	if err != nil {
+		return err
+	}
+	sum, err := repo.CommitDir(c.Context, dir, opts...)
+	if err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	fmt.Fprintln(c.App.Writer, sum)
+	return nil
+}
+
+// parseTimestamp accepts RFC 3339, "YYYY-MM-DD HH:MM:SS" with an optional zone ("UTC", "+0100"),
+// a bare date, and "@SECONDS".
+func parseTimestamp(s string) (time.Time, error) {
+	if rest, ok := strings.CutPrefix(s, "@"); ok {
+		secs, err := strconv.ParseInt(rest, 10, 64)
+		if err != nil || secs < 0 {
+			return time.Time{}, fmt.Errorf("timestamp %q: expected @ and a non-negative number of seconds", s)
+		}
+		return time.Unix(secs, 0).UTC(), nil
+	}
+	for _, layout := range []string{time.RFC3339Nano, "2006-01-02 15:04:05 MST", "2006-01-02 15:04:05 -0700", "2006-01-02 15:04:05Z07:00", "2006-01-02 15:04:05", "2006-01-02T15:04:05", "2006-01-02"} {
+		if t, err := time.Parse(layout, s); err == nil {
+			if t.Unix() < 0 {
+				return time.Time{}, fmt.Errorf("timestamp %q is before 1970", s)
+			}
+			return t, nil
+		}
+	}
+	return time.Time{}, fmt.Errorf("timestamp %q: use RFC 3339 (2024-05-01T12:00:00Z), 'YYYY-MM-DD HH:MM:SS UTC' or @UNIXSECONDS", s)
+}
