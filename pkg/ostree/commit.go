@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path"
 	"runtime"
 	"sort"
 	"strconv"
@@ -34,6 +35,8 @@ type commitConfig struct {
 	noXattrs       bool
 	workers        int
 	progress       func(CommitProgress)
+	skipContents   func(path string) bool
+	edit           func(ctx context.Context, tx *Transaction, root *MutableTree) error
 }
 
 // CommitProgress reports how far a commit has got.
@@ -133,6 +136,18 @@ func WithProgress(fn func(CommitProgress)) CommitOption {
 	return func(c *commitConfig) { c.progress = fn }
 }
 
+// WithSkipContents commits each directory for which skip returns true (given its path relative to
+// the root, e.g. "dev" or "var/tmp") without its contents. CommitDir only.
+func WithSkipContents(skip func(path string) bool) CommitOption {
+	return func(c *commitConfig) { c.skipContents = skip }
+}
+
+// WithTreeEdit calls edit with the finished tree just before it is written, so that it can move,
+// remove or add entries (writing new objects through tx). An error aborts the commit.
+func WithTreeEdit(edit func(ctx context.Context, tx *Transaction, root *MutableTree) error) CommitOption {
+	return func(c *commitConfig) { c.edit = edit }
+}
+
 // adjust applies the ownership, permission and xattr options to an object's metadata.
 func (c *commitConfig) adjust(uid, gid, mode *uint32, xattrs *Xattrs) {
 	if c.ownerUID >= 0 {
@@ -152,21 +167,24 @@ func (c *commitConfig) adjust(uid, gid, mode *uint32, xattrs *Xattrs) {
 	}
 }
 
-// mutableTree is a directory being built: its dirmeta and entries. File checksums live in slots so
+// MutableTree is a directory being built: its dirmeta and entries. File checksums live in slots so
 // that workers can fill them in while the tree is still being walked; hardlinks share a slot.
-type mutableTree struct {
+// WithTreeEdit hands the root to a function that may rearrange it before it is written; every
+// checksum is final by then.
+type MutableTree struct {
 	meta  *Checksum // nil: the default dirmeta
 	files map[string]*Checksum
-	dirs  map[string]*mutableTree
+	dirs  map[string]*MutableTree
 }
 
-func newMutableTree() *mutableTree {
-	return &mutableTree{files: map[string]*Checksum{}, dirs: map[string]*mutableTree{}}
+// NewMutableTree returns an empty directory with the default dirmeta.
+func NewMutableTree() *MutableTree {
+	return &MutableTree{files: map[string]*Checksum{}, dirs: map[string]*MutableTree{}}
 }
 
 // write stores the tree's dirtree objects bottom-up and returns the root's dirtree and dirmeta
 // checksums.
-func (t *mutableTree) write(tx *Transaction) (Checksum, Checksum, error) {
+func (t *MutableTree) write(tx *Transaction) (Checksum, Checksum, error) {
 	var dt DirTree
 	for name, c := range t.files {
 		dt.Files = append(dt.Files, TreeFile{Name: name, Checksum: *c})
@@ -216,7 +234,7 @@ type commitJob struct {
 	slot *Checksum
 }
 
-func commitDirTree(ctx context.Context, tx *Transaction, dir string, cfg *commitConfig) (*mutableTree, error) {
+func commitDirTree(ctx context.Context, tx *Transaction, dir string, cfg *commitConfig) (*MutableTree, error) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	jobs := make(chan commitJob, 512)
@@ -238,7 +256,7 @@ func commitDirTree(ctx context.Context, tx *Transaction, dir string, cfg *commit
 			errc <- werr
 		}()
 	}
-	root := newMutableTree()
+	root := NewMutableTree()
 	walkErr := func() error {
 		defer close(jobs)
 		st, err := lstat(dir)
@@ -249,7 +267,7 @@ func commitDirTree(ctx context.Context, tx *Transaction, dir string, cfg *commit
 			return fmt.Errorf("committing %s: not a directory", dir)
 		}
 		w := &dirWalker{ctx: ctx, tx: tx, cfg: cfg, jobs: jobs, links: map[devIno]*Checksum{}}
-		return w.walk(dir, st, root)
+		return w.walk(dir, "", st, root)
 	}()
 	var firstErr error
 	for i := 0; i < cfg.workers; i++ {
@@ -280,7 +298,7 @@ type dirWalker struct {
 	links map[devIno]*Checksum
 }
 
-func (w *dirWalker) walk(dirPath string, st statInfo, mt *mutableTree) error {
+func (w *dirWalker) walk(dirPath, rel string, st statInfo, mt *MutableTree) error {
 	if err := w.ctx.Err(); err != nil {
 		return err
 	}
@@ -295,6 +313,9 @@ func (w *dirWalker) walk(dirPath string, st statInfo, mt *mutableTree) error {
 		return err
 	}
 	mt.meta = &mc
+	if rel != "" && w.cfg.skipContents != nil && w.cfg.skipContents(rel) {
+		return nil
+	}
 
 	f, err := os.Open(dirPath)
 	if err != nil {
@@ -317,9 +338,9 @@ func (w *dirWalker) walk(dirPath string, st statInfo, mt *mutableTree) error {
 		}
 		switch cst.mode & ModeTypeMask {
 		case ModeDir:
-			sub := newMutableTree()
+			sub := NewMutableTree()
 			mt.dirs[name] = sub
-			if err := w.walk(p, cst, sub); err != nil {
+			if err := w.walk(p, path.Join(rel, name), cst, sub); err != nil {
 				return err
 			}
 		case ModeRegular, ModeSymlink:
@@ -444,7 +465,12 @@ func (p *progressCounter) report() {
 
 // finishCommit writes the trees and the commit object, points the branch at it, and commits the
 // transaction.
-func finishCommit(ctx context.Context, tx *Transaction, root *mutableTree, cfg *commitConfig) (Checksum, error) {
+func finishCommit(ctx context.Context, tx *Transaction, root *MutableTree, cfg *commitConfig) (Checksum, error) {
+	if cfg.edit != nil {
+		if err := cfg.edit(ctx, tx, root); err != nil {
+			return Checksum{}, err
+		}
+	}
 	rootTree, rootMeta, err := root.write(tx)
 	if err != nil {
 		return Checksum{}, err
@@ -543,7 +569,7 @@ func (r *Repo) CommitEntries(ctx context.Context, src EntrySource, opts ...Commi
 		return Checksum{}, err
 	}
 	defer tx.Abort()
-	root := newMutableTree()
+	root := NewMutableTree()
 	var prog progressCounter
 	prog.fn = cfg.progress
 	for {
@@ -593,12 +619,12 @@ func splitEntryPath(p string) ([]string, error) {
 
 // lookupDir walks to the directory named by parts, creating missing ones; a file in the way is
 // replaced by a directory, as when a tar archive does so.
-func (t *mutableTree) lookupDir(parts []string) *mutableTree {
+func (t *MutableTree) lookupDir(parts []string) *MutableTree {
 	for _, name := range parts {
 		sub, ok := t.dirs[name]
 		if !ok {
 			delete(t.files, name)
-			sub = newMutableTree()
+			sub = NewMutableTree()
 			t.dirs[name] = sub
 		}
 		t = sub
@@ -606,7 +632,7 @@ func (t *mutableTree) lookupDir(parts []string) *mutableTree {
 	return t
 }
 
-func (t *mutableTree) lookupFile(parts []string) (*Checksum, bool) {
+func (t *MutableTree) lookupFile(parts []string) (*Checksum, bool) {
 	if len(parts) == 0 {
 		return nil, false
 	}
@@ -622,7 +648,7 @@ func (t *mutableTree) lookupFile(parts []string) (*Checksum, bool) {
 	return c, ok
 }
 
-func addEntry(tx *Transaction, root *mutableTree, e *Entry, cfg *commitConfig, prog *progressCounter) error {
+func addEntry(tx *Transaction, root *MutableTree, e *Entry, cfg *commitConfig, prog *progressCounter) error {
 	parts, err := splitEntryPath(e.Path)
 	if err != nil {
 		return err

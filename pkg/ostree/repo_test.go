@@ -462,3 +462,42 @@ func TestCheckoutDoesNotFollowSymlinks(t *testing.T) {
 		t.Fatalf("d/f = %q, %v", data, err)
 	}
 }
+
+func TestCommitDirSkipAndEdit(t *testing.T) {
+	ctx := context.Background()
+	src := t.TempDir()
+	writeTree(t, src, map[string]string{"etc/os-release": "ID=test\n", "dev/null-ish": "x", "boot/vmlinuz-6.1": "kernel", "usr/bin/sh": "sh"})
+	r := testRepo(t, ModeArchive)
+	c, err := r.CommitDir(ctx, src, fixedTime,
+		WithSkipContents(func(p string) bool { return p == "dev" }),
+		WithTreeEdit(func(ctx context.Context, tx *Transaction, root *MutableTree) error {
+			if err := root.Rename("etc", "usr/etc"); err != nil {
+				return err
+			}
+			if _, err := root.MkdirAll("usr/lib/modules/6.1", Checksum{}); err != nil {
+				return err
+			}
+			if err := root.Rename("boot/vmlinuz-6.1", "usr/lib/modules/6.1/vmlinuz"); err != nil {
+				return err
+			}
+			if err := root.Rename("usr", "usr/x"); err == nil {
+				return errors.New("moved a directory into itself")
+			}
+			return nil
+		}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var paths []string
+	if err := r.Walk(ctx, c, "/", WalkOptions{Recursive: true}, func(e *TreeEntry) error {
+		paths = append(paths, e.Path)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	got := strings.Join(paths, " ")
+	want := "/ /boot /dev /usr /usr/bin /usr/bin/sh /usr/etc /usr/etc/os-release /usr/lib /usr/lib/modules /usr/lib/modules/6.1 /usr/lib/modules/6.1/vmlinuz"
+	if got != want {
+		t.Errorf("tree = %s\nwant   %s", got, want)
+	}
+}
