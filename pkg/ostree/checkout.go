@@ -28,8 +28,8 @@ type checkoutConfig struct {
 	forceCopy bool
 }
 
-// WithUnion checks out over an existing tree: files are replaced, directories merged, and the
-// metadata of each directory in the commit applied to it (as a later container layer wins).
+// WithUnion checks out over an existing tree: files are replaced and directories merged; a
+// directory that exists keeps its owner, mode and xattrs, as with `ostree checkout --union`.
 func WithUnion() CheckoutOption { return func(c *checkoutConfig) { c.union = true } }
 
 // WithWhiteouts processes container-layer whiteouts: a file ".wh.NAME" removes NAME from the
@@ -67,6 +67,7 @@ func (r *Repo) CheckoutTree(ctx context.Context, tree, meta Checksum, dest strin
 		o(cfg)
 	}
 	err := os.Mkdir(dest, 0o700)
+	created := err == nil
 	if err != nil {
 		if !errors.Is(err, os.ErrExist) || !cfg.union {
 			if errors.Is(err, os.ErrExist) {
@@ -82,7 +83,7 @@ func (r *Repo) CheckoutTree(ctx context.Context, tree, meta Checksum, dest strin
 	defer unix.Close(fd)
 	co := &checkouter{r: r, cfg: cfg, ctx: ctx}
 	co.hardlink = !cfg.forceCopy && (r.mode == ModeBare || r.mode == ModeBareUser && cfg.userMode)
-	return co.dir(fd, dest, tree, meta)
+	return co.dir(fd, dest, tree, meta, created)
 }
 
 type checkouter struct {
@@ -93,7 +94,7 @@ type checkouter struct {
 	buf      []byte
 }
 
-func (co *checkouter) dir(fd int, path string, treeC, metaC Checksum) error {
+func (co *checkouter) dir(fd int, path string, treeC, metaC Checksum, created bool) error {
 	if err := co.ctx.Err(); err != nil {
 		return err
 	}
@@ -137,20 +138,24 @@ func (co *checkouter) dir(fd int, path string, treeC, metaC Checksum) error {
 	}
 	for _, d := range tree.Dirs {
 		child := filepath.Join(path, d.Name)
-		if err := co.makeDir(fd, d.Name, child); err != nil {
+		made, err := co.makeDir(fd, d.Name, child)
+		if err != nil {
 			return err
 		}
 		cfd, err := unix.Openat(fd, d.Name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 		if err != nil {
 			return fmt.Errorf("checkout: opening %s: %w", child, err)
 		}
-		err = co.dir(cfd, child, d.Tree, d.Meta)
+		err = co.dir(cfd, child, d.Tree, d.Meta, made)
 		unix.Close(cfd)
 		if err != nil {
 			return err
 		}
 	}
 	// Directory metadata last, so that a read-only directory is filled before it is closed.
+	if !created {
+		return nil
+	}
 	if !co.cfg.userMode {
 		if err := unix.Fchown(fd, int(meta.UID), int(meta.GID)); err != nil {
 			return fmt.Errorf("checkout %s: %w (check out as root, or use user mode)", path, err)
@@ -169,33 +174,33 @@ func (co *checkouter) dir(fd int, path string, treeC, metaC Checksum) error {
 	return nil
 }
 
-// makeDir creates a directory; in union mode an existing directory is kept and anything else in
-// the way removed.
-func (co *checkouter) makeDir(fd int, name, path string) error {
+// makeDir creates a directory and reports whether it did; in union mode an existing directory is
+// kept and anything else in the way removed.
+func (co *checkouter) makeDir(fd int, name, path string) (bool, error) {
 	err := unix.Mkdirat(fd, name, 0o700)
-	if err == nil || !errors.Is(err, unix.EEXIST) {
-		if err != nil {
-			return fmt.Errorf("checkout: creating %s: %w", path, err)
-		}
-		return nil
+	if err == nil {
+		return true, nil
+	}
+	if !errors.Is(err, unix.EEXIST) {
+		return false, fmt.Errorf("checkout: creating %s: %w", path, err)
 	}
 	if !co.cfg.union {
-		return fmt.Errorf("checkout: %s already exists", path)
+		return false, fmt.Errorf("checkout: %s already exists", path)
 	}
 	var st unix.Stat_t
 	if err := unix.Fstatat(fd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
-		return fmt.Errorf("checkout: %s: %w", path, err)
+		return false, fmt.Errorf("checkout: %s: %w", path, err)
 	}
 	if st.Mode&unix.S_IFMT == unix.S_IFDIR {
-		return nil
+		return false, nil
 	}
 	if err := unix.Unlinkat(fd, name, 0); err != nil {
-		return fmt.Errorf("checkout: replacing %s: %w", path, err)
+		return false, fmt.Errorf("checkout: replacing %s: %w", path, err)
 	}
 	if err := unix.Mkdirat(fd, name, 0o700); err != nil {
-		return fmt.Errorf("checkout: creating %s: %w", path, err)
+		return false, fmt.Errorf("checkout: creating %s: %w", path, err)
 	}
-	return nil
+	return true, nil
 }
 
 // clearDir removes everything inside path.

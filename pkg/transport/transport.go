@@ -1,0 +1,319 @@
+// Package transport reads and writes images at image references (package imgref): OCI layout
+// directories, OCI archives, registries, and containers-storage.
+package transport
+
+import (
+	"archive/tar"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/match"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	rtransport "github.com/google/go-containerregistry/pkg/v1/remote/transport"
+
+	"github.com/bootc-go/bootc/pkg/imgref"
+)
+
+// RefNameAnnotation tags images in an OCI layout's index.
+const RefNameAnnotation = "org.opencontainers.image.ref.name"
+
+// ErrNotFound reports an image reference with no image behind it.
+var ErrNotFound = errors.New("image not found")
+
+// Write stores img at ref and returns the manifest digest. An image already there under the same
+// tag is replaced.
+func Write(ctx context.Context, img v1.Image, ref imgref.Ref) (v1.Hash, error) {
+	digest, err := img.Digest()
+	if err != nil {
+		return v1.Hash{}, err
+	}
+	switch ref.Transport {
+	case imgref.OCI:
+		return digest, writeLayout(img, ref.Name, ref.Tag)
+	case imgref.OCIArchive:
+		return digest, writeArchive(img, ref.Name, ref.Tag)
+	case imgref.Registry:
+		r, err := name.ParseReference(ref.Name)
+		if err != nil {
+			return v1.Hash{}, fmt.Errorf("%s: %w", ref, err)
+		}
+		if err := remote.Write(r, img, remote.WithContext(ctx), remote.WithAuthFromKeychain(authn.DefaultKeychain)); err != nil {
+			return v1.Hash{}, fmt.Errorf("pushing to %s: %w", ref, err)
+		}
+		return digest, nil
+	case imgref.ContainersStorage:
+		return digest, writeContainersStorage(ctx, img, ref)
+	}
+	return v1.Hash{}, fmt.Errorf("writing to %s: unsupported transport", ref)
+}
+
+func writeLayout(img v1.Image, dir, tag string) error {
+	p, err := layout.FromPath(dir)
+	if err != nil {
+		if p, err = layout.Write(dir, empty.Index); err != nil {
+			return fmt.Errorf("creating OCI layout %s: %w", dir, err)
+		}
+	}
+	var opts []layout.Option
+	matcher := match.Annotation(RefNameAnnotation, tag)
+	if tag != "" {
+		opts = append(opts, layout.WithAnnotations(map[string]string{RefNameAnnotation: tag}))
+	} else {
+		// Untagged: replace the untagged image, if any.
+		matcher = func(d v1.Descriptor) bool { _, tagged := d.Annotations[RefNameAnnotation]; return !tagged }
+	}
+	if err := p.ReplaceImage(img, matcher, opts...); err != nil {
+		return fmt.Errorf("writing OCI layout %s: %w", dir, err)
+	}
+	return nil
+}
+
+// writeArchive writes an OCI layout into a temporary directory beside file, then tars it
+// reproducibly (sorted names, mtime 0, root-owned) into a temporary file renamed over file.
+func writeArchive(img v1.Image, file, tag string) error {
+	dir, err := os.MkdirTemp(filepath.Dir(file), ".oci-archive-")
+	if err != nil {
+		return fmt.Errorf("writing %s: %w", file, err)
+	}
+	defer os.RemoveAll(dir)
+	if err := writeLayout(img, dir, tag); err != nil {
+		return err
+	}
+	tmp := filepath.Join(dir, ".archive.tar")
+	f, err := os.Create(tmp)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	tw := tar.NewWriter(f)
+	var paths []string
+	err = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if p != dir && p != tmp {
+			paths = append(paths, p)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	sort.Strings(paths)
+	for _, p := range paths {
+		st, err := os.Lstat(p)
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, p)
+		h := &tar.Header{Name: filepath.ToSlash(rel), ModTime: time.Unix(0, 0), Format: tar.FormatPAX}
+		if st.IsDir() {
+			h.Typeflag, h.Name, h.Mode = tar.TypeDir, h.Name+"/", 0o755
+			if err := tw.WriteHeader(h); err != nil {
+				return err
+			}
+			continue
+		}
+		h.Typeflag, h.Mode, h.Size = tar.TypeReg, 0o644, st.Size()
+		if err := tw.WriteHeader(h); err != nil {
+			return err
+		}
+		src, err := os.Open(p)
+		if err != nil {
+			return err
+		}
+		_, err = io.Copy(tw, src)
+		src.Close()
+		if err != nil {
+			return err
+		}
+	}
+	if err := tw.Close(); err != nil {
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, file); err != nil {
+		return fmt.Errorf("writing %s: %w", file, err)
+	}
+	return nil
+}
+
+// Image is an image read from a reference; Close releases what reading it needed (an unpacked
+// archive).
+type Image struct {
+	v1.Image
+	close func() error
+}
+
+// Close releases the image.
+func (i *Image) Close() error {
+	if i.close != nil {
+		return i.close()
+	}
+	return nil
+}
+
+// Read opens the image at ref, for the given platform when ref names a multi-platform index.
+func Read(ctx context.Context, ref imgref.Ref, platform v1.Platform) (*Image, error) {
+	switch ref.Transport {
+	case imgref.OCI:
+		img, err := readLayout(ref.Name, ref.Tag, platform)
+		if err != nil {
+			return nil, err
+		}
+		return &Image{Image: img}, nil
+	case imgref.OCIArchive:
+		dir, err := os.MkdirTemp("", "bootc-oci-archive-")
+		if err != nil {
+			return nil, err
+		}
+		if err := extractArchive(ref.Name, dir); err != nil {
+			os.RemoveAll(dir)
+			return nil, err
+		}
+		img, err := readLayout(dir, ref.Tag, platform)
+		if err != nil {
+			os.RemoveAll(dir)
+			return nil, fmt.Errorf("%s: %w", ref, err)
+		}
+		return &Image{Image: img, close: func() error { return os.RemoveAll(dir) }}, nil
+	case imgref.Registry:
+		r, err := name.ParseReference(ref.Name)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", ref, err)
+		}
+		img, err := remote.Image(r, remote.WithContext(ctx), remote.WithAuthFromKeychain(authn.DefaultKeychain), remote.WithPlatform(platform))
+		if err != nil {
+			var te *rtransport.Error
+			if errors.As(err, &te) && te.StatusCode == http.StatusNotFound {
+				return nil, fmt.Errorf("%w: %s", ErrNotFound, ref)
+			}
+			return nil, fmt.Errorf("reading %s: %w", ref, err)
+		}
+		return &Image{Image: img}, nil
+	case imgref.ContainersStorage:
+		return readContainersStorage(ctx, ref)
+	}
+	return nil, fmt.Errorf("reading %s: unsupported transport", ref)
+}
+
+func readLayout(dir, tag string, platform v1.Platform) (v1.Image, error) {
+	p, err := layout.FromPath(dir)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("%w: no OCI layout at %s", ErrNotFound, dir)
+		}
+		return nil, fmt.Errorf("reading OCI layout %s: %w", dir, err)
+	}
+	idx, err := p.ImageIndex()
+	if err != nil {
+		return nil, err
+	}
+	m, err := idx.IndexManifest()
+	if err != nil {
+		return nil, err
+	}
+	for _, d := range m.Manifests {
+		if tag != "" && d.Annotations[RefNameAnnotation] != tag {
+			continue
+		}
+		if tag == "" && len(m.Manifests) > 1 {
+			if _, tagged := d.Annotations[RefNameAnnotation]; tagged {
+				continue
+			}
+		}
+		if d.MediaType.IsIndex() {
+			child, err := idx.ImageIndex(d.Digest)
+			if err != nil {
+				return nil, err
+			}
+			cm, err := child.IndexManifest()
+			if err != nil {
+				return nil, err
+			}
+			for _, cd := range cm.Manifests {
+				if cd.Platform != nil && cd.Platform.Satisfies(platform) {
+					return child.Image(cd.Digest)
+				}
+			}
+			return nil, fmt.Errorf("%w: no image for %s/%s in %s", ErrNotFound, platform.OS, platform.Architecture, dir)
+		}
+		return idx.Image(d.Digest)
+	}
+	if tag != "" {
+		return nil, fmt.Errorf("%w: no image tagged %q in %s", ErrNotFound, tag, dir)
+	}
+	return nil, fmt.Errorf("%w: no untagged image in %s (name one with %s:TAG)", ErrNotFound, dir, dir)
+}
+
+// extractArchive unpacks an OCI archive, accepting only plain files and directories inside dir.
+func extractArchive(file, dir string) error {
+	f, err := os.Open(file)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("%w: %s does not exist", ErrNotFound, file)
+		}
+		return err
+	}
+	defer f.Close()
+	tr := tar.NewReader(f)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("reading %s: %w", file, err)
+		}
+		for _, comp := range strings.Split(h.Name, "/") {
+			if comp == ".." {
+				return fmt.Errorf("%s: unsafe path %q in archive", file, h.Name)
+			}
+		}
+		clean := filepath.Clean("/" + h.Name)
+		if clean == "/" {
+			continue
+		}
+		target := filepath.Join(dir, clean)
+		switch h.Typeflag {
+		case tar.TypeDir:
+			if err := os.MkdirAll(target, 0o755); err != nil {
+				return err
+			}
+		case tar.TypeReg:
+			if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
+				return err
+			}
+			out, err := os.OpenFile(target, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+			if err != nil {
+				return fmt.Errorf("%s: %w", file, err)
+			}
+			_, err = io.Copy(out, tr)
+			out.Close()
+			if err != nil {
+				return fmt.Errorf("%s: %w", file, err)
+			}
+		default:
+			return fmt.Errorf("%s: unexpected entry %q of type %q in an OCI archive", file, h.Name, h.Typeflag)
+		}
+	}
+}
