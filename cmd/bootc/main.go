@@ -64,6 +64,7 @@ without libostree, and are compatible with the ostree CLI's flags.`,
 		HideHelpCommand:      true,
 		Commands: []*cli.Command{
 			ostreeCommand(),
+			composeCommand(),
 		},
 		ExitErrHandler: func(*cli.Context, error) {}, // Main prints errors and picks exit codes
 		OnUsageError: func(c *cli.Context, err error, isSubcommand bool) error {

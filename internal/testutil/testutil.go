@@ -31,6 +31,7 @@ var debianPackages = map[string]string{
 	"etcdctl":            "etcd-client",
 	"mkfs.ext4":          "e2fsprogs",
 	"time":               "time",
+	"rpmbuild":           "rpm",
 }
 
 // DebianPackage returns the Debian package that provides the command name.

@@ -249,4 +249,3 @@ func importContent(tx *ostree.Transaction, h *tar.Header, r io.Reader, want ostr
 	}
 	return true, nil
 }
-

@@ -1,0 +1,43 @@
+package bootable
+
+import (
+	"maps"
+	"testing"
+)
+
+func TestParseOSRelease(t *testing.T) {
+	got := parseOSRelease([]byte(`# comment
+NAME="Debian GNU/Linux"
+VERSION_ID="12"
+ID=debian
+PRETTY_NAME='single "quoted"'
+ESCAPED="a \"b\" \$c \\d"
+ SPACED = no
+BROKEN
+EMPTY=
+`))
+	want := map[string]string{
+		"NAME": "Debian GNU/Linux", "VERSION_ID": "12", "ID": "debian",
+		"PRETTY_NAME": `single "quoted"`, "ESCAPED": `a "b" $c \d`, "EMPTY": "",
+	}
+	if !maps.Equal(got, want) {
+		t.Errorf("got %q\nwant %q", got, want)
+	}
+	if v := osReleaseVersion(map[string]string{"VERSION": "12 (bookworm)"}); v != "12 (bookworm)" {
+		t.Errorf("VERSION fallback: %q", v)
+	}
+	if v := osReleaseVersion(map[string]string{"VERSION": "12 (bookworm)", "VERSION_ID": "12"}); v != "12" {
+		t.Errorf("VERSION_ID first: %q", v)
+	}
+}
+
+func TestSkipContents(t *testing.T) {
+	for p, want := range map[string]bool{
+		"dev": true, "proc": true, "sys": true, "run": true, "tmp": true, "boot/grub": true, "boot/efi/EFI": true,
+		"boot": false, "var": false, "var/tmp": false, "usr/dev": false, "devices": false, "bootx": false,
+	} {
+		if got := skipContents(p); got != want {
+			t.Errorf("skipContents(%q) = %v, want %v", p, got, want)
+		}
+	}
+}
