@@ -1,12 +1,14 @@
 # Build, test and demo entry points. See README.md.
 
 GO        ?= go
+# Everything builds and tests without cgo, as the shipped binary does.
+export CGO_ENABLED = 0
 GO_TAGS   ?= containers_image_openpgp
 BIN       ?= bin/bootc
 FUZZTIME  ?= 10s
 BENCH_MODE ?= bare-user
 
-.PHONY: all build deps vet test fuzz-smoke fuzz demo bench clean
+.PHONY: all build deps vet test fuzz-smoke fuzz demo bench bench-update-size bench-encapsulate clean
 
 all: build
 
@@ -33,8 +35,17 @@ fuzz:
 demo: deps build
 	BOOTC=$(BIN) scripts/demo.sh
 
+# All benchmarks; each also has its own target.
 bench: deps build
 	bench/ostree-commit/run.sh $(BENCH_MODE)
+	bench/update-size/run.sh
+	bench/encapsulate/run.sh
+
+bench-update-size: deps build
+	bench/update-size/run.sh
+
+bench-encapsulate: deps build
+	bench/encapsulate/run.sh
 
 clean:
 	rm -rf bin

@@ -5,7 +5,7 @@
 set -euo pipefail
 
 # One package per word; extend this list as the test suite grows.
-PACKAGES="ostree debootstrap attr zstd time rpm podman skopeo runc netavark"
+PACKAGES="ostree debootstrap attr zstd time rpm podman skopeo runc netavark docker-registry busybox-static libbtrfs-dev"
 
 missing=()
 for pkg in ${PACKAGES}; do

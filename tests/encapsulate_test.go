@@ -47,7 +47,7 @@ func debianWithKernel(t *testing.T) string {
 // symlinks and hardlinks, and skopeo sees its labels.
 func TestEncapsulateDebianRunsInPodman(t *testing.T) {
 	testutil.RequireTool(t, "skopeo")
-	pm := newPodman(t)
+	pm := testutil.NewPodman(t)
 	ctx := context.Background()
 	rootfs := debianWithKernel(t)
 	repo, err := ostree.Init(ctx, filepath.Join(t.TempDir(), "repo"), ostree.ModeBareUser)
@@ -122,7 +122,7 @@ bash -c 'echo programs run'
 	if hardA != "" && hardB != "" {
 		script += fmt.Sprintf("[ $(stat -c %%i %s) = $(stat -c %%i %s) ] && echo hardlinked\n", strings.TrimPrefix(hardA, rootfs), strings.TrimPrefix(hardB, rootfs))
 	}
-	out := pm.mustRun("run", "--rm", "--network", "none", "oci-archive:"+archive, "/bin/sh", "-c", script)
+	out := pm.MustRun("run", "--rm", "--network", "none", "oci-archive:"+archive, "/bin/sh", "-c", script)
 	want := []string{fileSHA(t, filepath.Join(rootfs, "usr/bin/bash"))}
 	for _, p := range []string{"usr/bin/su", "usr/bin/chage", "var/mail"} {
 		st := mustStat(t, filepath.Join(rootfs, p))

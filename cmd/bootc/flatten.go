@@ -13,7 +13,9 @@ import (
 
 // flattenImage applies the layers of the image at ref, in order and with whiteouts honoured, to a
 // new directory dest, going through repo so that every file is checked as it is stored. It
-// returns the image's creation time.
+// returns the image's creation time. An ostree-container image's embedded repository lands in
+// dest/sysroot like any other files (its objects are the checkout's files, so the repository
+// stores them once); composing the tree leaves /sysroot out.
 func flattenImage(c *cli.Context, repo *ostree.Repo, ref imgref.Ref, dest string) (time.Time, error) {
 	img, err := transport.Read(c.Context, ref, hostPlatform)
 	if err != nil {

@@ -14,9 +14,14 @@ import (
 	"syscall"
 
 	"github.com/urfave/cli/v2"
+	"go.podman.io/storage/pkg/reexec"
 )
 
 func main() {
+	// containers-storage runs some of its work in a re-executed copy of this binary.
+	if reexec.Init() {
+		return
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := Main(ctx, os.Args, os.Stdout, os.Stderr)
 	stop()

@@ -9,8 +9,17 @@ import (
 	"testing"
 	"time"
 
+	"go.podman.io/storage/pkg/reexec"
+
 	"github.com/bootc-go/bootc/internal/testutil"
 )
+
+func TestMain(m *testing.M) {
+	if reexec.Init() { // containers-storage re-executes the test binary
+		return
+	}
+	os.Exit(m.Run())
+}
 
 // run runs the CLI in-process and returns stdout, stderr and the exit code.
 func run(t *testing.T, args ...string) (string, string, int) {

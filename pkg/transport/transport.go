@@ -1,5 +1,8 @@
 // Package transport reads and writes images at image references (package imgref): OCI layout
 // directories, OCI archives, registries, and containers-storage.
+//
+// Programs that use containers-storage must call go.podman.io/storage/pkg/reexec.Init first thing
+// in main (and in TestMain): the store runs some of its work in a re-executed copy of the binary.
 package transport
 
 import (

@@ -58,11 +58,13 @@ var ErrEtcConflict = errors.New("the rootfs has both /etc and a non-empty /usr/e
 // both exist and differ.
 var ErrKernelFileConflict = errors.New("kernel file conflict")
 
-// apiDirs are the directories stored empty, and the mode each gets if the rootfs lacks it.
+// apiDirs are the directories stored empty, and the mode each gets if the rootfs lacks it. /sysroot
+// is where the host mounts its physical root; in an ostree-container image it holds the embedded
+// repository, which is never part of the tree.
 var apiDirs = []struct {
 	name string
 	mode uint32
-}{{"boot", 0o755}, {"dev", 0o755}, {"proc", 0o755}, {"sys", 0o755}, {"run", 0o755}, {"tmp", 0o1777}}
+}{{"boot", 0o755}, {"dev", 0o755}, {"proc", 0o755}, {"sys", 0o755}, {"run", 0o755}, {"tmp", 0o1777}, {"sysroot", 0o755}}
 
 // bootSymlinks are the symlinks at the root that Debian's kernel packages point into /boot.
 var bootSymlinks = []string{"vmlinuz", "vmlinuz.old", "initrd.img", "initrd.img.old"}
