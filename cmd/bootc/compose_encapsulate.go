@@ -22,7 +22,7 @@ func imageFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringSliceFlag{Name: "label", Usage: "add label K=V to the image (repeatable)"},
 		&cli.IntFlag{Name: "max-layers", Value: encapsulate.DefaultMaxLayers, Usage: "at most this many layers in the image, layer 0 included (1: a single layer)"},
-		&cli.StringFlag{Name: "compression", Value: "gzip", Usage: "layer compression: gzip or zstd"},
+		&cli.StringFlag{Name: "compression", Value: "gzip", Usage: "layer compression: gzip, zstd or zstd:chunked"},
 		&cli.StringFlag{Name: "previous-build", Usage: "keep the layer assignment of this image (default: the image already at the output, if it is chunked)"},
 		&cli.BoolFlag{Name: "no-previous-build", Usage: "do not reuse the layout of the image already at the output"},
 		&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no progress"},

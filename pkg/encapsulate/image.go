@@ -281,12 +281,12 @@ func assemble(ctx context.Context, ix *commitIndex, plan []chunk.Layer, cfg *con
 	if subject == "" {
 		subject = "ostree export of commit " + ix.checksum.String()
 	}
-	adds := []mutate.Addendum{{Layer: layers[0], History: v1.History{Created: v1.Time{Time: created}, CreatedBy: subject}, MediaType: cfg.compression.mediaType()}}
+	adds := []mutate.Addendum{{Layer: layers[0], History: v1.History{Created: v1.Time{Time: created}, CreatedBy: subject}, MediaType: cfg.compression.mediaType(), Annotations: layerAnnotations(layers[0], nil)}}
 	for i, l := range plan {
 		adds = append(adds, mutate.Addendum{
 			Layer:       layers[i+1],
 			History:     v1.History{Created: v1.Time{Time: created}, CreatedBy: layerName(l)},
-			Annotations: map[string]string{AnnotationComponents: strings.Join(l.Components, ",")},
+			Annotations: layerAnnotations(layers[i+1], map[string]string{AnnotationComponents: strings.Join(l.Components, ",")}),
 			MediaType:   cfg.compression.mediaType(),
 		})
 	}
@@ -295,6 +295,21 @@ func assemble(ctx context.Context, ix *commitIndex, plan []chunk.Layer, cfg *con
 		return nil, err
 	}
 	return mutate.Annotations(img, labels).(v1.Image), nil
+}
+
+// layerAnnotations merges a layer's own annotations (compression metadata) with ours; nil if none.
+func layerAnnotations(l *fileLayer, ours map[string]string) map[string]string {
+	if len(l.annotations) == 0 {
+		return ours
+	}
+	out := map[string]string{}
+	for k, v := range l.annotations {
+		out[k] = v
+	}
+	for k, v := range ours {
+		out[k] = v
+	}
+	return out
 }
 
 func parseChecksums(hexes []string) ([]ostree.Checksum, error) {

@@ -12,6 +12,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
+	"go.podman.io/storage/pkg/chunked/compressor"
 )
 
 // Compression is how layers are compressed.
@@ -21,21 +22,22 @@ type Compression string
 const (
 	Gzip Compression = "gzip"
 	Zstd Compression = "zstd"
+	// ZstdChunked is zstd with the table of contents containers/storage uses to fetch only the
+	// files a host lacks (podman's zstd:chunked); other clients read it as plain zstd.
+	ZstdChunked Compression = "zstd:chunked"
 )
 
 // ParseCompression parses a --compression value.
 func ParseCompression(s string) (Compression, error) {
 	switch Compression(s) {
-	case Gzip, Zstd:
+	case Gzip, Zstd, ZstdChunked:
 		return Compression(s), nil
-	case "zstd:chunked":
-		return "", fmt.Errorf("compression zstd:chunked is not supported yet; use gzip or zstd")
 	}
-	return "", fmt.Errorf("unknown compression %q: use gzip or zstd", s)
+	return "", fmt.Errorf("unknown compression %q: use gzip, zstd or zstd:chunked", s)
 }
 
 func (c Compression) mediaType() types.MediaType {
-	if c == Zstd {
+	if c == Zstd || c == ZstdChunked {
 		return types.OCILayerZStd
 	}
 	return types.OCILayer
@@ -48,6 +50,8 @@ type fileLayer struct {
 	diffID      v1.Hash
 	size        int64
 	compression Compression
+	// annotations are the layer descriptor's (zstd:chunked's table of contents position).
+	annotations map[string]string
 }
 
 var _ v1.Layer = (*fileLayer)(nil)
@@ -63,7 +67,7 @@ func (l *fileLayer) Uncompressed() (io.ReadCloser, error) {
 		return nil, err
 	}
 	switch l.compression {
-	case Zstd:
+	case Zstd, ZstdChunked:
 		zr, err := zstd.NewReader(f, zstd.WithDecoderConcurrency(1))
 		if err != nil {
 			f.Close()
@@ -109,7 +113,11 @@ func writeLayerFile(path string, c Compression, write func(io.Writer) error) (*f
 	blobHash := &countingHash{h: sha256.New()}
 	bw := bufio.NewWriterSize(io.MultiWriter(f, blobHash), 1<<20)
 	var zw io.WriteCloser
+	annotations := map[string]string{}
 	switch c {
+	case ZstdChunked:
+		level := 3
+		zw, err = compressor.ZstdCompressor(bw, annotations, &level)
 	case Zstd:
 		zw, err = zstd.NewWriter(bw, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithEncoderConcurrency(1))
 	default:
@@ -141,5 +149,6 @@ func writeLayerFile(path string, c Compression, write func(io.Writer) error) (*f
 		diffID:      v1.Hash{Algorithm: "sha256", Hex: fmt.Sprintf("%x", tarHash.h.Sum(nil))},
 		size:        blobHash.n,
 		compression: c,
+		annotations: annotations,
 	}, nil
 }
