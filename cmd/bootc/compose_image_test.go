@@ -1,13 +1,17 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/bootc-go/bootc/internal/testutil"
+	"github.com/bootc-go/bootc/pkg/imgref"
+	"github.com/bootc-go/bootc/pkg/transport"
 )
 
 // busyboxRootfs writes a tiny bootable OS: busybox as the shell, a stand-in kernel, os-release.
@@ -112,5 +116,37 @@ func TestComposeImageStorageAndFrom(t *testing.T) {
 		"cat /etc/derived /usr/share/derived/file; test -e /etc/motd && echo motd-still-there; test -e /sysroot/ostree/repo/config && echo has-repo; cat /etc/os-release | head -1")
 	if want := "derived\ndata\nhas-repo\nID=tiny\n"; got != want {
 		t.Errorf("flattened image shows:\n%s\nwant:\n%s", got, want)
+	}
+}
+
+// Two builds of the same tree with the same SOURCE_DATE_EPOCH give the same manifest digest.
+func TestComposeImageReproducibleWithSourceDateEpoch(t *testing.T) {
+	rootfs := busyboxRootfs(t)
+	t.Setenv("SOURCE_DATE_EPOCH", "1700000000")
+	for _, comp := range []string{"gzip", "zstd"} {
+		var digests []string
+		for i := 0; i < 2; i++ {
+			layout := filepath.Join(t.TempDir(), "out")
+			out, errs, code := run(t, "compose", "image", "--rootfs", rootfs, "--compression", comp, "--output", "oci:"+layout+":1", "-q")
+			if code != 0 {
+				t.Fatalf("%s: exit %d: %s", comp, code, errs)
+			}
+			digests = append(digests, lastLine(out))
+			img, err := transport.Read(context.Background(), imgref.Ref{Transport: imgref.OCI, Name: layout, Tag: "1"}, hostPlatform)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cf, err := img.ConfigFile()
+			img.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := cf.Created.Time.UTC().Format(time.RFC3339); got != "2023-11-14T22:13:20Z" {
+				t.Errorf("%s: image created %s, want SOURCE_DATE_EPOCH's 2023-11-14T22:13:20Z", comp, got)
+			}
+		}
+		if digests[0] != digests[1] || !strings.HasPrefix(digests[0], "sha256:") {
+			t.Errorf("%s: two builds gave %v", comp, digests)
+		}
 	}
 }
