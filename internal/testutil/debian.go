@@ -84,7 +84,7 @@ func buildDebianTree(ctx context.Context, cacheDir string) (rootfs string, built
 	if err := os.MkdirAll(cacheDir, 0o755); err != nil {
 		return "", false, fmt.Errorf("create cache dir: %w", err)
 	}
-	unlock, err := lockFile(ctx, filepath.Join(cacheDir, debianTreeName+".lock"))
+	unlock, err := LockFile(ctx, filepath.Join(cacheDir, debianTreeName+".lock"))
 	if err != nil {
 		return "", false, err
 	}
@@ -101,7 +101,7 @@ func buildDebianTree(ctx context.Context, cacheDir string) (rootfs string, built
 		stale = append(stale, treeDir)
 	}
 	for _, dir := range stale {
-		if err := removeTree(dir); err != nil {
+		if err := RemoveTree(dir); err != nil {
 			return "", false, fmt.Errorf("remove stale %s: %w", dir, err)
 		}
 	}
@@ -116,7 +116,7 @@ func buildDebianTree(ctx context.Context, cacheDir string) (rootfs string, built
 	}
 	defer func() {
 		if err != nil {
-			_ = removeTree(tmp)
+			_ = RemoveTree(tmp)
 		}
 	}()
 	if err := os.Chmod(tmp, 0o755); err != nil {
@@ -128,7 +128,7 @@ func buildDebianTree(ctx context.Context, cacheDir string) (rootfs string, built
 		return "", false, err
 	}
 	// debootstrap unmounts what it mounted; make sure, before walking.
-	if err := unmountUnder(tmpRootfs); err != nil {
+	if err := UnmountUnder(tmpRootfs); err != nil {
 		return "", false, err
 	}
 	if err := SanitizeTree(tmpRootfs); err != nil {
@@ -161,7 +161,7 @@ func debootstrap(ctx context.Context, target, mirror string) error {
 		if attempt > 1 {
 			// Start over from scratch; a failed run can leave /proc etc.
 			// mounted inside the target.
-			if err := removeTree(target); err != nil {
+			if err := RemoveTree(target); err != nil {
 				return fmt.Errorf("clean up failed debootstrap: %w", err)
 			}
 			select {
@@ -179,7 +179,7 @@ func debootstrap(ctx context.Context, target, mirror string) error {
 		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 		cmd.Cancel = func() error { return unix.Kill(-cmd.Process.Pid, unix.SIGKILL) }
 		cmd.WaitDelay = 10 * time.Second
-		out := &tailBuffer{max: 16 << 10}
+		out := &TailBuffer{max: 16 << 10}
 		cmd.Stdout = out
 		cmd.Stderr = out
 		err := cmd.Run()
@@ -188,7 +188,7 @@ func debootstrap(ctx context.Context, target, mirror string) error {
 		}
 		lastErr = fmt.Errorf("debootstrap attempt %d/%d: %w\n%s", attempt, debootstrapRetries, err, out.String())
 	}
-	_ = unmountUnder(target)
+	_ = UnmountUnder(target)
 	return lastErr
 }
 
@@ -201,9 +201,9 @@ func writeMarker(path string) error {
 	return nil
 }
 
-// lockFile takes an exclusive flock on path, polling so that ctx can cancel
+// LockFile takes an exclusive flock on path, polling so that ctx can cancel
 // the wait. The returned function releases it.
-func lockFile(ctx context.Context, path string) (func(), error) {
+func LockFile(ctx context.Context, path string) (func(), error) {
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("open lock: %w", err)
@@ -259,10 +259,10 @@ func SanitizeTree(root string) error {
 	return nil
 }
 
-// removeTree unmounts anything mounted below dir (a failed debootstrap can
+// RemoveTree unmounts anything mounted below dir (a failed debootstrap can
 // leave /proc or /sys mounted in its target), then removes dir.
-func removeTree(dir string) error {
-	if err := unmountUnder(dir); err != nil {
+func RemoveTree(dir string) error {
+	if err := UnmountUnder(dir); err != nil {
 		return err
 	}
 	if err := os.RemoveAll(dir); err != nil {
@@ -271,9 +271,9 @@ func removeTree(dir string) error {
 	return nil
 }
 
-// unmountUnder lazily unmounts every mount point at or below dir, deepest
+// UnmountUnder lazily unmounts every mount point at or below dir, deepest
 // first.
-func unmountUnder(dir string) error {
+func UnmountUnder(dir string) error {
 	abs, err := filepath.Abs(dir)
 	if err != nil {
 		return fmt.Errorf("unmount under %s: %w", dir, err)
@@ -463,13 +463,16 @@ func parseOneLineMirror(r io.Reader, suite string) (string, error) {
 	return "", errNoMirror
 }
 
-// tailBuffer keeps the last max bytes written to it.
-type tailBuffer struct {
+// TailBuffer keeps the last max bytes written to it (make one with NewTailBuffer).
+// NewTailBuffer returns a TailBuffer keeping the last max bytes.
+func NewTailBuffer(max int) *TailBuffer { return &TailBuffer{max: max} }
+
+type TailBuffer struct {
 	max int
 	buf []byte
 }
 
-func (b *tailBuffer) Write(p []byte) (int, error) {
+func (b *TailBuffer) Write(p []byte) (int, error) {
 	b.buf = append(b.buf, p...)
 	if over := len(b.buf) - b.max; over > 0 {
 		b.buf = slices.Clone(b.buf[over:])
@@ -477,4 +480,4 @@ func (b *tailBuffer) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-func (b *tailBuffer) String() string { return string(b.buf) }
+func (b *TailBuffer) String() string { return string(b.buf) }

@@ -150,7 +150,7 @@ func TestSanitizeTree(t *testing.T) {
 
 func TestLockFileExcludes(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "x.lock")
-	unlock, err := lockFile(t.Context(), path)
+	unlock, err := LockFile(t.Context(), path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -158,11 +158,11 @@ func TestLockFileExcludes(t *testing.T) {
 	// in the same process contends like another process would.
 	ctx, cancel := contextWithTimeout(t, 600*time.Millisecond)
 	defer cancel()
-	if _, err := lockFile(ctx, path); err == nil {
+	if _, err := LockFile(ctx, path); err == nil {
 		t.Fatal("second lock succeeded while the first was held")
 	}
 	unlock()
-	unlock2, err := lockFile(t.Context(), path)
+	unlock2, err := LockFile(t.Context(), path)
 	if err != nil {
 		t.Fatalf("lock after unlock: %v", err)
 	}
