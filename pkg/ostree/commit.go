@@ -212,6 +212,14 @@ func (t *MutableTree) write(tx *Transaction) (Checksum, Checksum, error) {
 // once; identical files are stored once. Content is hashed and written by several workers at once.
 // Device nodes, FIFOs and sockets are refused.
 func (r *Repo) CommitDir(ctx context.Context, dir string, opts ...CommitOption) (Checksum, error) {
+	return r.commit(ctx, opts, func(tx *Transaction, cfg *commitConfig) (*MutableTree, error) {
+		return commitDirTree(ctx, tx, dir, cfg)
+	})
+}
+
+// commit runs build in a new transaction, then writes the tree it returns and the commit, and
+// publishes both; on any error the transaction is aborted.
+func (r *Repo) commit(ctx context.Context, opts []CommitOption, build func(*Transaction, *commitConfig) (*MutableTree, error)) (Checksum, error) {
 	cfg, err := newCommitConfig(opts)
 	if err != nil {
 		return Checksum{}, err
@@ -221,7 +229,7 @@ func (r *Repo) CommitDir(ctx context.Context, dir string, opts ...CommitOption) 
 		return Checksum{}, err
 	}
 	defer tx.Abort()
-	root, err := commitDirTree(ctx, tx, dir, cfg)
+	root, err := build(tx, cfg)
 	if err != nil {
 		return Checksum{}, err
 	}
@@ -560,35 +568,27 @@ type EntrySource interface {
 // CommitEntries commits a tree given as a stream of entries. A later entry for a path replaces an
 // earlier one, as in a tar archive.
 func (r *Repo) CommitEntries(ctx context.Context, src EntrySource, opts ...CommitOption) (Checksum, error) {
-	cfg, err := newCommitConfig(opts)
-	if err != nil {
-		return Checksum{}, err
-	}
-	tx, err := r.Begin(ctx)
-	if err != nil {
-		return Checksum{}, err
-	}
-	defer tx.Abort()
-	root := NewMutableTree()
-	var prog progressCounter
-	prog.fn = cfg.progress
-	for {
-		if err := ctx.Err(); err != nil {
-			return Checksum{}, err
+	return r.commit(ctx, opts, func(tx *Transaction, cfg *commitConfig) (*MutableTree, error) {
+		root := NewMutableTree()
+		prog := progressCounter{fn: cfg.progress}
+		for {
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
+			e, err := src.Next(ctx)
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				return nil, err
+			}
+			if err := addEntry(tx, root, e, cfg, &prog); err != nil {
+				return nil, fmt.Errorf("%s: %w", e.Path, err)
+			}
 		}
-		e, err := src.Next(ctx)
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return Checksum{}, err
-		}
-		if err := addEntry(tx, root, e, cfg, &prog); err != nil {
-			return Checksum{}, fmt.Errorf("%s: %w", e.Path, err)
-		}
-	}
-	prog.report()
-	return finishCommit(ctx, tx, root, cfg)
+		prog.report()
+		return root, nil
+	})
 }
 
 // splitEntryPath cleans an entry path into its components; nil is the root.
