@@ -17,6 +17,10 @@ const (
 	OCI               Transport = "oci"
 	OCIArchive        Transport = "oci-archive"
 	ContainersStorage Transport = "containers-storage"
+	// DockerArchive and Dir are parsed for compatibility with ostree-ext references; reading
+	// them is not supported.
+	DockerArchive Transport = "docker-archive"
+	Dir           Transport = "dir"
 )
 
 // Ref is an image reference with its transport.
@@ -62,11 +66,11 @@ func Parse(s string) (Ref, error) {
 			return Ref{}, fmt.Errorf("image reference %q: empty path", s)
 		}
 		return Ref{Transport: Transport(transport), Name: path, Tag: tag}, nil
-	case ContainersStorage:
+	case ContainersStorage, DockerArchive, Dir:
 		if rest == "" {
 			return Ref{}, fmt.Errorf("image reference %q: empty name", s)
 		}
-		return Ref{Transport: ContainersStorage, Name: rest}, nil
+		return Ref{Transport: Transport(transport), Name: rest}, nil
 	case "docker":
 		return Ref{}, fmt.Errorf("image reference %q: the docker transport is written docker://NAME", s)
 	}
