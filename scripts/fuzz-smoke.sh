@@ -32,7 +32,7 @@ for dir in "${dirs[@]}"; do
 	for name in "${names[@]}"; do
 		[[ -n "${name}" ]] || continue
 		echo "fuzz-smoke: ${dir} ${name} (${FUZZTIME})"
-		go test -tags "${GO_TAGS}" -run '^$' -fuzz "^${name}\$" -fuzztime "${FUZZTIME}" "${dir}"
+		go test -tags "${GO_TAGS}" -run '^$' -fuzz "^${name}\$" -fuzztime "${FUZZTIME}" -fuzzminimizetime "${FUZZMINIMIZETIME:-1s}" "${dir}"
 		count=$((count + 1))
 	done
 done

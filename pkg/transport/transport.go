@@ -16,7 +16,6 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"strings"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -28,6 +27,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	rtransport "github.com/google/go-containerregistry/pkg/v1/remote/transport"
 
+	"github.com/bootc-go/bootc/internal/ociarchive"
 	"github.com/bootc-go/bootc/pkg/imgref"
 )
 
@@ -189,8 +189,11 @@ func Read(ctx context.Context, ref imgref.Ref, platform v1.Platform) (*Image, er
 		if err != nil {
 			return nil, err
 		}
-		if err := extractArchive(ref.Name, dir); err != nil {
+		if err := ociarchive.Extract(ref.Name, dir); err != nil {
 			os.RemoveAll(dir)
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil, fmt.Errorf("%w: %s does not exist", ErrNotFound, ref.Name)
+			}
 			return nil, err
 		}
 		img, err := readLayout(dir, ref.Tag, platform)
@@ -266,57 +269,4 @@ func readLayout(dir, tag string, platform v1.Platform) (v1.Image, error) {
 		return nil, fmt.Errorf("%w: no image tagged %q in %s", ErrNotFound, tag, dir)
 	}
 	return nil, fmt.Errorf("%w: no untagged image in %s (name one with %s:TAG)", ErrNotFound, dir, dir)
-}
-
-// extractArchive unpacks an OCI archive, accepting only plain files and directories inside dir.
-func extractArchive(file, dir string) error {
-	f, err := os.Open(file)
-	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("%w: %s does not exist", ErrNotFound, file)
-		}
-		return err
-	}
-	defer f.Close()
-	tr := tar.NewReader(f)
-	for {
-		h, err := tr.Next()
-		if err == io.EOF {
-			return nil
-		}
-		if err != nil {
-			return fmt.Errorf("reading %s: %w", file, err)
-		}
-		for _, comp := range strings.Split(h.Name, "/") {
-			if comp == ".." {
-				return fmt.Errorf("%s: unsafe path %q in archive", file, h.Name)
-			}
-		}
-		clean := filepath.Clean("/" + h.Name)
-		if clean == "/" {
-			continue
-		}
-		target := filepath.Join(dir, clean)
-		switch h.Typeflag {
-		case tar.TypeDir:
-			if err := os.MkdirAll(target, 0o755); err != nil {
-				return err
-			}
-		case tar.TypeReg:
-			if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
-				return err
-			}
-			out, err := os.OpenFile(target, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
-			if err != nil {
-				return fmt.Errorf("%s: %w", file, err)
-			}
-			_, err = io.Copy(out, tr)
-			out.Close()
-			if err != nil {
-				return fmt.Errorf("%s: %w", file, err)
-			}
-		default:
-			return fmt.Errorf("%s: unexpected entry %q of type %q in an OCI archive", file, h.Name, h.Typeflag)
-		}
-	}
 }
