@@ -27,6 +27,8 @@ type ImportStats struct {
 	MetadataObjects, ContentObjects, NewContentObjects int
 	// Commits lists the commit objects the layer held.
 	Commits []ostree.Checksum
+	// Contents lists the content objects the layer held.
+	Contents []ostree.Checksum
 }
 
 const objectsPrefix = "sysroot/ostree/repo/objects/"
@@ -108,6 +110,7 @@ func ImportObjects(tx *ostree.Transaction, r io.Reader) (*ImportStats, error) {
 				return nil, err
 			}
 			st.ContentObjects++
+			st.Contents = append(st.Contents, sum)
 			if isNew {
 				st.NewContentObjects++
 			}
