@@ -206,18 +206,9 @@ func buildV1(ctx context.Context, cacheDir string) (err error) {
 	if err := testutil.UnmountUnder(rootfs); err != nil {
 		return err
 	}
-	if err := cleanApt(rootfs); err != nil {
-		return err
-	}
-	if err := testutil.SanitizeTree(rootfs); err != nil {
-		return err
-	}
-	if err := writePackages(ctx, rootfs, filepath.Join(tmp, "packages.txt")); err != nil {
-		return err
-	}
 	content := fmt.Sprintf("%s\nsuite=%s\nvariant=minbase\ninclude=linux-image-amd64\nbuilt=%s\n",
 		treeFormat, suite, time.Now().UTC().Format(time.RFC3339Nano))
-	if err := os.WriteFile(filepath.Join(tmp, marker), []byte(content), 0o644); err != nil {
+	if err := finishTree(ctx, tmp, rootfs, content); err != nil {
 		return err
 	}
 	return os.Rename(tmp, filepath.Join(cacheDir, v1Name))
@@ -415,6 +406,20 @@ func buildV2(ctx context.Context, cacheDir string, v1Marker []byte) (err error) 
 	if err := s.undo(); err != nil {
 		return err
 	}
+	content := fmt.Sprintf("%s\nsuite=%s\nsuites=%s %s-updates %s-security\ncommand=apt-get upgrade\nbase=%s\nbuilt=%s\n",
+		treeFormat, suite, suite, suite, suite, builtStamp(v1Marker), time.Now().UTC().Format(time.RFC3339Nano))
+	if err := finishTree(ctx, tmp, rootfs, content); err != nil {
+		return err
+	}
+	if err := logf.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp, filepath.Join(cacheDir, v2Name))
+}
+
+// finishTree readies a built tree for the cache: APT's leftovers and special files removed, the
+// package list written beside it, then the marker (last, so that it vouches for the rest).
+func finishTree(ctx context.Context, tmp, rootfs, content string) error {
 	if err := cleanApt(rootfs); err != nil {
 		return err
 	}
@@ -424,15 +429,7 @@ func buildV2(ctx context.Context, cacheDir string, v1Marker []byte) (err error) 
 	if err := writePackages(ctx, rootfs, filepath.Join(tmp, "packages.txt")); err != nil {
 		return err
 	}
-	content := fmt.Sprintf("%s\nsuite=%s\nsuites=%s %s-updates %s-security\ncommand=apt-get upgrade\nbase=%s\nbuilt=%s\n",
-		treeFormat, suite, suite, suite, suite, builtStamp(v1Marker), time.Now().UTC().Format(time.RFC3339Nano))
-	if err := os.WriteFile(filepath.Join(tmp, marker), []byte(content), 0o644); err != nil {
-		return err
-	}
-	if err := logf.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp, filepath.Join(cacheDir, v2Name))
+	return os.WriteFile(filepath.Join(tmp, marker), []byte(content), 0o644)
 }
 
 // cleanApt removes APT's package cache and indexes from the tree, as an image
