@@ -112,6 +112,7 @@ func formatFlag() *cli.StringFlag {
 	return &cli.StringFlag{Name: "format", Value: "text", Usage: "output format: text or json"}
 }
 
+// checkFormat reports whether --format asks for JSON; an unknown format is a usage error.
 func checkFormat(c *cli.Context) (bool, error) {
 	switch f := c.String("format"); f {
 	case "text", "humanreadable":
@@ -119,7 +120,7 @@ func checkFormat(c *cli.Context) (bool, error) {
 	case "json":
 		return true, nil
 	default:
-		return false, fmt.Errorf("unknown --format %q: use text or json", f)
+		return false, usageError(c, "unknown --format %q: use text or json", f)
 	}
 }
 

@@ -27,7 +27,7 @@ Examples:
 			}
 			asJSON, err := checkFormat(c)
 			if err != nil {
-				return usageError(c, "%v", err)
+				return err
 			}
 			repo, err := ostree.Open(c.Context, c.String("repo"))
 			if err != nil {

@@ -28,7 +28,7 @@ Examples:
 		Action: func(c *cli.Context) error {
 			asJSON, err := checkFormat(c)
 			if err != nil {
-				return usageError(c, "%v", err)
+				return err
 			}
 			repo, err := ostree.Open(c.Context, c.String("repo"))
 			if err != nil {
