@@ -60,16 +60,30 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 	return &cli.App{
 		Name:  "bootc",
 		Usage: "build, ship and deploy bootable container images (OSTree-native containers)",
-		Description: `bootc turns root filesystems into OSTree commits and OCI images, and deploys
-such images on hosts. The "ostree" commands work on OSTree repositories directly,
-without libostree, and are compatible with the ostree CLI's flags.`,
+		Description: `bootc turns root filesystems into OSTree commits and OCI images ("compose"), and
+deploys such images on hosts: install, switch, upgrade, rollback and status work on
+the running system or, with --sysroot DIR, on a sysroot directory. The "ostree"
+commands work on OSTree repositories directly, without libostree, and are
+compatible with the ostree CLI's flags.
+
+Examples:
+   bootc compose image --rootfs rootfs/ --output docker://registry.example/os:v1
+   bootc install to-filesystem --source-imgref docker://registry.example/os:v1 /mnt/root
+   bootc --sysroot /mnt/root upgrade --check
+   bootc status --format json`,
 		Writer:               stdout,
 		ErrWriter:            stderr,
 		EnableBashCompletion: true,
 		HideHelpCommand:      true,
+		Flags:                []cli.Flag{sysrootFlag()},
 		Commands: []*cli.Command{
-			ostreeCommand(),
+			statusCommand(),
+			switchCommand(),
+			upgradeCommand(),
+			rollbackCommand(),
+			installCommand(),
 			composeCommand(),
+			ostreeCommand(),
 		},
 		ExitErrHandler: func(*cli.Context, error) {}, // Main prints errors and picks exit codes
 		OnUsageError: func(c *cli.Context, err error, isSubcommand bool) error {

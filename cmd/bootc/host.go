@@ -1,0 +1,263 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os/exec"
+	"path/filepath"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/bootc-go/bootc/pkg/deploy"
+	"github.com/bootc-go/bootc/pkg/imgref"
+	"github.com/bootc-go/bootc/pkg/ostree"
+	"github.com/bootc-go/bootc/pkg/sysroot"
+)
+
+// The host verbs (status, switch, upgrade, rollback, install) work on the sysroot named by
+// the global --sysroot flag: "/" on a running system, or any directory holding one.
+
+func sysrootFlag() cli.Flag {
+	return &cli.StringFlag{
+		Name:    "sysroot",
+		Value:   "/",
+		Usage:   "the physical root holding ostree/repo and /boot (a directory for offline work)",
+		EnvVars: []string{"BOOTC_SYSROOT"},
+	}
+}
+
+func sysrootPath(c *cli.Context) string {
+	for _, ctx := range c.Lineage() {
+		if ctx.IsSet("sysroot") {
+			return ctx.String("sysroot")
+		}
+	}
+	return "/"
+}
+
+// sysrootError turns "this is no sysroot" into advice.
+func sysrootError(c *cli.Context, err error) error {
+	if errors.Is(err, sysroot.ErrNotSysroot) {
+		return fmt.Errorf("%w\nthis host was not installed by bootc (or ostree): install with 'bootc install to-filesystem --source-imgref IMAGE ROOT', or point --sysroot at a sysroot directory", err)
+	}
+	return err
+}
+
+// hostOp is a write operation on a sysroot: it holds the sysroot lock until done.
+type hostOp struct {
+	c      *cli.Context
+	sys    *sysroot.Sysroot
+	unlock func()
+	out    io.Writer
+}
+
+// openHostOp opens and locks the sysroot for a verb, refusing --apply first where it cannot
+// work.
+func openHostOp(c *cli.Context, path string) (*hostOp, error) {
+	sys, err := sysroot.Open(c.Context, path)
+	if err != nil {
+		return nil, sysrootError(c, err)
+	}
+	if err := checkApply(c, sys); err != nil {
+		return nil, err
+	}
+	unlock, err := sys.Lock(c.Context)
+	if err != nil {
+		return nil, err
+	}
+	// Another command may have changed the deployments while we waited for the lock.
+	if err := sys.Load(c.Context); err != nil {
+		unlock()
+		return nil, err
+	}
+	return &hostOp{c: c, sys: sys, unlock: unlock, out: c.App.Writer}, nil
+}
+
+func (h *hostOp) close() { h.unlock() }
+
+// pull imports ref's image, drawing progress on stderr.
+func (h *hostOp) pull(ctx context.Context, ref imgref.OstreeRef) (*deploy.PullResult, error) {
+	p := newProgress(h.c.App.ErrWriter)
+	defer p.done()
+	res, err := deploy.Pull(ctx, h.sys.Repo(), ref, deploy.PullOptions{Progress: func(pr deploy.PullProgress) {
+		p.update("%s", pullLine(pr, p.tty))
+	}})
+	if err != nil {
+		return nil, fmt.Errorf("pulling %s: %w", ref.Image, err)
+	}
+	return res, nil
+}
+
+func pullLine(pr deploy.PullProgress, tty bool) string {
+	switch pr.Phase {
+	case "merging", "committing":
+		return fmt.Sprintf("%s%s image layers (%d/%d layers fetched)", strings.ToUpper(pr.Phase[:1]), pr.Phase[1:], pr.LayersDone, pr.Layers)
+	}
+	line := fmt.Sprintf("Fetching layers %d/%d  %s / %s", pr.LayersDone, pr.Layers, humanBytes(pr.BytesDone), humanBytes(pr.Bytes))
+	if tty && pr.Bytes > 0 {
+		line = bar(float64(pr.BytesDone)/float64(pr.Bytes), 30) + " " + line
+	}
+	return line
+}
+
+// bar draws a fraction as [=====>    ].
+func bar(frac float64, width int) string {
+	frac = min(max(frac, 0), 1)
+	n := int(frac * float64(width))
+	s := strings.Repeat("=", n)
+	if n < width {
+		s += ">" + strings.Repeat(" ", width-n-1)
+	}
+	return "[" + s + "]"
+}
+
+func pullSummary(res *deploy.PullResult) string {
+	if res.LayersFetched == 0 {
+		return fmt.Sprintf("all %d layers were already present", res.LayersReused)
+	}
+	return fmt.Sprintf("fetched %d layers (%s), reused %d", res.LayersFetched, humanBytes(res.BytesFetched), res.LayersReused)
+}
+
+// deployOptions says how to put a pulled image in place.
+type deployOptions struct {
+	ref       imgref.OstreeRef
+	commit    ostree.Checksum
+	stateroot string
+	kargs     []string
+	noMerge   bool
+	place     sysroot.PlaceOptions
+}
+
+// deploy makes a deployment of the commit, writes the boot configuration with it first, and
+// cleans up what no deployment needs any more (old deployments, their images and objects).
+func (h *hostOp) deploy(ctx context.Context, o deployOptions) (*sysroot.Deployment, error) {
+	origin := sysroot.NewContainerOrigin(o.ref.String())
+	if id := currentBootID(); id != "" && h.sys.IsLive() {
+		origin.Set(originGroup, "boot-id", id)
+	}
+	d, st, err := h.sys.Deploy(ctx, o.commit, sysroot.DeployOptions{
+		Stateroot: o.stateroot,
+		Origin:    origin,
+		Kargs:     o.kargs,
+		NoMerge:   o.noMerge,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("deploying %s: %w", o.commit, err)
+	}
+	if !o.noMerge && st.EtcModified+st.EtcAdded+st.EtcRemoved > 0 {
+		fmt.Fprintf(h.out, "Carried over local /etc changes: %d modified, %d added, %d removed\n", st.EtcModified, st.EtcAdded, st.EtcRemoved)
+	}
+	if st.VarSeeded {
+		fmt.Fprintf(h.out, "Seeded /var from the image\n")
+	}
+	list := h.sys.Place(d, o.place)
+	if err := h.sys.WriteDeployments(ctx, list, sysroot.WriteOptions{SkipCleanup: true}); err != nil {
+		return nil, fmt.Errorf("writing the boot configuration: %w", err)
+	}
+	if err := h.cleanup(ctx); err != nil {
+		// The new deployment is in place; what is left over is removed by the next command.
+		fmt.Fprintf(h.c.App.ErrWriter, "warning: cleaning up: %v\n", err)
+	}
+	for _, nd := range h.sys.Deployments() {
+		if nd.Commit == d.Commit && nd.Serial == d.Serial && nd.Stateroot == d.Stateroot {
+			return nd, nil
+		}
+	}
+	return d, nil
+}
+
+// cleanup drops the images no deployment uses (keeping those the deployments' origins follow,
+// so a downloaded update survives) and then everything the deployments do not need.
+func (h *hostOp) cleanup(ctx context.Context) error {
+	var commits []ostree.Checksum
+	var images []imgref.OstreeRef
+	for _, d := range h.sys.Deployments() {
+		commits = append(commits, d.Commit)
+		if ref, ok := originRef(d); ok {
+			images = append(images, ref)
+		}
+	}
+	if _, err := deploy.GC(ctx, h.sys.Repo(), commits, images); err != nil {
+		return err
+	}
+	_, err := h.sys.Cleanup(ctx)
+	return err
+}
+
+// applyFlag is --apply: reboot into the new deployment.
+func applyFlag() cli.Flag {
+	return &cli.BoolFlag{Name: "apply", Usage: "reboot into the new deployment when done (only on the running system)"}
+}
+
+// checkApply refuses --apply where there is nothing to reboot.
+func checkApply(c *cli.Context, sys *sysroot.Sysroot) error {
+	if c.Bool("apply") && !sys.IsLive() {
+		return usageError(c, "--apply reboots the running system, but %s is a sysroot directory, not the booted system: leave out --apply", sys.Path())
+	}
+	return nil
+}
+
+func apply(c *cli.Context) error {
+	if !c.Bool("apply") {
+		return nil
+	}
+	fmt.Fprintln(c.App.Writer, "Rebooting")
+	cmd := exec.CommandContext(c.Context, "systemctl", "reboot")
+	cmd.Stdout, cmd.Stderr = c.App.Writer, c.App.ErrWriter
+	return cmd.Run()
+}
+
+// specDeployment is the deployment whose origin the host follows: the staged one, else the
+// booted one.
+func specDeployment(sys *sysroot.Sysroot) *sysroot.Deployment {
+	r := classify(sys)
+	if r.staged != nil {
+		return r.staged
+	}
+	return r.booted
+}
+
+func describe(d *sysroot.Deployment, state *deploy.ImageState) string {
+	s := fmt.Sprintf("%s.%d", shortSum(d.Commit), d.Serial)
+	if state != nil && state.Version != "" {
+		s = "version " + state.Version + " (" + s + ")"
+	}
+	return s
+}
+
+func shortSum(c ostree.Checksum) string { return c.String()[:12] }
+
+// refArg reads the image argument of switch: IMAGE with --transport, or a full
+// ostree-image reference ("ostree-unverified-registry:…").
+func refArg(c *cli.Context, arg string) (imgref.OstreeRef, error) {
+	if strings.HasPrefix(arg, "ostree-") && c.IsSet("transport") {
+		return imgref.OstreeRef{}, usageError(c, "%q already names its transport: leave out --transport", arg)
+	}
+	return imageArg(c, "IMAGE", arg, func(s string) (imgref.Ref, error) { return imgref.FromTransport(c.String("transport"), s) })
+}
+
+// imageArg parses an image given on the command line: an ostree image reference as it is,
+// else what parse makes of it, unverified. oci and oci-archive paths are made absolute, as
+// the origin file keeps them for later upgrades run from anywhere.
+func imageArg(c *cli.Context, what, s string, parse func(string) (imgref.Ref, error)) (imgref.OstreeRef, error) {
+	if strings.HasPrefix(s, "ostree-") {
+		ref, err := imgref.ParseOstree(s)
+		if err != nil {
+			return imgref.OstreeRef{}, usageError(c, "%s: %v", what, err)
+		}
+		return ref, nil
+	}
+	img, err := parse(s)
+	if err != nil {
+		return imgref.OstreeRef{}, usageError(c, "%s: %v", what, err)
+	}
+	if img.Transport == imgref.OCI || img.Transport == imgref.OCIArchive {
+		if abs, err := filepath.Abs(img.Name); err == nil {
+			img.Name = abs
+		}
+	}
+	return imgref.OstreeRef{SigVerify: imgref.Unverified, Image: img}, nil
+}

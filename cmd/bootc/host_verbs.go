@@ -1,0 +1,353 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/bootc-go/bootc/pkg/deploy"
+	"github.com/bootc-go/bootc/pkg/imgref"
+	"github.com/bootc-go/bootc/pkg/sysroot"
+)
+
+func switchCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "switch",
+		Usage:     "deploy another image and follow it from now on",
+		ArgsUsage: "IMAGE",
+		Description: `Pulls IMAGE (only the layers the host lacks), deploys it beside the running
+system with local /etc changes carried over, and makes it the default boot entry.
+Later 'bootc upgrade' follows IMAGE. The previous deployment stays as the rollback.
+
+IMAGE is a registry reference by default; --transport names another place, and a
+full ostree image reference (ostree-unverified-registry:NAME,
+ostree-unverified-image:oci:DIR, ...) is accepted as it is.
+
+Examples:
+   bootc switch quay.io/example/os:v2
+   bootc switch --transport oci-archive /media/os-v2.ociarchive
+   bootc switch --transport containers-storage localhost/my-os:latest
+   bootc --sysroot /mnt/sysroot switch --retain 127.0.0.1:5000/os:test`,
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "transport", Value: "registry", Usage: "where IMAGE is: registry, oci, oci-archive or containers-storage"},
+			&cli.BoolFlag{Name: "retain", Usage: "keep all existing deployments instead of only the booted one and one rollback"},
+			applyFlag(),
+		},
+		Action: runSwitch,
+	}
+}
+
+func runSwitch(c *cli.Context) error {
+	if c.NArg() != 1 {
+		return usageError(c, "expected one IMAGE argument, got %d", c.NArg())
+	}
+	ref, err := refArg(c, c.Args().First())
+	if err != nil {
+		return err
+	}
+	h, err := openHostOp(c, sysrootPath(c))
+	if err != nil {
+		return err
+	}
+	defer h.close()
+	spec := specDeployment(h.sys)
+	if spec == nil {
+		return errors.New("no deployment is booted, so there is nothing to switch from: install first with 'bootc install to-filesystem --source-imgref IMAGE ROOT'")
+	}
+	res, err := h.pull(c.Context, ref)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(h.out, "Pulled %s: %s\n", ref.Image, pullSummary(res))
+	if cur, ok := originRef(spec); ok && cur.String() == ref.String() && spec.Commit == res.Image.Commit {
+		fmt.Fprintf(h.out, "Image specification is unchanged: already on %s\n", ref.Image)
+		return nil
+	}
+	d, err := h.deploy(c.Context, deployOptions{ref: ref, commit: res.Image.Commit, stateroot: spec.Stateroot, place: sysroot.PlaceOptions{Retain: c.Bool("retain")}})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(h.out, "Deployed %s %s; it boots next\n", ref.Image, describe(d, res.Image))
+	return apply(c)
+}
+
+func upgradeCommand() *cli.Command {
+	return &cli.Command{
+		Name:    "upgrade",
+		Aliases: []string{"update"},
+		Usage:   "deploy the newest version of the image the host follows",
+		Description: `Checks the image the host follows (see 'bootc status': spec.image) for a new
+version, pulls only the layers that changed, and deploys it as the default boot
+entry with local /etc changes carried over.
+
+--check reads the manifest and config only, and says what an upgrade would download.
+--download-only pulls the update but deploys nothing; --from-downloaded later deploys
+it without touching the network (for maintenance windows).
+
+Examples:
+   bootc upgrade --check
+   bootc upgrade
+   bootc upgrade --download-only && bootc upgrade --from-downloaded
+   bootc --sysroot /mnt/sysroot upgrade`,
+		Flags: []cli.Flag{
+			&cli.BoolFlag{Name: "check", Usage: "only say whether an update is available and what it would download"},
+			&cli.BoolFlag{Name: "download-only", Usage: "pull the update but do not deploy it"},
+			&cli.BoolFlag{Name: "from-downloaded", Usage: "deploy the update pulled earlier by --download-only, without network access"},
+			&cli.BoolFlag{Name: "quiet", Usage: "print nothing but errors"},
+			applyFlag(),
+		},
+		Action: runUpgrade,
+	}
+}
+
+func runUpgrade(c *cli.Context) error {
+	if c.NArg() != 0 {
+		return usageError(c, "upgrade takes no arguments (to change images, use 'bootc switch IMAGE')")
+	}
+	check, dlOnly, fromDl := c.Bool("check"), c.Bool("download-only"), c.Bool("from-downloaded")
+	switch {
+	case check && (dlOnly || fromDl || c.Bool("apply")):
+		return usageError(c, "--check only looks: it cannot be combined with --download-only, --from-downloaded or --apply")
+	case dlOnly && fromDl:
+		return usageError(c, "--download-only and --from-downloaded are two steps: run them one after the other")
+	case dlOnly && c.Bool("apply"):
+		return usageError(c, "--download-only deploys nothing, so there is nothing to --apply")
+	}
+	h, err := openHostOp(c, sysrootPath(c))
+	if err != nil {
+		return err
+	}
+	defer h.close()
+	if c.Bool("quiet") {
+		h.out = io.Discard
+	}
+	spec := specDeployment(h.sys)
+	if spec == nil {
+		return errors.New("no deployment is booted, so there is nothing to upgrade: install first with 'bootc install to-filesystem --source-imgref IMAGE ROOT'")
+	}
+	ref, ok := originRef(spec)
+	if !ok {
+		return fmt.Errorf("deployment %s does not follow a container image (its origin has no container-image-reference): choose one with 'bootc switch IMAGE'", spec.Dir())
+	}
+	current, _ := deploy.ImageStateOf(h.sys.Repo(), spec.Commit)
+	if check {
+		return upgradeCheck(c, h, ref, current)
+	}
+	var next *deploy.ImageState
+	if fromDl {
+		next, err = deploy.QueryImage(h.sys.Repo(), ref)
+		if errors.Is(err, deploy.ErrImageNotPulled) || (err == nil && next.Commit == spec.Commit) {
+			return fmt.Errorf("no downloaded update for %s: run 'bootc upgrade --download-only' first", ref.Image)
+		}
+		if err != nil {
+			return err
+		}
+	} else {
+		res, err := h.pull(c.Context, ref)
+		if err != nil {
+			return err
+		}
+		next = res.Image
+		fmt.Fprintf(h.out, "Pulled %s: %s\n", ref.Image, pullSummary(res))
+	}
+	if next.Commit == spec.Commit {
+		fmt.Fprintf(h.out, "No update available: %s is at %s\n", ref.Image, describe(spec, current))
+		return nil
+	}
+	if dlOnly {
+		fmt.Fprintf(h.out, "Downloaded %s; deploy it with 'bootc upgrade --from-downloaded'\n", versionOf(next))
+		return nil
+	}
+	d, err := h.deploy(c.Context, deployOptions{ref: ref, commit: next.Commit, stateroot: spec.Stateroot})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(h.out, "Upgraded %s from %s to %s; it boots next\n", ref.Image, describe(spec, current), describe(d, next))
+	return apply(c)
+}
+
+// upgradeCheck says what an upgrade would do, from the manifest and config alone.
+func upgradeCheck(c *cli.Context, h *hostOp, ref imgref.OstreeRef, current *deploy.ImageState) error {
+	plan, err := deploy.Inspect(c.Context, h.sys.Repo(), ref, deploy.PullOptions{})
+	if err != nil {
+		return fmt.Errorf("checking %s: %w", ref.Image, err)
+	}
+	if current != nil && current.Digest == plan.Digest {
+		fmt.Fprintf(h.out, "No changes in %s (%s)\n", ref.Image, plan.Digest)
+		return nil
+	}
+	layers, bytes := plan.ToFetch()
+	var total int64
+	for _, l := range plan.Layers {
+		total += l.Size
+	}
+	fmt.Fprintf(h.out, "Update available for %s:\n", ref.Image)
+	from, to := "(unknown)", plan.Version
+	if current != nil {
+		from = current.Version
+		fmt.Fprintf(h.out, "  Digest:   %s -> %s\n", current.Digest, plan.Digest)
+	} else {
+		fmt.Fprintf(h.out, "  Digest:   %s\n", plan.Digest)
+	}
+	if from != "" || to != "" {
+		fmt.Fprintf(h.out, "  Version:  %s -> %s\n", orNone(from), orNone(to))
+	}
+	fmt.Fprintf(h.out, "  Download: %d of %d layers, %s of %s\n", layers, len(plan.Layers), humanBytes(bytes), humanBytes(total))
+	return nil
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "(none)"
+	}
+	return s
+}
+
+func versionOf(s *deploy.ImageState) string {
+	if s.Version != "" {
+		return "version " + s.Version + " (" + s.Digest.String() + ")"
+	}
+	return s.Digest.String()
+}
+
+
+func rollbackCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "rollback",
+		Usage: "make the previous deployment the default boot entry",
+		Description: `Swaps the boot order so that the rollback deployment (see 'bootc status') boots
+next. Nothing is deleted: running rollback again swaps back. /etc changes made
+since the rollback deployment was current are not carried back to it.
+
+Examples:
+   bootc rollback
+   bootc rollback --apply
+   bootc --sysroot /mnt/sysroot rollback`,
+		Flags:  []cli.Flag{applyFlag()},
+		Action: runRollback,
+	}
+}
+
+func runRollback(c *cli.Context) error {
+	if c.NArg() != 0 {
+		return usageError(c, "rollback takes no arguments")
+	}
+	h, err := openHostOp(c, sysrootPath(c))
+	if err != nil {
+		return err
+	}
+	defer h.close()
+	rb := h.sys.Rollback()
+	if rb == nil {
+		return errors.New("there is no rollback deployment: the host has only one deployment")
+	}
+	list := []*sysroot.Deployment{rb}
+	for _, d := range h.sys.Deployments() {
+		if !d.Equal(rb) {
+			list = append(list, d)
+		}
+	}
+	if err := h.sys.WriteDeployments(c.Context, list, sysroot.WriteOptions{}); err != nil {
+		return fmt.Errorf("writing the boot configuration: %w", err)
+	}
+	state, _ := deploy.ImageStateOf(h.sys.Repo(), rb.Commit)
+	name := rb.Dir()
+	if ref, ok := originRef(rb); ok {
+		name = ref.Image.String()
+	}
+	fmt.Fprintf(h.out, "Next boot: %s %s (the rollback deployment is now the default)\n", name, describe(rb, state))
+	return apply(c)
+}
+
+func installCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "install",
+		Usage: "install a bootable image onto a target",
+		Subcommands: []*cli.Command{{
+			Name:      "to-filesystem",
+			Usage:     "install into a mounted root filesystem (or any directory)",
+			ArgsUsage: "ROOT",
+			Description: `Creates the OSTree sysroot layout in ROOT (ostree/repo, ostree/deploy, boot),
+pulls the image into the repository, deploys it into the stateroot and writes the
+boot entries. ROOT must not hold an installation already. The origin records the
+image so that 'bootc --sysroot ROOT upgrade' (or 'bootc upgrade' once booted)
+follows it.
+
+--source-imgref takes the containers-transports syntax (docker://NAME, oci:DIR,
+oci-archive:FILE, containers-storage:NAME) or an ostree image reference.
+--target-imgref sets what the origin records, when the host should follow another
+name than the one installed from.
+
+Examples:
+   bootc install to-filesystem --source-imgref docker://quay.io/example/os:v1 /mnt/root
+   bootc install to-filesystem --source-imgref oci:./os-layout --karg console=ttyS0 /tmp/sysroot
+   bootc install to-filesystem --source-imgref oci-archive:os.ociarchive \
+       --target-imgref docker://registry.example/os:stable --stateroot fedora /mnt/root`,
+			Flags: []cli.Flag{
+				&cli.StringFlag{Name: "source-imgref", Required: true, Usage: "the image to install (docker://, oci:, oci-archive:, containers-storage:, or ostree-…:)"},
+				&cli.StringFlag{Name: "target-imgref", Usage: "the image the installed host follows (default: the source)"},
+				&cli.StringFlag{Name: "stateroot", Value: "default", Usage: "the stateroot (ostree \"os\") to deploy into"},
+				&cli.StringSliceFlag{Name: "karg", Usage: "a kernel argument for the boot entry (repeatable)"},
+			},
+			Action: runInstallToFilesystem,
+		}},
+	}
+}
+
+func runInstallToFilesystem(c *cli.Context) error {
+	if c.NArg() != 1 {
+		return usageError(c, "expected the ROOT directory as the one argument, got %d arguments", c.NArg())
+	}
+	root := c.Args().First()
+	src, err := imageArg(c, "--source-imgref", c.String("source-imgref"), imgref.Parse)
+	if err != nil {
+		return err
+	}
+	target := src
+	if t := c.String("target-imgref"); t != "" {
+		if target, err = imageArg(c, "--target-imgref", t, imgref.Parse); err != nil {
+			return err
+		}
+	}
+	stateroot := c.String("stateroot")
+	if stateroot == "" || strings.ContainsAny(stateroot, "/ \t\n") || stateroot == "." || stateroot == ".." {
+		return usageError(c, "--stateroot %q: use a plain name such as default or fedora", stateroot)
+	}
+	if st, err := os.Stat(root); err != nil || !st.IsDir() {
+		return usageError(c, "ROOT %s is not a directory: mount the target filesystem there first", root)
+	}
+	sys, err := sysroot.Init(c.Context, root)
+	if err != nil {
+		return err
+	}
+	unlock, err := sys.Lock(c.Context)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if err := sys.Load(c.Context); err != nil {
+		return err
+	}
+	if n := len(sys.Deployments()); n > 0 {
+		return fmt.Errorf("%s already holds an installation (%d deployments): use 'bootc --sysroot %s switch IMAGE' to change its image, or install into an empty filesystem", root, n, root)
+	}
+	if err := sys.InitStateroot(stateroot); err != nil {
+		return err
+	}
+	h := &hostOp{c: c, sys: sys, unlock: func() {}, out: c.App.Writer}
+	res, err := h.pull(c.Context, src)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(h.out, "Pulled %s: %s\n", src.Image, pullSummary(res))
+	d, err := h.deploy(c.Context, deployOptions{ref: target, commit: res.Image.Commit, stateroot: stateroot, kargs: c.StringSlice("karg"), noMerge: true})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(h.out, "Installed %s %s into %s (stateroot %s)\n", target.Image, describe(d, res.Image), root, stateroot)
+	return nil
+}
