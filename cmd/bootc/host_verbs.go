@@ -214,7 +214,6 @@ func versionOf(s *deploy.ImageState) string {
 	return s.Digest.String()
 }
 
-
 func rollbackCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "rollback",
