@@ -63,7 +63,7 @@ var objectSuffixes = map[ObjectType]string{
 	ObjectDirTree:         "dirtree",
 	ObjectDirMeta:         "dirmeta",
 	ObjectCommit:          "commit",
-	ObjectTombstoneCommit: "commit-tombstone",
+	ObjectTombstoneCommit: "tombstone-commit",
 	ObjectCommitMeta:      "commitmeta",
 	ObjectPayloadLink:     "payload-link",
 	ObjectFileXattrs:      "file-xattrs",

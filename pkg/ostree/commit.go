@@ -175,6 +175,9 @@ type MutableTree struct {
 	meta  *Checksum // nil: the default dirmeta
 	files map[string]*Checksum
 	dirs  map[string]*MutableTree
+	// tree, if set, is an existing dirtree that is the whole content of the directory (files and
+	// dirs are then empty and unused): write returns it without writing anything.
+	tree *Checksum
 }
 
 // NewMutableTree returns an empty directory with the default dirmeta.
@@ -185,6 +188,9 @@ func NewMutableTree() *MutableTree {
 // write stores the tree's dirtree objects bottom-up and returns the root's dirtree and dirmeta
 // checksums.
 func (t *MutableTree) write(tx *Transaction) (Checksum, Checksum, error) {
+	if t.tree != nil {
+		return *t.tree, *t.meta, nil
+	}
 	var dt DirTree
 	for name, c := range t.files {
 		dt.Files = append(dt.Files, TreeFile{Name: name, Checksum: *c})

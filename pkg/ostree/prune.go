@@ -1,12 +1,19 @@
 package ostree
 
 import (
+	"bytes"
 	"context"
 	"errors"
-)
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
 
-// CONTRACT STUB (issue 4): the helper implementing this file replaces the bodies; the
-// signatures are shared with pkg/sysroot and pkg/deploy and must not change without telling them.
+	"golang.org/x/sys/unix"
+)
 
 // PruneOptions configures Prune.
 type PruneOptions struct {
@@ -25,29 +32,500 @@ type PruneStats struct {
 	StagingRemoved int
 }
 
+// lockPollInterval is how often Prune retries the repository lock while transactions hold it.
+const lockPollInterval = 50 * time.Millisecond
+
 // Prune deletes every loose object no ref reaches, as `ostree prune --refs-only --depth=0`:
 // from each ref's commit, its commitmeta, root dirtree and dirmeta and everything below them
 // are kept; parent commits are not followed. It takes the repository's lock exclusively, so it
 // waits for running transactions and none start while it runs; abandoned staging directories
 // under tmp/ are removed too.
+//
+// Every ref counts: local, remote (refs/remotes) and collection mirrors (refs/mirrors). If an object a ref reaches is missing or unreadable,
+// Prune deletes nothing and returns an error naming the object and the ref: the repository is
+// damaged, and what is unreachable cannot be known. Only metadata objects are read. Commits are
+// deleted before the objects below them, so that an interrupted prune never leaves a commit
+// whose objects are gone. BytesFreed counts each deleted file's size (st_size), as ostree does.
+// Commit tombstones are kept, as ostree keeps them; Prune writes none (even with
+// core.tombstone-commits set). A dry run takes the lock too (so that the staging directories it
+// counts are really abandoned) but removes nothing.
 func (r *Repo) Prune(ctx context.Context, opts PruneOptions) (*PruneStats, error) {
-	return nil, errors.New("Prune: not implemented")
+	unlock, err := r.lockExclusive(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+
+	loose, err := r.listLooseObjects()
+	if err != nil {
+		return nil, err
+	}
+	reachable, err := r.reachableFromRefs(ctx, loose)
+	if err != nil {
+		return nil, err
+	}
+	stats := &PruneStats{Objects: len(loose)}
+	if stats.StagingRemoved, err = r.removeStaging(opts.DryRun); err != nil {
+		return nil, err
+	}
+
+	var doomed []ObjectName
+	for n := range loose {
+		if !reachable[n] {
+			doomed = append(doomed, n)
+		}
+	}
+	// Commits first, then what they name, so that an interrupted prune leaves no commit with
+	// missing objects (see pruneOrder).
+	sort.Slice(doomed, func(i, j int) bool {
+		a, b := doomed[i], doomed[j]
+		if pa, pb := pruneOrder(a.Type), pruneOrder(b.Type); pa != pb {
+			return pa < pb
+		}
+		return bytes.Compare(a.Checksum[:], b.Checksum[:]) < 0
+	})
+	for _, n := range doomed {
+		if err := ctx.Err(); err != nil {
+			return stats, err
+		}
+		p := r.ObjectPath(n)
+		var st unix.Stat_t
+		if err := unix.Lstat(p, &st); err != nil {
+			return stats, fmt.Errorf("prune: %s: %w", n, err)
+		}
+		if !opts.DryRun {
+			if err := os.Remove(p); err != nil {
+				return stats, fmt.Errorf("prune: deleting %s: %w", n, err)
+			}
+		}
+		stats.Deleted++
+		stats.BytesFreed += st.Size
+	}
+	r.log.Debug("pruned repository", "objects", stats.Objects, "deleted", stats.Deleted,
+		"bytes", stats.BytesFreed, "staging", stats.StagingRemoved, "dry-run", opts.DryRun)
+	return stats, nil
+}
+
+// pruneOrder ranks object types for deletion: an object is deleted before those it names.
+func pruneOrder(t ObjectType) int {
+	switch t {
+	case ObjectCommit:
+		return 0
+	case ObjectCommitMeta:
+		return 1
+	case ObjectDirTree:
+		return 2
+	case ObjectDirMeta:
+		return 3
+	}
+	return 4
+}
+
+// lockExclusive takes the repository lock (<repo>/.lock, which transactions hold shared)
+// exclusively, polling so that ctx can cancel the wait. The returned function releases it.
+func (r *Repo) lockExclusive(ctx context.Context) (func(), error) {
+	f, err := os.OpenFile(filepath.Join(r.path, ".lock"), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("locking repository: %w", err)
+	}
+	for {
+		err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+		if err == nil {
+			return func() { f.Close() }, nil
+		}
+		if !errors.Is(err, unix.EWOULDBLOCK) && !errors.Is(err, unix.EINTR) {
+			f.Close()
+			return nil, fmt.Errorf("locking repository: %w", err)
+		}
+		select {
+		case <-ctx.Done():
+			f.Close()
+			return nil, fmt.Errorf("waiting for the repository lock (a transaction is running): %w", ctx.Err())
+		case <-time.After(lockPollInterval):
+		}
+	}
+}
+
+// removeStaging removes (or, in a dry run, only counts) the transaction staging directories
+// under tmp/. The caller must hold the lock exclusively: no transaction runs, so every one is
+// abandoned.
+func (r *Repo) removeStaging(dryRun bool) (int, error) {
+	ents, err := os.ReadDir(filepath.Join(r.path, "tmp"))
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return 0, nil
+		}
+		return 0, fmt.Errorf("prune: listing tmp: %w", err)
+	}
+	n := 0
+	for _, e := range ents {
+		if !e.IsDir() || !strings.HasPrefix(e.Name(), "staging-") {
+			continue
+		}
+		if !dryRun {
+			if err := os.RemoveAll(filepath.Join(r.path, "tmp", e.Name())); err != nil {
+				return n, fmt.Errorf("prune: removing abandoned staging directory: %w", err)
+			}
+		}
+		n++
+	}
+	return n, nil
+}
+
+// looseSuffixes maps the file name suffixes of the loose objects Prune manages to their types.
+// Content objects are .file, or .filez in an archive repository. Commit tombstones
+// (.tombstone-commit) are left out: they record deliberately deleted commits, and ostree's
+// prune neither counts nor deletes them.
+func (r *Repo) looseSuffixes() map[string]ObjectType {
+	file := "file"
+	if r.mode == ModeArchive {
+		file = "filez"
+	}
+	return map[string]ObjectType{
+		"commit":     ObjectCommit,
+		"commitmeta": ObjectCommitMeta,
+		"dirtree":    ObjectDirTree,
+		"dirmeta":    ObjectDirMeta,
+		file:         ObjectFile,
+	}
+}
+
+// listLooseObjects returns every loose object under objects/. Files it does not recognise as
+// objects (other suffixes, malformed names) are left out, and so never deleted.
+func (r *Repo) listLooseObjects() (map[ObjectName]bool, error) {
+	objDir := filepath.Join(r.path, "objects")
+	dirs, err := os.ReadDir(objDir)
+	if err != nil {
+		return nil, fmt.Errorf("prune: listing objects: %w", err)
+	}
+	suffixes := r.looseSuffixes()
+	out := map[ObjectName]bool{}
+	for _, d := range dirs {
+		if len(d.Name()) != 2 || !d.IsDir() {
+			continue
+		}
+		ents, err := os.ReadDir(filepath.Join(objDir, d.Name()))
+		if err != nil {
+			return nil, fmt.Errorf("prune: listing objects: %w", err)
+		}
+		for _, e := range ents {
+			base, suffix, ok := strings.Cut(e.Name(), ".")
+			t, known := suffixes[suffix]
+			if !ok || !known {
+				continue
+			}
+			c, err := ParseChecksum(d.Name() + base)
+			if err != nil {
+				continue
+			}
+			out[ObjectName{c, t}] = true
+		}
+	}
+	return out, nil
+}
+
+// reachableFromRefs returns the objects reachable from the refs (see Prune). present is the set
+// of loose objects: a content object a ref reaches must be in it.
+func (r *Repo) reachableFromRefs(ctx context.Context, present map[ObjectName]bool) (map[ObjectName]bool, error) {
+	refs, err := r.ListRefs()
+	if err != nil {
+		return nil, fmt.Errorf("prune: %w", err)
+	}
+	mirrors, err := r.listMirrorRefs()
+	if err != nil {
+		return nil, fmt.Errorf("prune: %w", err)
+	}
+	refs = append(refs, mirrors...)
+	seen := map[ObjectName]bool{}
+	for _, ref := range refs {
+		if err := r.markCommit(ctx, ref, present, seen); err != nil {
+			return nil, fmt.Errorf("prune: ref %s (commit %s): %w; nothing was deleted", ref.Name, ref.Checksum, err)
+		}
+	}
+	return seen, nil
+}
+
+// listMirrorRefs returns the collection refs under refs/mirrors/COLLECTION-ID/, named
+// "mirror COLLECTION-ID:REF". ListRefs leaves them out, but ostree's prune keeps what they reach.
+func (r *Repo) listMirrorRefs() ([]Ref, error) {
+	refs, err := readRefDir(filepath.Join(r.path, "refs", "mirrors"), func(rel string) string {
+		collection, ref, _ := strings.Cut(rel, "/")
+		return "mirror " + collection + ":" + ref
+	})
+	if err != nil {
+		return nil, fmt.Errorf("listing mirror refs: %w", err)
+	}
+	return refs, nil
+}
+
+func (r *Repo) markCommit(ctx context.Context, ref Ref, present, seen map[ObjectName]bool) error {
+	n := ObjectName{ref.Checksum, ObjectCommit}
+	if seen[n] {
+		return nil
+	}
+	seen[n] = true
+	seen[ObjectName{ref.Checksum, ObjectCommitMeta}] = true // kept if present; optional
+	commit, err := r.ReadCommit(ref.Checksum)
+	if err != nil {
+		return err
+	}
+	mark := func(n ObjectName) error {
+		if !present[n] {
+			return fmt.Errorf("%w: %s", ErrObjectNotFound, n)
+		}
+		seen[n] = true
+		return nil
+	}
+	var tree func(c Checksum) error
+	tree = func(c Checksum) error {
+		n := ObjectName{c, ObjectDirTree}
+		if seen[n] {
+			return nil
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		seen[n] = true
+		data, err := r.ReadMetadataObject(n)
+		if err != nil {
+			return err
+		}
+		dt, err := UnmarshalDirTree(data)
+		if err != nil {
+			return fmt.Errorf("%s: %w", n, err)
+		}
+		for _, f := range dt.Files {
+			if err := mark(ObjectName{f.Checksum, ObjectFile}); err != nil {
+				return err
+			}
+		}
+		for _, d := range dt.Dirs {
+			if err := mark(ObjectName{d.Meta, ObjectDirMeta}); err != nil {
+				return err
+			}
+			if err := tree(d.Tree); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if err := mark(ObjectName{commit.RootMeta, ObjectDirMeta}); err != nil {
+		return err
+	}
+	return tree(commit.RootTree)
 }
 
 // CommitTree writes a commit whose root is an existing dirtree and dirmeta (both must be in the
 // repository), with the usual commit options (branch, metadata, timestamp, parent, bindings).
 // It is how an image whose tree is unchanged gets a commit of its own carrying new metadata.
+//
+// With the same options and timestamp, the commit is the one CommitDir or CommitEntries made of
+// that tree. Options about reading files (owner, permissions, xattrs, workers, skipped
+// contents) have no effect, as no file is read; WithTreeEdit is honoured by loading the tree.
+// A missing tree or dirmeta is an error wrapping ErrObjectNotFound.
 func (r *Repo) CommitTree(ctx context.Context, tree, meta Checksum, opts ...CommitOption) (Checksum, error) {
-	return Checksum{}, errors.New("CommitTree: not implemented")
+	return r.commit(ctx, opts, func(tx *Transaction, cfg *commitConfig) (*MutableTree, error) {
+		// Checked inside the transaction: its shared lock keeps Prune from deleting them.
+		if _, err := r.ReadDirMeta(meta); err != nil {
+			return nil, fmt.Errorf("CommitTree: root dirmeta: %w", err)
+		}
+		if cfg.edit != nil {
+			root, err := r.loadMutableTree(ctx, tree, meta)
+			if err != nil {
+				return nil, fmt.Errorf("CommitTree: root dirtree: %w", err)
+			}
+			return root, nil
+		}
+		data, err := r.ReadMetadataObject(ObjectName{tree, ObjectDirTree})
+		if err == nil {
+			_, err = UnmarshalDirTree(data)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("CommitTree: root dirtree: %w", err)
+		}
+		return &MutableTree{tree: &tree, meta: &meta}, nil
+	})
 }
 
-// Config returns the repository's config keyfile as group -> key -> value.
+// loadMutableTree reads the dirtree tree (with dirmeta meta) and everything below it into a
+// MutableTree that can be edited.
+func (r *Repo) loadMutableTree(ctx context.Context, tree, meta Checksum) (*MutableTree, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	data, err := r.ReadMetadataObject(ObjectName{tree, ObjectDirTree})
+	if err != nil {
+		return nil, err
+	}
+	dt, err := UnmarshalDirTree(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", ObjectName{tree, ObjectDirTree}, err)
+	}
+	mt := NewMutableTree()
+	mt.meta = &meta
+	for _, f := range dt.Files {
+		c := f.Checksum
+		mt.files[f.Name] = &c
+	}
+	for _, d := range dt.Dirs {
+		if mt.dirs[d.Name], err = r.loadMutableTree(ctx, d.Tree, d.Meta); err != nil {
+			return nil, err
+		}
+	}
+	return mt, nil
+}
+
+// Config returns the repository's config keyfile as group -> key -> value. Values are
+// unescaped as GKeyFile does (\s, \n, \t, \r, \\).
 func (r *Repo) Config() (map[string]map[string]string, error) {
-	return nil, errors.New("Config: not implemented")
+	data, err := os.ReadFile(filepath.Join(r.path, "config"))
+	if err != nil {
+		return nil, fmt.Errorf("reading repository config: %w", err)
+	}
+	cfg, err := parseKeyFile(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s/config: %w", r.path, err)
+	}
+	for _, group := range cfg {
+		for k, v := range group {
+			group[k] = unescapeKeyFileValue(v)
+		}
+	}
+	return cfg, nil
 }
 
 // SetConfig sets one key of the repository's config, keeping the other lines (and comments)
 // as they were; the file is replaced atomically.
+//
+// Every line setting the key in the group is replaced; a missing key is added after the
+// group's last key, a missing group at the end of the file. The value is escaped as GKeyFile
+// does, so `ostree config get` reads it back unchanged. The open Repo keeps the settings it was
+// opened with (mode, fsync, collection ID): reopen it to apply new ones. Concurrent SetConfig
+// calls on the same repository are not serialised: the last write wins.
 func (r *Repo) SetConfig(group, key, value string) error {
-	return errors.New("SetConfig: not implemented")
+	if group == "" || strings.ContainsAny(group, "[]\n\r") {
+		return fmt.Errorf("config group %q: must be non-empty, without brackets or line breaks", group)
+	}
+	if key == "" || strings.ContainsAny(key, "=[]\n\r") || strings.TrimSpace(key) != key {
+		return fmt.Errorf("config key %q: must be non-empty, without '=', brackets, line breaks or surrounding spaces", key)
+	}
+	path := filepath.Join(r.path, "config")
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("reading repository config: %w", err)
+	}
+	if _, err := parseKeyFile(data); err != nil {
+		return fmt.Errorf("%s: %w; not editing it", path, err)
+	}
+	perm := os.FileMode(0o644)
+	if st, err := os.Stat(path); err == nil {
+		perm = st.Mode().Perm()
+	}
+	out := setKeyFileValue(data, group, key, escapeKeyFileValue(value))
+	if err := writeFileAtomic(path, out, perm, r.fsync); err != nil {
+		return fmt.Errorf("writing repository config: %w", err)
+	}
+	return nil
+}
+
+// setKeyFileValue returns the keyfile data with group.key set to the (escaped) value.
+func setKeyFileValue(data []byte, group, key, value string) []byte {
+	text := string(data)
+	if text != "" && !strings.HasSuffix(text, "\n") {
+		text += "\n"
+	}
+	lines := strings.SplitAfter(text, "\n")
+	if lines[len(lines)-1] == "" {
+		lines = lines[:len(lines)-1]
+	}
+	entry := key + "=" + value + "\n"
+	var (
+		inGroup  bool
+		found    bool
+		insertAt = -1 // after the last line of the (last) group
+	)
+	for i, l := range lines {
+		t := strings.TrimSpace(l)
+		switch {
+		case t != "" && t[0] == '[' && t[len(t)-1] == ']':
+			inGroup = t[1:len(t)-1] == group
+			if inGroup {
+				insertAt = i + 1
+			}
+		case inGroup && t != "" && t[0] != '#':
+			if k, _, ok := strings.Cut(t, "="); ok && strings.TrimSpace(k) == key {
+				lines[i] = entry
+				found = true
+			}
+			insertAt = i + 1
+		}
+	}
+	switch {
+	case found:
+	case insertAt >= 0:
+		lines = append(lines[:insertAt], append([]string{entry}, lines[insertAt:]...)...)
+	default:
+		if len(lines) > 0 {
+			lines = append(lines, "\n")
+		}
+		lines = append(lines, "["+group+"]\n", entry)
+	}
+	return []byte(strings.Join(lines, ""))
+}
+
+// escapeKeyFileValue escapes a string value as GKeyFile writes it.
+func escapeKeyFileValue(v string) string {
+	var b strings.Builder
+	for i := 0; i < len(v); i++ {
+		switch c := v[i]; c {
+		case ' ':
+			if i == 0 {
+				b.WriteString(`\s`)
+			} else {
+				b.WriteByte(c)
+			}
+		case '\n':
+			b.WriteString(`\n`)
+		case '\t':
+			b.WriteString(`\t`)
+		case '\r':
+			b.WriteString(`\r`)
+		case '\\':
+			b.WriteString(`\\`)
+		default:
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
+}
+
+// unescapeKeyFileValue undoes escapeKeyFileValue; unknown escapes are kept as they are.
+func unescapeKeyFileValue(v string) string {
+	if !strings.Contains(v, `\`) {
+		return v
+	}
+	var b strings.Builder
+	for i := 0; i < len(v); i++ {
+		if v[i] != '\\' || i+1 == len(v) {
+			b.WriteByte(v[i])
+			continue
+		}
+		i++
+		switch v[i] {
+		case 's':
+			b.WriteByte(' ')
+		case 'n':
+			b.WriteByte('\n')
+		case 't':
+			b.WriteByte('\t')
+		case 'r':
+			b.WriteByte('\r')
+		case '\\':
+			b.WriteByte('\\')
+		default:
+			b.WriteByte('\\')
+			b.WriteByte(v[i])
+		}
+	}
+	return b.String()
 }

@@ -164,25 +164,9 @@ func (r *Repo) DeleteRef(ref string) error {
 func (r *Repo) ListRefs() ([]Ref, error) {
 	var out []Ref
 	walk := func(root, prefix string) error {
-		return filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
-			if err != nil {
-				if errors.Is(err, fs.ErrNotExist) {
-					return nil
-				}
-				return err
-			}
-			if d.IsDir() {
-				return nil
-			}
-			rel, _ := filepath.Rel(root, path)
-			name := prefix + filepath.ToSlash(rel)
-			c, err := readRefFile(path, name)
-			if err != nil {
-				return err
-			}
-			out = append(out, Ref{Name: name, Checksum: c})
-			return nil
-		})
+		refs, err := readRefDir(root, func(rel string) string { return prefix + rel })
+		out = append(out, refs...)
+		return err
 	}
 	if err := walk(filepath.Join(r.path, "refs", "heads"), ""); err != nil {
 		return nil, fmt.Errorf("listing refs: %w", err)
@@ -200,6 +184,32 @@ func (r *Repo) ListRefs() ([]Ref, error) {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out, nil
+}
+
+// readRefDir reads every ref file below root (a missing root has none), naming each by
+// name(its slash-separated path relative to root).
+func readRefDir(root string, name func(rel string) string) ([]Ref, error) {
+	var out []Ref
+	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
+			return err
+		}
+		if d.IsDir() {
+			return nil
+		}
+		rel, _ := filepath.Rel(root, path)
+		n := name(filepath.ToSlash(rel))
+		c, err := readRefFile(path, n)
+		if err != nil {
+			return err
+		}
+		out = append(out, Ref{Name: n, Checksum: c})
+		return nil
+	})
+	return out, err
 }
 
 // Ref is a named pointer to a commit.
