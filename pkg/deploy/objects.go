@@ -41,6 +41,13 @@ const objectsPrefix = "sysroot/ostree/repo/objects/"
 // The layer is untrusted: names are validated, sizes bounded, and nothing is written outside the
 // transaction.
 func ImportObjects(tx *ostree.Transaction, r io.Reader) (*ImportStats, error) {
+	return importObjects(tx, r, nil)
+}
+
+// importObjects is ImportObjects; with a non-nil held map, commit objects are verified but kept
+// in it instead of written, so that a commit is written only once every object it reaches is in
+// the repository (a pull that fails halfway leaves no commit with missing objects).
+func importObjects(tx *ostree.Transaction, r io.Reader, held map[ostree.Checksum][]byte) (*ImportStats, error) {
 	tr := tar.NewReader(r)
 	st := &ImportStats{}
 	blobs := map[string]ostree.Xattrs{}   // xattrs blobs by tar path
@@ -123,8 +130,13 @@ func ImportObjects(tx *ostree.Transaction, r io.Reader) (*ImportStats, error) {
 			if err := validateMetadata(t, data); err != nil {
 				return nil, fmt.Errorf("%w: %s: %v", ErrBadLayer, h.Name, err)
 			}
-			got, err := tx.WriteMetadata(t, data)
-			if err != nil {
+			var got ostree.Checksum
+			if t == ostree.ObjectCommit && held != nil {
+				got = sha256.Sum256(data)
+				if got == sum {
+					held[sum] = data
+				}
+			} else if got, err = tx.WriteMetadata(t, data); err != nil {
 				return nil, err
 			}
 			if got != sum {

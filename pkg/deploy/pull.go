@@ -1,20 +1,23 @@
 package deploy
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"log/slog"
+	"runtime"
+	"sync"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/bootc-go/bootc/pkg/imgref"
 	"github.com/bootc-go/bootc/pkg/ostree"
+	"github.com/bootc-go/bootc/pkg/transport"
 )
-
-// CONTRACT STUB (issue 4): the helper implementing the pull path replaces the bodies; the
-// exported names are shared with cmd/bootc and pkg/sysroot users and must not change without
-// telling them.
 
 // Pulled images are recorded under ImageRefPrefix+EscapeRef(ref.String()) (ref is the canonical
 // imgref.OstreeRef), naming the image's merged commit.
@@ -102,7 +105,18 @@ type Plan struct {
 func (p *Plan) Changed() bool { return p.Previous == nil || p.Previous.Digest != p.Digest }
 
 // ToFetch returns how many layers, and how many compressed bytes, a pull would download.
-func (p *Plan) ToFetch() (layers int, bytes int64) { return 0, 0 }
+func (p *Plan) ToFetch() (layers int, bytes int64) {
+	if !p.Changed() {
+		return 0, 0
+	}
+	for _, l := range p.Layers {
+		if !l.Cached {
+			layers++
+			bytes += l.Size
+		}
+	}
+	return layers, bytes
+}
 
 // PullResult says what Pull did.
 type PullResult struct {
@@ -114,10 +128,46 @@ type PullResult struct {
 	BytesFetched                int64
 }
 
+// Commit metadata keys of a pulled image's merged commit (spec §3.4).
+const (
+	MetaManifestDigest  = "ostree.manifest-digest"
+	MetaManifest        = "ostree.manifest"
+	MetaImageConfig     = "ostree.container.image-config"
+	MetaImporterVersion = "ostree.importer.version"
+	// ImporterVersion is what this importer records under ostree.importer.version.
+	ImporterVersion = "bootc-go 1"
+)
+
+// ImageRef is the ref under which the repository keeps ref's image.
+func ImageRef(ref imgref.OstreeRef) string { return ImageRefPrefix + EscapeRef(ref.String()) }
+
+// LayerRef is the ref under which the repository keeps a layer, by its diff ID.
+func LayerRef(diffID v1.Hash) string { return LayerRefPrefix + EscapeRef(diffID.String()) }
+
+func (o *PullOptions) platform() v1.Platform {
+	if o.Platform != nil {
+		return *o.Platform
+	}
+	return v1.Platform{OS: "linux", Architecture: runtime.GOARCH}
+}
+
+func (o *PullOptions) logger() *slog.Logger {
+	if o.Log != nil {
+		return o.Log
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
 // Inspect reads the manifest (for the platform) and config of ref's image, and says which
 // layers the repository lacks. It downloads no layer.
 func Inspect(ctx context.Context, repo *ostree.Repo, ref imgref.OstreeRef, o PullOptions) (*Plan, error) {
-	return nil, errors.New("Inspect: not implemented")
+	img, err := transport.Read(ctx, ref.Image, o.platform())
+	if err != nil {
+		return nil, err
+	}
+	defer img.Close()
+	plan, _, err := inspect(ctx, repo, img.Image, &ref, o.logger())
+	return plan, err
 }
 
 // Pull imports ref's image into repo, fetching only the layers the repository lacks (Jobs at
@@ -129,19 +179,549 @@ func Inspect(ctx context.Context, repo *ostree.Repo, ref imgref.OstreeRef, o Pul
 // (ErrNotBootable) without a kernel. Only then is the image ref ImageRefPrefix+EscapeRef(ref)
 // set. A failure or kill at any point leaves the repository consistent; a rerun reuses the
 // layers that were complete.
+//
+// Order of operations: each object layer is written in its own transaction and recorded under
+// its blob ref once complete (the ostree layer's commit object is held back until every object
+// it reaches is in, and then written with that layer's ref); each derived layer is committed
+// with its blob ref in one transaction; then the merged tree's dirtrees, the merged commit,
+// and last the image ref.
 func Pull(ctx context.Context, repo *ostree.Repo, ref imgref.OstreeRef, o PullOptions) (*PullResult, error) {
-	return nil, errors.New("Pull: not implemented")
+	img, err := transport.Read(ctx, ref.Image, o.platform())
+	if err != nil {
+		return nil, err
+	}
+	defer img.Close()
+	res, err := pullImage(ctx, repo, img.Image, &ref, o)
+	if err != nil {
+		return nil, fmt.Errorf("pulling %s: %w", ref, err)
+	}
+	return res, nil
+}
+
+// source is an image's manifest and config as read, and verified against each other, by
+// inspect.
+type source struct {
+	img                    v1.Image
+	rawManifest, rawConfig []byte
+	layout                 *Layout
+	base                   ostree.Checksum // the ostree.commit label, for images with an ostree layer
+}
+
+func inspect(ctx context.Context, repo *ostree.Repo, img v1.Image, ref *imgref.OstreeRef, log *slog.Logger) (*Plan, *source, error) {
+	src := &source{img: img}
+	var err error
+	if src.rawManifest, err = img.RawManifest(); err != nil {
+		return nil, nil, fmt.Errorf("reading the manifest: %w", err)
+	}
+	digest, _, err := v1.SHA256(bytes.NewReader(src.rawManifest))
+	if err != nil {
+		return nil, nil, err
+	}
+	untrustedManifest, err := v1.ParseManifest(bytes.NewReader(src.rawManifest))
+	if err != nil {
+		return nil, nil, fmt.Errorf("parsing the manifest %s: %w", digest, err)
+	}
+	if mt := untrustedManifest.MediaType; mt != "" && !mt.IsImage() {
+		return nil, nil, fmt.Errorf("manifest %s has media type %s, not an image manifest", digest, mt)
+	}
+	if src.rawConfig, err = img.RawConfigFile(); err != nil {
+		return nil, nil, fmt.Errorf("reading the image config: %w", err)
+	}
+	cd, _, err := v1.SHA256(bytes.NewReader(src.rawConfig))
+	if err != nil {
+		return nil, nil, err
+	}
+	if cd != untrustedManifest.Config.Digest {
+		return nil, nil, fmt.Errorf("%w: the image config should be %s (manifest) but is %s: the image was tampered with or its store is damaged", ErrDigestMismatch, untrustedManifest.Config.Digest, cd)
+	}
+	cf, err := v1.ParseConfigFile(bytes.NewReader(src.rawConfig))
+	if err != nil {
+		return nil, nil, fmt.Errorf("parsing the image config %s: %w", cd, err)
+	}
+	m := untrustedManifest
+	if len(m.Layers) != len(cf.RootFS.DiffIDs) {
+		return nil, nil, fmt.Errorf("the manifest lists %d layers but the config %d diff IDs: the image is damaged", len(m.Layers), len(cf.RootFS.DiffIDs))
+	}
+	if src.layout, err = ParseLayout(cf); err != nil {
+		return nil, nil, err
+	}
+	if src.layout.Ostree >= 0 {
+		label, ok := cf.Config.Labels["ostree.commit"]
+		if !ok {
+			return nil, nil, fmt.Errorf("the image has the %s label but no ostree.commit label: it was not built by an ostree-container encapsulator", LabelFinalDiffID)
+		}
+		if src.base, err = ostree.ParseChecksum(label); err != nil {
+			return nil, nil, fmt.Errorf("the image's ostree.commit label: %w", err)
+		}
+	}
+	plan := &Plan{Digest: digest, Manifest: m, Config: cf}
+	if ref != nil {
+		plan.Ref = *ref
+	}
+	plan.Version, plan.Created = versionCreated(cf)
+	kinds := make([]LayerKind, len(m.Layers))
+	for i := range kinds {
+		kinds[i] = LayerDerived
+	}
+	if src.layout.Ostree >= 0 {
+		kinds[src.layout.Ostree] = LayerOstree
+		for _, i := range src.layout.Chunks {
+			kinds[i] = LayerChunk
+		}
+	}
+	for i, d := range m.Layers {
+		li := LayerInfo{Digest: d.Digest, DiffID: cf.RootFS.DiffIDs[i], Size: d.Size, Kind: kinds[i]}
+		c, err := repo.ReadRef(LayerRef(li.DiffID))
+		switch {
+		case err == nil && li.Kind == LayerOstree:
+			// The ostree layer's ref names the image's commit; anything else is a stale
+			// record, and the layer is fetched again.
+			li.Cached = c == src.base
+		case err == nil:
+			li.Cached = true
+		case !errors.Is(err, ostree.ErrRefNotFound):
+			return nil, nil, err
+		}
+		plan.Layers = append(plan.Layers, li)
+	}
+	if ref != nil {
+		prev, err := QueryImage(repo, *ref)
+		switch {
+		case err == nil:
+			plan.Previous = prev
+		case errors.Is(err, ErrImageNotPulled):
+		default:
+			log.Warn("the image recorded for the reference is unreadable; pulling it anew", "ref", ref.String(), "err", err)
+		}
+	}
+	return plan, src, nil
+}
+
+// versionCreated reads the version and creation time from a config (spec §5.4).
+func versionCreated(cf *v1.ConfigFile) (string, time.Time) {
+	labels := cf.Config.Labels
+	version, ok := labels["org.opencontainers.image.version"]
+	if !ok {
+		version = labels["version"]
+	}
+	created := cf.Created.Time
+	if s, ok := labels["org.opencontainers.image.created"]; ok {
+		if t, err := time.Parse(time.RFC3339, s); err == nil {
+			created = t
+		}
+	}
+	return version, created
+}
+
+// puller does one pull: the fetch jobs share it.
+type puller struct {
+	repo *ostree.Repo
+	src  *source
+	plan *Plan
+	o    PullOptions
+	log  *slog.Logger
+
+	mu       sync.Mutex // guards what follows
+	held     map[ostree.Checksum][]byte
+	dropped  map[string]int
+	res      *PullResult
+	progress PullProgress
+	lastProg time.Time
+}
+
+func pullImage(ctx context.Context, repo *ostree.Repo, img v1.Image, ref *imgref.OstreeRef, o PullOptions) (*PullResult, error) {
+	log := o.logger()
+	plan, src, err := inspect(ctx, repo, img, ref, log)
+	if err != nil {
+		return nil, err
+	}
+	res := &PullResult{Plan: plan}
+	if prev := plan.Previous; prev != nil && !plan.Changed() {
+		if ok, err := repo.HasObject(ostree.ObjectName{Checksum: prev.Commit, Type: ostree.ObjectCommit}); err == nil && ok {
+			res.Image, res.LayersReused = prev, len(plan.Layers)
+			log.Debug("image unchanged", "digest", plan.Digest, "commit", prev.Commit)
+			return res, nil
+		}
+	}
+	p := &puller{repo: repo, src: src, plan: plan, o: o, log: log, res: res, held: map[ostree.Checksum][]byte{}, dropped: map[string]int{}}
+	if err := p.fetch(ctx); err != nil {
+		return nil, err
+	}
+	root := &mnode{}
+	var baseCommit *ostree.Commit
+	if src.layout.Ostree >= 0 {
+		if baseCommit, err = p.baseCommit(ctx); err != nil {
+			return nil, err
+		}
+		root.tree, root.meta = baseCommit.RootTree, baseCommit.RootMeta
+	}
+	p.report(func(pp *PullProgress) { pp.Phase = "merging" })
+	tree, meta, err := p.merge(ctx, root)
+	if err != nil {
+		return nil, err
+	}
+	if err := requireKernel(repo, tree); err != nil {
+		return nil, err
+	}
+	p.report(func(pp *PullProgress) { pp.Phase = "committing" })
+	state := &ImageState{Digest: plan.Digest, Manifest: plan.Manifest, Config: plan.Config, Version: plan.Version, Created: plan.Created}
+	ts := plan.Created
+	opts := []ostree.CommitOption{ostree.WithNoParent(), ostree.WithoutBindings()}
+	if baseCommit != nil {
+		if ts.IsZero() {
+			ts = time.Unix(int64(baseCommit.Timestamp), 0)
+		}
+		for _, m := range baseCommit.Metadata {
+			opts = append(opts, ostree.WithMetadata(m.Key, m.Value))
+		}
+		opts = append(opts, ostree.WithSubject(baseCommit.Subject), ostree.WithBody(baseCommit.Body))
+	}
+	if ts.IsZero() {
+		ts = time.Unix(0, 0)
+	}
+	opts = append(opts, ostree.WithTimestamp(ts),
+		ostree.WithMetadataString(MetaManifestDigest, plan.Digest.String()),
+		ostree.WithMetadataString(MetaManifest, string(src.rawManifest)),
+		ostree.WithMetadataString(MetaImageConfig, string(src.rawConfig)),
+		ostree.WithMetadataString(MetaImporterVersion, ImporterVersion))
+	if state.Commit, err = repo.CommitTree(ctx, tree, meta, opts...); err != nil {
+		return nil, fmt.Errorf("committing the merged tree: %w", err)
+	}
+	if ref != nil {
+		if err := repo.SetRef(ImageRef(*ref), state.Commit); err != nil {
+			return nil, err
+		}
+	}
+	if len(p.dropped) > 0 {
+		log.Info("dropped top-level entries of derived layers (not kept by an ostree host)", "counts", p.dropped)
+	}
+	res.Image = state
+	return res, nil
+}
+
+// report updates the progress and passes it on: always for a phase or layer change, at most
+// every 100ms for bytes.
+func (p *puller) report(update func(*PullProgress)) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	before := p.progress
+	update(&p.progress)
+	if p.o.Progress == nil {
+		return
+	}
+	now := time.Now()
+	if before.Phase == p.progress.Phase && before.LayersDone == p.progress.LayersDone && now.Sub(p.lastProg) < 100*time.Millisecond {
+		return
+	}
+	p.lastProg = now
+	p.o.Progress(p.progress)
+}
+
+// fetch downloads the layers the repository lacks, Jobs at a time.
+func (p *puller) fetch(ctx context.Context) error {
+	var todo []int
+	for i, l := range p.plan.Layers {
+		if l.Cached {
+			p.res.LayersReused++
+			continue
+		}
+		todo = append(todo, i)
+	}
+	layers, size := 0, int64(0)
+	for _, i := range todo {
+		layers++
+		size += p.plan.Layers[i].Size
+	}
+	p.report(func(pp *PullProgress) { *pp = PullProgress{Layers: layers, Bytes: size, Phase: "fetching"} })
+	jobs := p.o.Jobs
+	if jobs <= 0 {
+		jobs = 3
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(jobs)
+	for _, i := range todo {
+		g.Go(func() error {
+			var err error
+			if p.plan.Layers[i].Kind == LayerDerived {
+				err = p.fetchDerived(gctx, i)
+			} else {
+				err = p.fetchObjects(gctx, i)
+			}
+			if err != nil {
+				return err
+			}
+			p.report(func(pp *PullProgress) { pp.LayersDone++ })
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	p.res.LayersFetched = len(todo)
+	return nil
+}
+
+func (p *puller) open(ctx context.Context, i int) (*layerBlob, error) {
+	l := p.plan.Layers[i]
+	desc := p.plan.Manifest.Layers[i]
+	p.log.Debug("fetching layer", "index", i, "digest", l.Digest, "size", l.Size, "kind", l.Kind)
+	return openLayerBlob(ctx, p.src.img, i, desc, l.DiffID, func(n int) {
+		p.report(func(pp *PullProgress) { pp.BytesDone += int64(n) })
+		p.mu.Lock()
+		p.res.BytesFetched += int64(n)
+		p.mu.Unlock()
+	})
+}
+
+// fetchObjects imports an object layer in a transaction of its own. A chunk layer is recorded
+// under its blob ref at once (a commit whose root holds its content objects, named by checksum,
+// as ostree-ext does); the ostree layer's commit waits for baseCommit.
+func (p *puller) fetchObjects(ctx context.Context, i int) error {
+	blob, err := p.open(ctx, i)
+	if err != nil {
+		return err
+	}
+	tx, err := p.repo.Begin(ctx)
+	if err != nil {
+		blob.finish(err)
+		return err
+	}
+	defer tx.Abort()
+	held := map[ostree.Checksum][]byte{}
+	st, err := importObjects(tx, blob.Tar(), held)
+	if err := blob.finish(err); err != nil {
+		if blob.blobErr == nil {
+			return fmt.Errorf("layer %d (%s): %w", i, p.plan.Layers[i].Digest, err)
+		}
+		return err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return err
+	}
+	p.mu.Lock()
+	for c, data := range held {
+		p.held[c] = data
+	}
+	p.mu.Unlock()
+	if p.plan.Layers[i].Kind == LayerOstree {
+		return nil
+	}
+	objects := st.Contents
+	_, err = p.repo.CommitEntries(ctx, emptySource{}, ostree.WithBranch(LayerRef(p.plan.Layers[i].DiffID)),
+		ostree.WithTimestamp(time.Unix(0, 0)), ostree.WithNoParent(), ostree.WithoutBindings(),
+		ostree.WithTreeEdit(func(_ context.Context, _ *ostree.Transaction, root *ostree.MutableTree) error {
+			for _, c := range objects {
+				if err := root.SetFile(c.String(), c); err != nil {
+					return err
+				}
+			}
+			return nil
+		}))
+	return err
+}
+
+// verifiedSource ends a derived layer's entries only once its blob is verified, so that a
+// damaged or tampered blob aborts the commit.
+type verifiedSource struct {
+	ts   *ostree.TarSource
+	blob *layerBlob
+}
+
+func (s *verifiedSource) Next(ctx context.Context) (*ostree.Entry, error) {
+	e, err := s.ts.Next(ctx)
+	if err == io.EOF {
+		if err := s.blob.finish(nil); err != nil {
+			return nil, err
+		}
+	}
+	return e, err
+}
+
+// fetchDerived filters a derived layer and commits it under its blob ref.
+func (p *puller) fetchDerived(ctx context.Context, i int) error {
+	blob, err := p.open(ctx, i)
+	if err != nil {
+		return err
+	}
+	dropped := map[string]int{}
+	ts := ostree.NewTarSource(blob.Tar())
+	ts.Filter = derivedFilter(dropped, p.src.layout.Ostree < 0)
+	_, err = p.repo.CommitEntries(ctx, &verifiedSource{ts: ts, blob: blob},
+		ostree.WithBranch(LayerRef(p.plan.Layers[i].DiffID)), ostree.WithTimestamp(time.Unix(0, 0)),
+		ostree.WithNoParent(), ostree.WithoutBindings(), ostree.WithMetadataString(MetaImporterVersion, ImporterVersion))
+	if err := blob.finish(err); err != nil {
+		if blob.blobErr != nil {
+			return err
+		}
+		if dropped["sysroot"] > 0 && p.src.layout.Ostree < 0 {
+			err = fmt.Errorf("%w (the layer holds an ostree repository under /sysroot: it looks like an ostree-container layer of an image that lost its %s label; rebuild or re-encapsulate the image)", err, LabelFinalDiffID)
+		}
+		return fmt.Errorf("%w: derived layer %d (%s): %w", ErrBadLayer, i, p.plan.Layers[i].Digest, err)
+	}
+	p.mu.Lock()
+	for k, n := range dropped {
+		p.dropped[k] += n
+	}
+	p.mu.Unlock()
+	return nil
+}
+
+// baseCommit returns the image's ostree commit. When its layer was fetched, the commit object
+// (held back) is written only now that every object layer is in and every object it reaches is
+// present, together with the ostree layer's blob ref.
+func (p *puller) baseCommit(ctx context.Context) (*ostree.Commit, error) {
+	base := p.src.base
+	l := p.plan.Layers[p.src.layout.Ostree]
+	if l.Cached {
+		return p.repo.ReadCommit(base)
+	}
+	data, ok := p.held[base]
+	if !ok {
+		return nil, fmt.Errorf("%w: the image's layers do not hold its commit %s (ostree.commit label)", ErrBadLayer, base)
+	}
+	commit, err := ostree.UnmarshalCommit(data)
+	if err != nil {
+		return nil, fmt.Errorf("%w: commit %s: %w", ErrBadLayer, base, err)
+	}
+	if err := checkComplete(ctx, p.repo, commit.RootTree, commit.RootMeta, map[ostree.Checksum]bool{}); err != nil {
+		return nil, fmt.Errorf("%w: the image's commit %s is incomplete: %w", ErrBadLayer, base, err)
+	}
+	tx, err := p.repo.Begin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Abort()
+	if _, err := tx.WriteMetadata(ostree.ObjectCommit, data); err != nil {
+		return nil, err
+	}
+	if err := tx.SetRef(LayerRef(l.DiffID), &base); err != nil {
+		return nil, err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return nil, err
+	}
+	return commit, nil
+}
+
+// checkComplete makes sure every object a tree reaches is in the repository.
+func checkComplete(ctx context.Context, repo *ostree.Repo, tree, meta ostree.Checksum, seen map[ostree.Checksum]bool) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if ok, err := repo.HasObject(ostree.ObjectName{Checksum: meta, Type: ostree.ObjectDirMeta}); err != nil || !ok {
+		return errors.Join(err, fmt.Errorf("dirmeta %s is missing", meta))
+	}
+	if seen[tree] {
+		return nil
+	}
+	seen[tree] = true
+	dt, err := repo.ReadDirTree(tree)
+	if err != nil {
+		return err
+	}
+	for _, f := range dt.Files {
+		if ok, err := repo.HasObject(ostree.ObjectName{Checksum: f.Checksum, Type: ostree.ObjectFile}); err != nil || !ok {
+			return errors.Join(err, fmt.Errorf("file %s (%s) is missing", f.Checksum, f.Name))
+		}
+	}
+	for _, d := range dt.Dirs {
+		if err := checkComplete(ctx, repo, d.Tree, d.Meta, seen); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// merge lays the derived layers over root in order and returns the merged tree. With no
+// derived layers that is root itself, written nowhere.
+func (p *puller) merge(ctx context.Context, root *mnode) (tree, meta ostree.Checksum, err error) {
+	derived := p.src.layout.Derived
+	if len(derived) == 0 {
+		return root.tree, root.meta, nil
+	}
+	m := &treeMerger{repo: p.repo}
+	for _, i := range derived {
+		c, err := p.repo.ReadRef(LayerRef(p.plan.Layers[i].DiffID))
+		if err != nil {
+			return tree, meta, fmt.Errorf("derived layer %d: %w", i, err)
+		}
+		lc, err := p.repo.ReadCommit(c)
+		if err != nil {
+			return tree, meta, fmt.Errorf("derived layer %d: %w", i, err)
+		}
+		if err := m.apply(ctx, root, lc.RootTree, lc.RootMeta); err != nil {
+			return tree, meta, fmt.Errorf("applying derived layer %d: %w", i, err)
+		}
+	}
+	// Builders inject these as empty files; they must not shadow the host's.
+	for _, f := range []string{"usr/etc/hostname", "usr/etc/resolv.conf"} {
+		c, ok, err := m.lookupFile(root, f)
+		if err != nil {
+			return tree, meta, err
+		}
+		if !ok {
+			continue
+		}
+		obj, err := p.repo.OpenContent(c)
+		if err != nil {
+			return tree, meta, err
+		}
+		empty := obj.Header.Mode&ostree.ModeTypeMask == ostree.ModeRegular && obj.Size == 0
+		obj.Close()
+		if empty {
+			m.removeFile(root, f)
+		}
+	}
+	tx, err := p.repo.Begin(ctx)
+	if err != nil {
+		return tree, meta, err
+	}
+	defer tx.Abort()
+	if tree, meta, err = m.write(tx, root); err != nil {
+		return tree, meta, err
+	}
+	return tree, meta, tx.Commit(ctx)
 }
 
 // QueryImage returns the image the repository holds for ref (ErrImageNotPulled if none).
 func QueryImage(repo *ostree.Repo, ref imgref.OstreeRef) (*ImageState, error) {
-	return nil, errors.New("QueryImage: not implemented")
+	c, err := repo.ReadRef(ImageRef(ref))
+	if err != nil {
+		if errors.Is(err, ostree.ErrRefNotFound) {
+			return nil, fmt.Errorf("%w: %s (pull it first)", ErrImageNotPulled, ref)
+		}
+		return nil, err
+	}
+	return ImageStateOf(repo, c)
 }
 
 // ImageStateOf reads the image state recorded in a merged commit's metadata (for `status` of a
 // deployment); it fails if the commit carries no ostree.manifest-digest.
 func ImageStateOf(repo *ostree.Repo, commit ostree.Checksum) (*ImageState, error) {
-	return nil, errors.New("ImageStateOf: not implemented")
+	c, err := repo.ReadCommit(commit)
+	if err != nil {
+		return nil, err
+	}
+	d, ok := c.Metadata.String(MetaManifestDigest)
+	if !ok {
+		return nil, fmt.Errorf("commit %s has no %s: it was not pulled from a container image", commit, MetaManifestDigest)
+	}
+	st := &ImageState{Commit: commit}
+	if st.Digest, err = v1.NewHash(d); err != nil {
+		return nil, fmt.Errorf("commit %s: %s: %w", commit, MetaManifestDigest, err)
+	}
+	if s, ok := c.Metadata.String(MetaManifest); ok {
+		if st.Manifest, err = v1.ParseManifest(bytes.NewReader([]byte(s))); err != nil {
+			return nil, fmt.Errorf("commit %s: %s: %w", commit, MetaManifest, err)
+		}
+	}
+	if s, ok := c.Metadata.String(MetaImageConfig); ok {
+		if st.Config, err = v1.ParseConfigFile(bytes.NewReader([]byte(s))); err != nil {
+			return nil, fmt.Errorf("commit %s: %s: %w", commit, MetaImageConfig, err)
+		}
+		st.Version, st.Created = versionCreated(st.Config)
+	}
+	return st, nil
 }
 
 // GCStats says what GC removed.
@@ -153,5 +733,73 @@ type GCStats struct {
 // keepImages, then the layer refs no remaining image (nor any commit in keepCommits) lists.
 // It deletes refs only; the caller prunes objects afterwards (sysroot.Cleanup).
 func GC(ctx context.Context, repo *ostree.Repo, keepCommits []ostree.Checksum, keepImages []imgref.OstreeRef) (*GCStats, error) {
-	return nil, errors.New("GC: not implemented")
+	refs, err := repo.ListRefs()
+	if err != nil {
+		return nil, err
+	}
+	keepC := map[ostree.Checksum]bool{}
+	for _, c := range keepCommits {
+		keepC[c] = true
+	}
+	keepI := map[string]bool{}
+	for _, r := range keepImages {
+		keepI[ImageRef(r)] = true
+	}
+	st := &GCStats{}
+	// The layers the kept images and commits list (by their configs' diff IDs).
+	layers := map[string]bool{}
+	listLayers := func(c ostree.Checksum, must bool) error {
+		s, err := ImageStateOf(repo, c)
+		if err != nil {
+			if must {
+				return fmt.Errorf("reading the image of %s to keep its layers: %w", c, err)
+			}
+			return nil
+		}
+		if s.Config == nil {
+			if must {
+				return fmt.Errorf("commit %s records no image config: its layers cannot be told apart", c)
+			}
+			return nil
+		}
+		for _, d := range s.Config.RootFS.DiffIDs {
+			layers[LayerRef(d)] = true
+		}
+		return nil
+	}
+	for _, c := range keepCommits {
+		// A kept commit that was not pulled from an image (ostree-native deployments) lists
+		// no layers.
+		if err := listLayers(c, false); err != nil {
+			return nil, err
+		}
+	}
+	for _, r := range refs {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		if len(r.Name) <= len(ImageRefPrefix) || r.Name[:len(ImageRefPrefix)] != ImageRefPrefix {
+			continue
+		}
+		if keepC[r.Checksum] || keepI[r.Name] {
+			if err := listLayers(r.Checksum, true); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		if err := repo.DeleteRef(r.Name); err != nil {
+			return nil, err
+		}
+		st.Images++
+	}
+	for _, r := range refs {
+		if len(r.Name) <= len(LayerRefPrefix) || r.Name[:len(LayerRefPrefix)] != LayerRefPrefix || layers[r.Name] {
+			continue
+		}
+		if err := repo.DeleteRef(r.Name); err != nil {
+			return nil, err
+		}
+		st.Layers++
+	}
+	return st, nil
 }

@@ -1,0 +1,280 @@
+package deploy
+
+import (
+	"archive/tar"
+	"context"
+	"errors"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+
+	"github.com/bootc-go/bootc/pkg/imgref"
+	"github.com/bootc-go/bootc/pkg/ostree"
+	"github.com/bootc-go/bootc/pkg/transport"
+)
+
+// writeOCI stores img in an OCI layout under dir with tag, and returns its reference.
+func writeOCI(t *testing.T, img v1.Image, dir, tag string) imgref.OstreeRef {
+	t.Helper()
+	ref := imgref.Ref{Transport: imgref.OCI, Name: dir, Tag: tag}
+	if _, err := transport.Write(context.Background(), img, ref); err != nil {
+		t.Fatal(err)
+	}
+	return imgref.OstreeRef{SigVerify: imgref.Unverified, Image: ref}
+}
+
+func newRepo(t *testing.T) *ostree.Repo {
+	t.Helper()
+	repo, err := ostree.Init(context.Background(), filepath.Join(t.TempDir(), "repo"), ostree.ModeBareUser, ostree.WithFsync(false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return repo
+}
+
+func fsckClean(t *testing.T, repo *ostree.Repo) {
+	t.Helper()
+	rep, err := repo.Fsck(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Problems) != 0 {
+		t.Fatalf("fsck: %v", rep.Problems)
+	}
+}
+
+func pathSet(t *testing.T, repo *ostree.Repo, c ostree.Checksum) map[string]bool {
+	t.Helper()
+	has := map[string]bool{}
+	for _, p := range strings.Fields(commitPaths(t, repo, c)) {
+		has[p] = true
+	}
+	return has
+}
+
+// Inspect, Pull, QueryImage and ImageStateOf on an ostree-container image in an oci: layout;
+// a second pull of the same image fetches nothing.
+func TestPullOCI(t *testing.T) {
+	ctx := context.Background()
+	img, base := buildImage(t)
+	ref := writeOCI(t, img, filepath.Join(t.TempDir(), "oci"), "v1")
+	repo := newRepo(t)
+	plan, err := Inspect(ctx, repo, ref, PullOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	digest, _ := img.Digest()
+	n, size := plan.ToFetch()
+	if plan.Digest != digest || plan.Previous != nil || !plan.Changed() || n != len(plan.Layers) || size <= 0 {
+		t.Fatalf("plan: digest %s (want %s), previous %v, to fetch %d layers %d bytes", plan.Digest, digest, plan.Previous, n, size)
+	}
+	if plan.Layers[0].Kind != LayerOstree || plan.Layers[1].Kind != LayerChunk {
+		t.Fatalf("layer kinds: %+v", plan.Layers)
+	}
+	var last PullProgress
+	calls := 0
+	res, err := Pull(ctx, repo, ref, PullOptions{Jobs: 2, Progress: func(p PullProgress) { last = p; calls++ }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.LayersFetched != len(plan.Layers) || res.LayersReused != 0 || res.BytesFetched != size {
+		t.Fatalf("pull: fetched %d layers %d bytes, reused %d; want %d layers %d bytes", res.LayersFetched, res.BytesFetched, res.LayersReused, len(plan.Layers), size)
+	}
+	if calls == 0 || last.Phase != "committing" || last.LayersDone != last.Layers || last.BytesDone != size {
+		t.Errorf("progress: %d calls, last %+v", calls, last)
+	}
+	if c, err := repo.ReadRef(ImageRef(ref)); err != nil || c != res.Image.Commit {
+		t.Fatalf("image ref: %s %v, want %s", c, err, res.Image.Commit)
+	}
+	bc, _ := repo.ReadCommit(base)
+	mc, _ := repo.ReadCommit(res.Image.Commit)
+	if mc.RootTree != bc.RootTree {
+		t.Fatal("the merged commit of an image without derived layers has another tree than its ostree commit")
+	}
+	if c, err := repo.ReadRef(LayerRef(plan.Layers[0].DiffID)); err != nil || c != base {
+		t.Fatalf("the ostree layer's ref names %s (%v), want the image's commit %s", c, err, base)
+	}
+	for _, key := range []string{MetaManifest, MetaImageConfig, MetaImporterVersion} {
+		if _, ok := mc.Metadata.String(key); !ok {
+			t.Errorf("merged commit lacks %s", key)
+		}
+	}
+	if raw, _ := img.RawConfigFile(); func() string { s, _ := mc.Metadata.String(MetaImageConfig); return s }() != string(raw) {
+		t.Error("ostree.container.image-config is not the raw config")
+	}
+	st, err := QueryImage(repo, ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Commit != res.Image.Commit || st.Digest != digest || st.Config == nil || st.Manifest == nil || len(st.Manifest.Layers) != len(plan.Layers) {
+		t.Fatalf("QueryImage: %+v", st)
+	}
+	if !st.Created.Equal(plan.Created) || st.Version != plan.Version {
+		t.Errorf("QueryImage: created %v version %q, plan %v %q", st.Created, st.Version, plan.Created, plan.Version)
+	}
+	if _, err := ImageStateOf(repo, base); err == nil {
+		t.Error("ImageStateOf accepted a commit without ostree.manifest-digest")
+	}
+	fsckClean(t, repo)
+
+	// Unchanged: nothing to fetch, the same commit.
+	plan, err = Inspect(ctx, repo, ref, PullOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := plan.ToFetch(); plan.Changed() || n != 0 || plan.Previous.Commit != res.Image.Commit {
+		t.Fatalf("second inspect: changed %v, %d to fetch", plan.Changed(), n)
+	}
+	res2, err := Pull(ctx, repo, ref, PullOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res2.LayersFetched != 0 || res2.BytesFetched != 0 || res2.Image.Commit != res.Image.Commit {
+		t.Fatalf("second pull: %+v", res2)
+	}
+	other := imgref.OstreeRef{Image: imgref.Ref{Transport: imgref.OCI, Name: "/nonexistent"}}
+	if _, err := QueryImage(repo, other); !errors.Is(err, ErrImageNotPulled) {
+		t.Fatalf("QueryImage of an image never pulled: %v", err)
+	}
+}
+
+// plainImage is a container image without ostree layers: a base layer with a kernel and a second
+// layer.
+func plainImage(t *testing.T, kernel bool) v1.Image {
+	t.Helper()
+	files := []tar.Header{
+		{Name: "usr/", Typeflag: tar.TypeDir, Mode: 0o755},
+		{Name: "usr/bin/", Typeflag: tar.TypeDir, Mode: 0o755},
+		{Name: "usr/bin/sh", Typeflag: tar.TypeReg, Mode: 0o755},
+		{Name: "bin", Typeflag: tar.TypeSymlink, Linkname: "usr/bin"},
+		{Name: "etc/os-release", Typeflag: tar.TypeReg},
+		{Name: "opt/app/run", Typeflag: tar.TypeReg},
+		{Name: "tmp/", Typeflag: tar.TypeDir, Mode: 0o1777},
+		{Name: "tmp/junk", Typeflag: tar.TypeReg},
+		{Name: "sysroot/", Typeflag: tar.TypeDir, Mode: 0o755},
+	}
+	if kernel {
+		files = append(files, tar.Header{Name: "usr/lib/modules/6.1/vmlinuz", Typeflag: tar.TypeReg})
+	}
+	l1 := tarLayer(t, files, map[string]string{"usr/bin/sh": "sh", "etc/os-release": "ID=test", "opt/app/run": "app", "usr/lib/modules/6.1/vmlinuz": "kernel"})
+	l2 := tarLayer(t, []tar.Header{
+		{Name: "etc/.wh.os-release", Typeflag: tar.TypeReg},
+		{Name: "etc/motd", Typeflag: tar.TypeReg},
+	}, map[string]string{"etc/motd": "hi"})
+	img, err := mutate.AppendLayers(empty.Image, l1, l2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cf, _ := img.ConfigFile()
+	cf = cf.DeepCopy()
+	cf.Config.Labels = map[string]string{"containers.bootc": "1", "version": "42"}
+	img, err = mutate.ConfigFile(img, cf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return img
+}
+
+// An image without ostree layers is all derived over an empty root: top-level directories other
+// than those an ostree host manages are kept.
+func TestPullPlainImage(t *testing.T) {
+	ctx := context.Background()
+	ref := writeOCI(t, plainImage(t, true), filepath.Join(t.TempDir(), "oci"), "")
+	repo := newRepo(t)
+	res, err := Pull(ctx, repo, ref, PullOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	has := pathSet(t, repo, res.Image.Commit)
+	for _, want := range []string{"/usr/bin/sh", "/bin", "/usr/etc/motd", "/opt/app/run", "/tmp", "/sysroot", "/usr/lib/modules/6.1/vmlinuz"} {
+		if !has[want] {
+			t.Errorf("merged tree lacks %s: %v", want, has)
+		}
+	}
+	for _, gone := range []string{"/usr/etc/os-release", "/tmp/junk", "/etc", "/usr/etc/.wh.os-release"} {
+		if has[gone] {
+			t.Errorf("merged tree has %s", gone)
+		}
+	}
+	if res.Image.Version != "42" {
+		t.Errorf("version %q, want the version label", res.Image.Version)
+	}
+	for _, l := range res.Plan.Layers {
+		if l.Kind != LayerDerived {
+			t.Errorf("layer %s is %s, want derived", l.Digest, l.Kind)
+		}
+		if _, err := repo.ReadRef(LayerRef(l.DiffID)); err != nil {
+			t.Errorf("derived layer not recorded: %v", err)
+		}
+	}
+	fsckClean(t, repo)
+	// The derived layers are reused; the merge gives the same commit.
+	if err := repo.DeleteRef(ImageRef(ref)); err != nil {
+		t.Fatal(err)
+	}
+	res2, err := Pull(ctx, repo, ref, PullOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res2.LayersFetched != 0 || res2.LayersReused != 2 || res2.Image.Commit != res.Image.Commit {
+		t.Fatalf("re-pull: %+v", res2)
+	}
+}
+
+func TestPullNotBootable(t *testing.T) {
+	ctx := context.Background()
+	ref := writeOCI(t, plainImage(t, false), filepath.Join(t.TempDir(), "oci"), "")
+	repo := newRepo(t)
+	_, err := Pull(ctx, repo, ref, PullOptions{})
+	if !errors.Is(err, ErrNotBootable) || !strings.Contains(err.Error(), "/usr/lib/modules/KVER/vmlinuz") || !strings.Contains(err.Error(), "containers.bootc=1") {
+		t.Fatalf("err = %v", err)
+	}
+	if _, err := repo.ReadRef(ImageRef(ref)); !errors.Is(err, ostree.ErrRefNotFound) {
+		t.Fatalf("image ref set for an unbootable image: %v", err)
+	}
+	fsckClean(t, repo)
+}
+
+// GC keeps the images asked for and their layers, and drops the rest (refs only).
+func TestGC(t *testing.T) {
+	ctx := context.Background()
+	repo := newRepo(t)
+	img, _ := buildImage(t)
+	a := writeOCI(t, img, filepath.Join(t.TempDir(), "a"), "")
+	b := writeOCI(t, plainImage(t, true), filepath.Join(t.TempDir(), "b"), "")
+	ra, err := Pull(ctx, repo, a, PullOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rb, err := Pull(ctx, repo, b, PullOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Keeping both (one by commit, one by reference) removes nothing.
+	st, err := GC(ctx, repo, []ostree.Checksum{ra.Image.Commit}, []imgref.OstreeRef{b})
+	if err != nil || st.Images != 0 || st.Layers != 0 {
+		t.Fatalf("GC keeping both: %+v %v", st, err)
+	}
+	st, err = GC(ctx, repo, []ostree.Checksum{rb.Image.Commit}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Images != 1 || st.Layers != len(ra.Plan.Layers) {
+		t.Fatalf("GC: %+v, want 1 image and %d layers", st, len(ra.Plan.Layers))
+	}
+	if _, err := QueryImage(repo, a); !errors.Is(err, ErrImageNotPulled) {
+		t.Fatalf("image a still there: %v", err)
+	}
+	for _, l := range rb.Plan.Layers {
+		if _, err := repo.ReadRef(LayerRef(l.DiffID)); err != nil {
+			t.Errorf("kept image's layer ref gone: %v", err)
+		}
+	}
+	if _, err := QueryImage(repo, b); err != nil {
+		t.Fatal(err)
+	}
+}
