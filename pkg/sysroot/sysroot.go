@@ -1,14 +1,43 @@
 // Package sysroot manages an OSTree sysroot (spec §2): the physical root that holds
 // /ostree/repo, the stateroots under /ostree/deploy with their deployments, and the boot
-// configuration under /boot. Everything it writes is readable by the real `ostree admin`.
+// configuration under /boot. Everything it writes is readable by the real `ostree admin`
+// (tested against ostree 2022.7), and it reads what `ostree admin` writes.
 //
-// CONTRACT STUB (issue 4): the helper implementing this package replaces the bodies; the
-// exported names are shared with cmd/bootc and must not change without telling its author.
+// # The booted deployment of a sysroot directory
+//
+// On a running system (the sysroot is "/" and the kernel command line has ostree=), the
+// booted deployment is the one ostree= names. A sysroot directory (an installation target, a
+// disk image being built, a test) has no running kernel; there the default deployment, index
+// 0, counts as booted, as if the machine had just started from its default boot entry. So in a
+// directory:
+//   - MergeDeployment is index 0 when it belongs to the stateroot (its /etc is carried over);
+//   - Place keeps index 0 (as "booted") next to the new deployment, like a reboot-free upgrade;
+//   - Rollback is the first deployment after index 0.
+//
+// The rule matches what `ostree admin deploy --sysroot DIR` keeps and merges, since libostree
+// falls back to the first deployment of the stateroot when nothing is booted.
+//
+// # Order of operations
+//
+// Deploy writes a new deployment directory under a temporary name and renames it into place;
+// nothing refers to it until WriteDeployments. WriteDeployments writes a complete new boot
+// version next to the current one and switches to it with one rename of /boot/loader (see its
+// doc). Cleanup removes what no boot entry refers to. The caller holds Lock around all of it.
 package sysroot
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/bootc-go/bootc/pkg/ostree"
 )
@@ -27,6 +56,12 @@ var (
 type Sysroot struct {
 	path string
 	repo *ostree.Repo
+
+	// From the last Load.
+	bootversion, subbootversion int
+	deployments                 []*Deployment
+	booted                      *Deployment
+	live                        bool
 }
 
 // Init creates the layout of `ostree admin init-fs --modern` in path (boot/, ostree/deploy/,
@@ -34,12 +69,44 @@ type Sysroot struct {
 // repository config, as bootc install sets them) and opens it. An existing sysroot is opened
 // as it is.
 func Init(ctx context.Context, path string) (*Sysroot, error) {
-	return nil, errors.New("sysroot.Init: not implemented")
+	if _, err := os.Stat(filepath.Join(path, "ostree", "repo", "objects")); err == nil {
+		return Open(ctx, path)
+	}
+	for _, d := range []string{"boot", "ostree/deploy"} {
+		if err := os.MkdirAll(filepath.Join(path, d), 0o755); err != nil {
+			return nil, fmt.Errorf("creating sysroot: %w", err)
+		}
+	}
+	repo, err := ostree.Init(ctx, filepath.Join(path, "ostree", "repo"), ostree.ModeBare)
+	if err != nil {
+		return nil, fmt.Errorf("creating sysroot repository: %w", err)
+	}
+	for _, kv := range [][2]string{{"bootloader", "none"}, {"bootprefix", "true"}} {
+		if err := repo.SetConfig("sysroot", kv[0], kv[1]); err != nil {
+			return nil, fmt.Errorf("configuring sysroot repository: %w", err)
+		}
+	}
+	return Open(ctx, path)
 }
 
 // Open opens an existing sysroot and loads its deployments.
 func Open(ctx context.Context, path string) (*Sysroot, error) {
-	return nil, errors.New("sysroot.Open: not implemented")
+	repoPath := filepath.Join(path, "ostree", "repo")
+	if _, err := os.Stat(repoPath); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("%w: %s has no ostree/repo", ErrNotSysroot, path)
+		}
+		return nil, fmt.Errorf("opening sysroot: %w", err)
+	}
+	repo, err := ostree.Open(ctx, repoPath)
+	if err != nil {
+		return nil, fmt.Errorf("opening sysroot %s: %w", path, err)
+	}
+	s := &Sysroot{path: path, repo: repo}
+	if err := s.Load(ctx); err != nil {
+		return nil, err
+	}
+	return s, nil
 }
 
 // Path returns the sysroot directory.
@@ -48,181 +115,313 @@ func (s *Sysroot) Path() string { return s.path }
 // Repo returns the system repository, ostree/repo.
 func (s *Sysroot) Repo() *ostree.Repo { return s.repo }
 
+// abs returns the path of rel (slash-separated, relative to the sysroot).
+func (s *Sysroot) abs(rel string) string { return filepath.Join(s.path, filepath.FromSlash(rel)) }
+
 // InitStateroot creates ostree/deploy/<name>/{deploy,var} if missing (`ostree admin os-init`,
 // the modern layout: var is left empty so the first deployment seeds it).
 func (s *Sysroot) InitStateroot(name string) error {
-	return errors.New("InitStateroot: not implemented")
+	if err := validateStateroot(name); err != nil {
+		return err
+	}
+	for _, d := range []string{"deploy", "var"} {
+		if err := os.MkdirAll(s.abs("ostree/deploy/"+name+"/"+d), 0o755); err != nil {
+			return fmt.Errorf("creating stateroot %s: %w", name, err)
+		}
+	}
+	return nil
 }
 
-// Lock takes the sysroot's exclusive lock (ostree/lock, flock, as libostree), waiting until ctx
-// is done. Every command that writes holds it from start to end. The returned function
-// releases it.
-func (s *Sysroot) Lock(ctx context.Context) (unlock func(), err error) {
-	return nil, errors.New("Lock: not implemented")
+func validateStateroot(name string) error {
+	if name == "" || name == "." || name == ".." || strings.ContainsAny(name, "/\x00") || strings.HasPrefix(name, ".") {
+		return fmt.Errorf("invalid stateroot name %q: use a plain name such as \"default\"", name)
+	}
+	return nil
 }
 
 // Load (re)reads the deployments from the current boot configuration.
 func (s *Sysroot) Load(ctx context.Context) error {
-	return errors.New("Load: not implemented")
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	bv, ok, err := s.readBootversion()
+	if err != nil {
+		return err
+	}
+	s.bootversion, s.deployments, s.booted = bv, nil, nil
+	if s.subbootversion, err = s.readSubbootversion(bv); err != nil {
+		return err
+	}
+	s.live = false
+	if ok {
+		if s.deployments, err = s.loadEntries(bv); err != nil {
+			return err
+		}
+	}
+	return s.findBooted()
+}
+
+// readBootversion reads /boot/loader -> loader.N; ok is false when there is no such link (no
+// deployments yet).
+func (s *Sysroot) readBootversion() (int, bool, error) {
+	target, err := os.Readlink(s.abs("boot/loader"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return 0, false, nil
+	}
+	if err != nil {
+		if errors.Is(err, unix.EINVAL) {
+			return 0, false, fmt.Errorf("%s is not a symlink: this sysroot was not written by ostree; remove it or use another sysroot", s.abs("boot/loader"))
+		}
+		return 0, false, fmt.Errorf("reading boot version: %w", err)
+	}
+	switch target {
+	case "loader.0":
+		return 0, true, nil
+	case "loader.1":
+		return 1, true, nil
+	}
+	return 0, false, fmt.Errorf("%s points to %q, not loader.0 or loader.1", s.abs("boot/loader"), target)
+}
+
+// readSubbootversion reads /ostree/boot.N -> boot.N.M; 0 when there is no link.
+func (s *Sysroot) readSubbootversion(bv int) (int, error) {
+	link := s.abs(fmt.Sprintf("ostree/boot.%d", bv))
+	target, err := os.Readlink(link)
+	if errors.Is(err, fs.ErrNotExist) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("reading subboot version: %w", err)
+	}
+	switch target {
+	case fmt.Sprintf("boot.%d.0", bv):
+		return 0, nil
+	case fmt.Sprintf("boot.%d.1", bv):
+		return 1, nil
+	}
+	return 0, fmt.Errorf("%s points to %q, not boot.%d.0 or boot.%d.1", link, target, bv, bv)
+}
+
+// loadEntries parses loader.N/entries/*.conf and the deployments they name, in boot order.
+func (s *Sysroot) loadEntries(bv int) ([]*Deployment, error) {
+	dir := s.abs(fmt.Sprintf("boot/loader.%d/entries", bv))
+	ents, err := os.ReadDir(dir)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("reading boot entries: %w", err)
+	}
+	var list []*Deployment
+	for _, e := range ents {
+		if !strings.HasSuffix(e.Name(), ".conf") || !e.Type().IsRegular() {
+			continue
+		}
+		data, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil {
+			return nil, fmt.Errorf("reading boot entry: %w", err)
+		}
+		entry := parseBLS(data)
+		d, err := s.loadDeployment(entry)
+		if err != nil {
+			return nil, fmt.Errorf("boot entry %s: %w", filepath.Join(dir, e.Name()), err)
+		}
+		if d != nil {
+			list = append(list, d)
+		}
+	}
+	// Highest "version" first (ostree-sysroot.c compare_boot_loader_configs); entries without
+	// one last.
+	slices.SortStableFunc(list, func(a, b *Deployment) int {
+		switch {
+		case a.entryVersion != "" && b.entryVersion != "":
+			return -strverscmp(a.entryVersion, b.entryVersion)
+		case a.entryVersion != "":
+			return -1
+		case b.entryVersion != "":
+			return 1
+		}
+		return 0
+	})
+	for i, d := range list {
+		d.Index = i
+	}
+	return list, nil
+}
+
+// loadDeployment reads the deployment a boot entry names; nil if the entry has no ostree=.
+func (s *Sysroot) loadDeployment(e *blsEntry) (*Deployment, error) {
+	kargs := splitKargs(e.get("options"))
+	bootlink := ""
+	var rest []string
+	for _, k := range kargs {
+		if v, ok := strings.CutPrefix(k, "ostree="); ok {
+			bootlink = v
+		} else {
+			rest = append(rest, k)
+		}
+	}
+	if bootlink == "" {
+		return nil, nil
+	}
+	stateroot, bootcsum, bootserial, err := parseBootlink(bootlink)
+	if err != nil {
+		return nil, err
+	}
+	target, err := os.Readlink(s.abs(strings.TrimPrefix(bootlink, "/")))
+	if err != nil {
+		return nil, fmt.Errorf("resolving ostree=%s: %w", bootlink, err)
+	}
+	commit, serial, err := parseDeployName(filepath.Base(target))
+	if err != nil {
+		return nil, fmt.Errorf("resolving ostree=%s: %w", bootlink, err)
+	}
+	d := &Deployment{
+		Stateroot:    stateroot,
+		Commit:       commit,
+		Serial:       serial,
+		BootCsum:     bootcsum,
+		BootSerial:   bootserial,
+		Kargs:        rest,
+		entryVersion: e.get("version"),
+	}
+	data, err := os.ReadFile(s.abs(d.Dir() + ".origin"))
+	switch {
+	case err == nil:
+		if d.Origin, err = ParseOrigin(data); err != nil {
+			return nil, fmt.Errorf("%s.origin: %w", s.abs(d.Dir()), err)
+		}
+	case errors.Is(err, fs.ErrNotExist):
+	default:
+		return nil, fmt.Errorf("reading origin: %w", err)
+	}
+	d.Version = s.commitVersion(commit)
+	return d, nil
+}
+
+// commitVersion returns the commit's "version" metadata, or "" (also when the commit is not in
+// the repository).
+func (s *Sysroot) commitVersion(c ostree.Checksum) string {
+	commit, err := s.repo.ReadCommit(c)
+	if err != nil {
+		return ""
+	}
+	v, _ := commit.Metadata.String("version")
+	return v
+}
+
+// parseBootlink parses /ostree/boot.N/<stateroot>/<bootcsum>/<bootserial>.
+func parseBootlink(link string) (stateroot, bootcsum string, bootserial int, err error) {
+	parts := strings.Split(link, "/")
+	if len(parts) != 6 || parts[0] != "" || parts[1] != "ostree" || (parts[2] != "boot.0" && parts[2] != "boot.1") {
+		return "", "", 0, fmt.Errorf("invalid ostree= argument %q: expected /ostree/boot.N/STATEROOT/BOOTCSUM/SERIAL", link)
+	}
+	n, err := strconv.Atoi(parts[5])
+	if err != nil || n < 0 || parts[3] == "" || parts[4] == "" {
+		return "", "", 0, fmt.Errorf("invalid ostree= argument %q: expected /ostree/boot.N/STATEROOT/BOOTCSUM/SERIAL", link)
+	}
+	return parts[3], parts[4], n, nil
+}
+
+// parseDeployName parses a deployment directory name <commit>.<serial>.
+func parseDeployName(name string) (ostree.Checksum, int, error) {
+	cs, ser, ok := strings.Cut(name, ".")
+	if ok {
+		c, err := ostree.ParseChecksum(cs)
+		n, err2 := strconv.Atoi(ser)
+		if err == nil && err2 == nil && n >= 0 && strconv.Itoa(n) == ser {
+			return c, n, nil
+		}
+	}
+	return ostree.Checksum{}, 0, fmt.Errorf("invalid deployment name %q: expected CHECKSUM.SERIAL", name)
+}
+
+// findBooted sets booted and live. On "/" it is the deployment whose directory is the one
+// the kernel command line's ostree= resolves to; in a sysroot directory, index 0.
+func (s *Sysroot) findBooted() error {
+	if filepath.Clean(s.path) != "/" {
+		if len(s.deployments) > 0 {
+			s.booted = s.deployments[0]
+		}
+		return nil
+	}
+	cmdline, err := os.ReadFile("/proc/cmdline")
+	if err != nil {
+		return nil // no /proc: nothing is booted
+	}
+	link := ""
+	for _, k := range splitKargs(string(bytes.TrimSpace(cmdline))) {
+		if v, ok := strings.CutPrefix(k, "ostree="); ok {
+			link = v
+		}
+	}
+	if link == "" {
+		return nil
+	}
+	s.live = true
+	var want unix.Stat_t
+	if err := unix.Stat(link, &want); err != nil {
+		// Before the root switch the deployment is under /sysroot.
+		if err := unix.Stat(filepath.Join("/sysroot", link), &want); err != nil {
+			return nil
+		}
+	}
+	for _, d := range s.deployments {
+		var st unix.Stat_t
+		if err := unix.Stat(s.abs(d.Dir()), &st); err == nil && st.Dev == want.Dev && st.Ino == want.Ino {
+			s.booted = d
+			return nil
+		}
+	}
+	return nil
 }
 
 // Deployments returns the deployments in boot order: index 0 is the default (next) boot.
-func (s *Sysroot) Deployments() []*Deployment { return nil }
+func (s *Sysroot) Deployments() []*Deployment { return slices.Clone(s.deployments) }
 
 // Booted returns the booted deployment, or nil. When the sysroot is "/", it is the deployment
 // the kernel command line's ostree= names (compared by device and inode). A sysroot directory
 // has no running kernel; there the default deployment (index 0) counts as booted, as if the
 // machine had just started from its default entry. The rule is documented in the package
 // README and in `bootc status --help`.
-func (s *Sysroot) Booted() *Deployment { return nil }
+func (s *Sysroot) Booted() *Deployment { return s.booted }
 
 // IsLive reports whether the sysroot is the running system's ("/" with ostree= on the kernel
 // command line).
-func (s *Sysroot) IsLive() bool { return false }
+func (s *Sysroot) IsLive() bool { return s.live }
 
 // MergeDeployment returns the deployment whose /etc and kernel arguments a new deployment of
 // stateroot inherits: the booted one if it belongs to stateroot, else the first deployment of
 // stateroot in boot order, else nil.
-func (s *Sysroot) MergeDeployment(stateroot string) *Deployment { return nil }
+func (s *Sysroot) MergeDeployment(stateroot string) *Deployment {
+	if s.booted != nil && s.booted.Stateroot == stateroot {
+		return s.booted
+	}
+	for _, d := range s.deployments {
+		if d.Stateroot == stateroot {
+			return d
+		}
+	}
+	return nil
+}
 
 // Rollback returns the deployment `rollback` would make the default: the first deployment
-// after the booted one (or, with no booted one, after index 0), or nil.
-func (s *Sysroot) Rollback() *Deployment { return nil }
-
-// Deployment is one deployed tree.
-type Deployment struct {
-	// Index is the position in boot order (0 is the default boot).
-	Index     int
-	Stateroot string
-	Commit    ostree.Checksum
-	// Serial is the deployserial: deployments of the same commit count up from 0.
-	Serial int
-	// BootCsum is the sha256 of the kernel, initramfs and devicetree (spec §2.2).
-	BootCsum string
-	// BootSerial counts deployments sharing BootCsum.
-	BootSerial int
-	// Kargs are the kernel arguments of the boot entry, without ostree=.
-	Kargs []string
-	// Origin is the .origin keyfile.
-	Origin *Origin
-	// Version is the commit's "version" metadata, or "".
-	Version string
-}
-
-// Dir returns the deployment's directory relative to the sysroot:
-// ostree/deploy/<stateroot>/deploy/<commit>.<serial>.
-func (d *Deployment) Dir() string { return "" }
-
-// Pinned reports whether the origin has [libostree-transient] pinned=true.
-func (d *Deployment) Pinned() bool { return false }
-
-// Equal reports whether d and o are the same deployment (stateroot, commit, serial).
-func (d *Deployment) Equal(o *Deployment) bool { return false }
-
-// Origin is a deployment's origin keyfile (spec §2.4): groups of key=value lines, kept in
-// order so that what we do not know survives a rewrite.
-type Origin struct{}
-
-// NewContainerOrigin returns an origin with [origin] container-image-reference=ref.
-func NewContainerOrigin(ref string) *Origin { return &Origin{} }
-
-// ParseOrigin parses an origin keyfile.
-func ParseOrigin(data []byte) (*Origin, error) { return nil, errors.New("ParseOrigin: not implemented") }
-
-// Get returns group.key.
-func (o *Origin) Get(group, key string) (string, bool) { return "", false }
-
-// Set sets group.key (adding the group if needed).
-func (o *Origin) Set(group, key, value string) {}
-
-// Remove deletes group.key.
-func (o *Origin) Remove(group, key string) {}
-
-// HasGroup reports whether group exists (bootc treats rpm-ostree groups as incompatible).
-func (o *Origin) HasGroup(group string) bool { return false }
-
-// ContainerImageReference returns [origin] container-image-reference.
-func (o *Origin) ContainerImageReference() (string, bool) { return "", false }
-
-// Marshal writes the keyfile.
-func (o *Origin) Marshal() []byte { return nil }
-
-// DeployOptions configures Deploy.
-type DeployOptions struct {
-	// Stateroot is the stateroot to deploy into (it must exist: see InitStateroot).
-	Stateroot string
-	// Origin is written as the deployment's .origin file.
-	Origin *Origin
-	// Kargs replaces the kernel arguments; nil inherits the merge deployment's (none without
-	// one).
-	Kargs []string
-	// Merge is the deployment whose /etc changes are carried over; nil means
-	// MergeDeployment(Stateroot). Set NoMerge to start from the image's /etc alone.
-	Merge   *Deployment
-	NoMerge bool
-}
-
-// DeployStats says what Deploy did to /etc and /var.
-type DeployStats struct {
-	EtcModified, EtcAdded, EtcRemoved int
-	// VarSeeded is true when the stateroot's empty /var was filled from the commit's /var.
-	VarSeeded bool
-}
-
-// Deploy makes a new deployment of commit without touching the boot configuration: the tree
-// is checked out as hardlinks into the repository (under a temporary name, renamed into place
-// when complete), /etc is created from usr/etc and the merge deployment's changes are applied
-// (the three-way merge of spec §2.5, ignoring xattrs), /var is seeded when empty (§2.6), the
-// origin is written, and the kernel is located (ErrNoKernel if none). The deployment is not
-// listed anywhere until WriteDeployments is called with it; until then a crash leaves only an
-// unreferenced directory that Cleanup removes.
-func (s *Sysroot) Deploy(ctx context.Context, commit ostree.Checksum, o DeployOptions) (*Deployment, *DeployStats, error) {
-	return nil, nil, errors.New("Deploy: not implemented")
-}
-
-// WriteOptions configures WriteDeployments.
-type WriteOptions struct {
-	// SkipCleanup leaves undeployed directories, unused kernels and unreferenced objects for a
-	// later Cleanup.
-	SkipCleanup bool
-}
-
-// WriteDeployments makes list the sysroot's deployments, in this boot order, atomically: the
-// new boot version's /boot/loader.N/entries (BLS entries named as ostree 2022.7 does,
-// ostree-<n>-<stateroot>.conf), the kernels under /boot/ostree/<stateroot>-<bootcsum>/,
-// /ostree/boot.N.M links, and the deployment refs ostree/N/M/<index> are all written first and
-// synced; then the /ostree/boot.N and /boot/loader symlinks are swapped by rename. A crash at
-// any point leaves either the old or the new list bootable and complete. Then, unless
-// SkipCleanup, Cleanup runs.
-func (s *Sysroot) WriteDeployments(ctx context.Context, list []*Deployment, o WriteOptions) error {
-	return errors.New("WriteDeployments: not implemented")
-}
-
-// PlaceOptions configures Place.
-type PlaceOptions struct {
-	// Retain keeps every existing deployment (bootc switch --retain).
-	Retain bool
-	// NotDefault puts the new deployment after the booted one instead of first.
-	NotDefault bool
-}
-
-// Place returns the deployment list after adding d, with the retention rules of
-// ostree_sysroot_simple_write_deployment (spec §2.7): d first (or after the booted one with
-// NotDefault), then the pinned, other stateroots', booted and merge deployments; everything
-// else is dropped unless Retain.
-func (s *Sysroot) Place(d *Deployment, o PlaceOptions) []*Deployment { return nil }
-
-// CleanupStats says what Cleanup removed.
-type CleanupStats struct {
-	Deployments, BootDirs int
-	Prune                 *ostree.PruneStats
-}
-
-// Cleanup removes deployment directories no boot entry lists (clearing their immutable flag),
-// partial deployments left by a crash, kernel directories under /boot/ostree no entry uses, the
-// unused loader.N and boot.N.M, deployment refs of the other boot version, and then prunes the
-// repository (objects no ref reaches). Callers that keep images in the repository delete the
-// image refs they no longer need first (deploy.GC).
-func (s *Sysroot) Cleanup(ctx context.Context) (*CleanupStats, error) {
-	return nil, errors.New("Cleanup: not implemented")
+// after the booted one (or, with no booted one, after index 0), or nil. Only deployments of
+// the booted (or default) deployment's stateroot count, as in
+// ostree_sysroot_query_deployments_for.
+func (s *Sysroot) Rollback() *Deployment {
+	ref := s.booted
+	if ref == nil {
+		if len(s.deployments) == 0 {
+			return nil
+		}
+		ref = s.deployments[0]
+	}
+	after := false
+	for _, d := range s.deployments {
+		if after && d.Stateroot == ref.Stateroot {
+			return d
+		}
+		if d.Equal(ref) {
+			after = true
+		}
+	}
+	return nil
 }

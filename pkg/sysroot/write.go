@@ -1,0 +1,363 @@
+package sysroot
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// WriteOptions configures WriteDeployments.
+type WriteOptions struct {
+	// SkipCleanup leaves undeployed directories, unused kernels and unreferenced objects for a
+	// later Cleanup.
+	SkipCleanup bool
+}
+
+// testHookBeforeSwap, when set by a test, runs after everything of the new boot version is
+// written and synced and before the symlinks are swapped; an error stops WriteDeployments
+// there, as a crash would.
+var testHookBeforeSwap func() error
+
+// WriteDeployments makes list the sysroot's deployments, in this boot order, atomically: the
+// new boot version's /boot/loader.N/entries (BLS entries named as ostree 2022.7 does,
+// ostree-<n>-<stateroot>.conf), the kernels under /boot/ostree/<stateroot>-<bootcsum>/,
+// /ostree/boot.N.M links, and the deployment refs ostree/N/M/<index> are all written first and
+// synced; then the /ostree/boot.N and /boot/loader symlinks are swapped by rename. A crash at
+// any point leaves either the old or the new list bootable and complete. Then, unless
+// SkipCleanup, Cleanup runs.
+//
+// In detail, with B the current boot version (0 without /boot/loader) and N = 1-B: M is the
+// other subboot version than the one /ostree/boot.N points to (1 if none); /boot/loader.N and
+// /ostree/boot.N.M are removed if a previous attempt left them; each deployment gets its
+// bootserial (counting up per bootcsum in list order), its kernel in /boot/ostree (kept if
+// there), its entry in /boot/loader.N/entries and its link
+// /ostree/boot.N.M/<stateroot>/<bootcsum>/<bootserial>; /boot/boot -> . is made if missing;
+// the refs ostree/N/M/<index> are set; the filesystems are synced (syncfs); /ostree/boot.N is
+// pointed at boot.N.M; /boot/loader.tmp -> loader.N is made and synced; and the rename of
+// /boot/loader.tmp over /boot/loader switches to the new list. That rename is the commit
+// point: before it, /boot/loader -> loader.B and everything it refers to are untouched. After
+// it, the deployment refs of other boot versions are deleted and the sysroot is reloaded.
+//
+// On success the list's deployments get their Index and BootSerial, and Deployments()
+// returns freshly loaded ones. The caller holds Lock.
+func (s *Sysroot) WriteDeployments(ctx context.Context, list []*Deployment, o WriteOptions) error {
+	if err := s.checkList(list); err != nil {
+		return err
+	}
+	cur, _, err := s.readBootversion()
+	if err != nil {
+		return err
+	}
+	nb := 1 - cur
+	oldSub, err := s.readSubbootversion(nb)
+	if err != nil {
+		return err
+	}
+	ns := 1 - oldSub
+	bootprefix, err := s.bootprefix()
+	if err != nil {
+		return err
+	}
+
+	// Bootserials and kernels.
+	serials := make([]int, len(list))
+	kernels := make([]*kernelLayout, len(list))
+	count := map[string]int{}
+	showStateroot := false
+	for i, d := range list {
+		k, err := findKernel(s.abs(d.Dir()))
+		if err != nil {
+			return fmt.Errorf("deployment %s: %w", d.Dir(), err)
+		}
+		if d.BootCsum != "" && d.BootCsum != k.bootcsum {
+			return fmt.Errorf("deployment %s: its kernel checksums to %s, not the recorded %s; the deployment directory was modified, deploy the image again", d.Dir(), k.bootcsum, d.BootCsum)
+		}
+		kernels[i] = k
+		serials[i] = count[k.bootcsum]
+		count[k.bootcsum]++
+		if d.Stateroot != list[0].Stateroot {
+			showStateroot = true
+		}
+	}
+
+	loaderDir := s.abs(fmt.Sprintf("boot/loader.%d", nb))
+	entriesDir := filepath.Join(loaderDir, "entries")
+	if err := os.RemoveAll(loaderDir); err != nil {
+		return fmt.Errorf("removing a stale %s: %w", loaderDir, err)
+	}
+	if err := os.MkdirAll(entriesDir, 0o755); err != nil {
+		return fmt.Errorf("writing boot entries: %w", err)
+	}
+	subDir := s.abs(fmt.Sprintf("ostree/boot.%d.%d", nb, ns))
+	if err := os.RemoveAll(subDir); err != nil {
+		return fmt.Errorf("removing a stale %s: %w", subDir, err)
+	}
+	for i, d := range list {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		k := kernels[i]
+		bootDir := s.abs(fmt.Sprintf("boot/ostree/%s-%s", d.Stateroot, k.bootcsum))
+		if err := installKernel(s.abs(d.Dir()), k, bootDir); err != nil {
+			return fmt.Errorf("deployment %s: %w", d.Dir(), err)
+		}
+		entry, err := s.bootEntry(d, i, len(list), nb, serials[i], k, bootprefix, showStateroot)
+		if err != nil {
+			return err
+		}
+		name := fmt.Sprintf("ostree-%d-%s.conf", len(list)-i, d.Stateroot)
+		if err := writeFileSync(filepath.Join(entriesDir, name), entry.marshal()); err != nil {
+			return fmt.Errorf("writing boot entry %s: %w", name, err)
+		}
+		linkDir := filepath.Join(subDir, d.Stateroot, k.bootcsum)
+		if err := os.MkdirAll(linkDir, 0o755); err != nil {
+			return fmt.Errorf("writing boot links: %w", err)
+		}
+		target := "../../../deploy/" + d.Stateroot + "/deploy/" + d.name()
+		if err := os.Symlink(target, filepath.Join(linkDir, fmt.Sprint(serials[i]))); err != nil {
+			return fmt.Errorf("writing boot links: %w", err)
+		}
+	}
+	if err := syncDir(entriesDir); err != nil {
+		return err
+	}
+	if err := ensureSymlink(".", s.abs("boot/boot")); err != nil {
+		return err
+	}
+	if err := s.setDeploymentRefs(nb, ns, list); err != nil {
+		return err
+	}
+	if testHookBeforeSwap != nil {
+		if err := testHookBeforeSwap(); err != nil {
+			return err
+		}
+	}
+	if err := s.syncfs(); err != nil {
+		return err
+	}
+	if err := swapSymlink(fmt.Sprintf("boot.%d.%d", nb, ns), s.abs(fmt.Sprintf("ostree/boot.%d", nb))); err != nil {
+		return err
+	}
+	if err := swapSymlink(fmt.Sprintf("loader.%d", nb), s.abs("boot/loader")); err != nil {
+		return err
+	}
+	// Committed.
+	for i, d := range list {
+		d.Index, d.BootSerial, d.BootCsum = i, serials[i], kernels[i].bootcsum
+	}
+	if err := s.deleteOtherDeploymentRefs(nb, ns, len(list)); err != nil {
+		return err
+	}
+	if err := s.Load(ctx); err != nil {
+		return err
+	}
+	if !o.SkipCleanup {
+		if _, err := s.Cleanup(ctx); err != nil {
+			return fmt.Errorf("the new deployments are in place, but cleaning up failed: %w", err)
+		}
+	}
+	return nil
+}
+
+// checkList refuses an empty list, duplicates, and deployments whose directory is missing.
+func (s *Sysroot) checkList(list []*Deployment) error {
+	if len(list) == 0 {
+		return errors.New("writing deployments: the list is empty; a sysroot needs at least one deployment to boot")
+	}
+	for i, d := range list {
+		if d == nil {
+			return fmt.Errorf("writing deployments: entry %d is nil", i)
+		}
+		if err := validateStateroot(d.Stateroot); err != nil {
+			return err
+		}
+		for _, e := range list[:i] {
+			if e.Equal(d) {
+				return fmt.Errorf("writing deployments: %s is listed twice", d.Dir())
+			}
+		}
+		if st, err := os.Stat(s.abs(d.Dir())); err != nil || !st.IsDir() {
+			return fmt.Errorf("writing deployments: %s does not exist (was it cleaned up? deploy it again)", s.abs(d.Dir()))
+		}
+	}
+	return nil
+}
+
+// bootprefix is "/boot/" when the repository config has sysroot.bootprefix=true, else "/".
+func (s *Sysroot) bootprefix() (string, error) {
+	cfg, err := s.repo.Config()
+	if err != nil {
+		return "", fmt.Errorf("reading the repository config: %w", err)
+	}
+	if v := strings.ToLower(cfg["sysroot"]["bootprefix"]); v == "true" || v == "1" {
+		return "/boot/", nil
+	}
+	return "/", nil
+}
+
+// bootEntry builds deployment d's BLS entry (install_deployment_kernel, spec §2.3).
+func (s *Sysroot) bootEntry(d *Deployment, index, n, bootversion, bootserial int, k *kernelLayout, bootprefix string, showStateroot bool) (*blsEntry, error) {
+	root := s.abs(d.Dir())
+	osr, err := os.ReadFile(filepath.Join(root, "usr/lib/os-release"))
+	if errors.Is(err, fs.ErrNotExist) {
+		osr, err = os.ReadFile(filepath.Join(root, "etc/os-release"))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("deployment %s: reading os-release: %w", d.Dir(), err)
+	}
+	title := osReleaseTitle(osr)
+	if title == "" {
+		return nil, fmt.Errorf("deployment %s: os-release has no PRETTY_NAME or ID; the image must set one", d.Dir())
+	}
+	version := s.commitVersion(d.Commit)
+	if version != "" && !strings.Contains(title, version) {
+		title += " " + version
+	}
+	title += " (ostree"
+	if showStateroot {
+		title += ":" + d.Stateroot
+	}
+	title += fmt.Sprintf(":%d)", index)
+
+	e := &blsEntry{values: map[string]string{}}
+	e.set("title", title)
+	e.set("version", fmt.Sprint(n-index))
+	dir := bootprefix + "ostree/" + d.Stateroot + "-" + k.bootcsum + "/"
+	var kargs []string
+	for _, a := range d.Kargs {
+		if !strings.HasPrefix(a, "ostree=") {
+			kargs = append(kargs, a)
+		}
+	}
+	if k.initramfs == "" {
+		kargs = replaceKarg(kargs, fmt.Sprintf("init=/ostree/boot.%d/%s/%s/%d/usr/lib/ostree/ostree-prepare-root", bootversion, d.Stateroot, k.bootcsum, bootserial))
+	}
+	kargs = append(kargs, fmt.Sprintf("ostree=/ostree/boot.%d/%s/%s/%d", bootversion, d.Stateroot, k.bootcsum, bootserial))
+	e.set("options", strings.Join(kargs, " "))
+	if k.devicetree != "" {
+		e.set("devicetree", dir+"devicetree-"+k.kver)
+	}
+	e.set("linux", dir+"vmlinuz-"+k.kver)
+	if k.initramfs != "" {
+		e.set("initrd", dir+k.initramfsName())
+	}
+	return e, nil
+}
+
+// replaceKarg replaces the first argument with arg's key (and drops the others), or appends
+// arg, as ostree_kernel_args_replace_take.
+func replaceKarg(kargs []string, arg string) []string {
+	key, _, _ := strings.Cut(arg, "=")
+	out := kargs[:0:0]
+	done := false
+	for _, a := range kargs {
+		if k, _, _ := strings.Cut(a, "="); k == key {
+			if !done {
+				out = append(out, arg)
+				done = true
+			}
+			continue
+		}
+		out = append(out, a)
+	}
+	if !done {
+		out = append(out, arg)
+	}
+	return out
+}
+
+// ensureSymlink makes path a symlink to target unless it already is one.
+func ensureSymlink(target, path string) error {
+	if t, err := os.Readlink(path); err == nil && t == target {
+		return nil
+	}
+	return swapSymlink(target, path)
+}
+
+// swapSymlink atomically points path at target: a symlink <path>.tmp is made, synced with its
+// directory, and renamed over path.
+func swapSymlink(target, path string) error {
+	tmp := path + ".tmp"
+	if err := os.Remove(tmp); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("swapping %s: %w", path, err)
+	}
+	if err := os.Symlink(target, tmp); err != nil {
+		return fmt.Errorf("swapping %s: %w", path, err)
+	}
+	if err := syncDir(filepath.Dir(path)); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("swapping %s: %w", path, err)
+	}
+	return syncDir(filepath.Dir(path))
+}
+
+// syncfs flushes the filesystems of the sysroot and of /boot (a separate partition on real
+// systems) to disk.
+func (s *Sysroot) syncfs() error {
+	for _, dir := range []string{s.path, s.abs("boot")} {
+		fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return fmt.Errorf("syncing %s: %w", dir, err)
+		}
+		err = unix.Syncfs(fd)
+		unix.Close(fd)
+		if err != nil {
+			return fmt.Errorf("syncing %s: %w", dir, err)
+		}
+	}
+	return nil
+}
+
+// deploymentRefPrefix holds the refs that keep deployed commits from being pruned.
+const deploymentRefPrefix = "ostree/"
+
+// setDeploymentRefs points ostree/<bv>/<sub>/<i> at list[i]'s commit, first deleting any left
+// under ostree/<bv>/<sub>/ by an earlier attempt (no loaded list uses them).
+func (s *Sysroot) setDeploymentRefs(bv, sub int, list []*Deployment) error {
+	refs, err := s.repo.ListRefs()
+	if err != nil {
+		return fmt.Errorf("listing deployment refs: %w", err)
+	}
+	prefix := fmt.Sprintf("%s%d/%d/", deploymentRefPrefix, bv, sub)
+	for _, r := range refs {
+		if strings.HasPrefix(r.Name, prefix) {
+			if err := s.repo.DeleteRef(r.Name); err != nil {
+				return fmt.Errorf("deleting stale deployment ref: %w", err)
+			}
+		}
+	}
+	for i, d := range list {
+		if err := s.repo.SetRef(fmt.Sprintf("%s%d", prefix, i), d.Commit); err != nil {
+			return fmt.Errorf("setting deployment ref: %w", err)
+		}
+	}
+	return nil
+}
+
+// deleteOtherDeploymentRefs deletes every ostree/ ref but ostree/<bv>/<sub>/<i> for i < n.
+func (s *Sysroot) deleteOtherDeploymentRefs(bv, sub, n int) error {
+	refs, err := s.repo.ListRefs()
+	if err != nil {
+		return fmt.Errorf("listing deployment refs: %w", err)
+	}
+	keep := map[string]bool{}
+	for i := range n {
+		keep[fmt.Sprintf("%s%d/%d/%d", deploymentRefPrefix, bv, sub, i)] = true
+	}
+	for _, r := range refs {
+		if strings.HasPrefix(r.Name, deploymentRefPrefix) && !keep[r.Name] {
+			if err := s.repo.DeleteRef(r.Name); err != nil {
+				return fmt.Errorf("deleting old deployment ref: %w", err)
+			}
+		}
+	}
+	return nil
+}
