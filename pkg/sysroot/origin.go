@@ -53,7 +53,7 @@ func ParseOrigin(data []byte) (*Origin, error) {
 	sc := bufio.NewScanner(bytes.NewReader(data))
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for n := 1; sc.Scan(); n++ {
-		line := sc.Text()
+		line := strings.TrimRight(sc.Text(), "\r")
 		trimmed := strings.TrimSpace(line)
 		switch {
 		case trimmed == "" || trimmed[0] == '#':
@@ -193,8 +193,8 @@ func (o *Origin) Marshal() []byte {
 		b.WriteString(l)
 		b.WriteByte('\n')
 	}
-	for _, g := range o.groups {
-		if n := b.Len(); n >= 2 && b.Bytes()[n-2] != '\n' {
+	for i, g := range o.groups {
+		if n := b.Len(); i > 0 && n >= 2 && b.Bytes()[n-2] != '\n' {
 			b.WriteByte('\n')
 		}
 		fmt.Fprintf(&b, "[%s]\n", g.name)
