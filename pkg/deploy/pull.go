@@ -180,6 +180,12 @@ func Inspect(ctx context.Context, repo *ostree.Repo, ref imgref.OstreeRef, o Pul
 // set. A failure or kill at any point leaves the repository consistent; a rerun reuses the
 // layers that were complete.
 //
+// Derived layers are untrusted: names with ".." are refused, absolute names are made relative
+// (as ostree-ext and container runtimes read them), device nodes and FIFOs outside /dev are
+// refused (OSTree cannot store them), a hardlink must name an earlier file of its layer, and
+// the merge works on the trees, never on a checkout, so no symlink in an image can redirect a
+// write: an entry under a path that is a symlink replaces the symlink.
+//
 // Order of operations: each object layer is written in its own transaction and recorded under
 // its blob ref once complete (the ostree layer's commit object is held back until every object
 // it reaches is in, and then written with that layer's ref); each derived layer is committed

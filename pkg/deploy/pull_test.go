@@ -4,9 +4,13 @@ import (
 	"archive/tar"
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
@@ -276,5 +280,84 @@ func TestGC(t *testing.T) {
 	}
 	if _, err := QueryImage(repo, b); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// countingImage records how many layer blobs are open at once.
+type countingImage struct {
+	v1.Image
+	mu           sync.Mutex
+	active, most int
+	opened       int
+}
+
+func (c *countingImage) LayerByDigest(h v1.Hash) (v1.Layer, error) {
+	l, err := c.Image.LayerByDigest(h)
+	return countingLayer{l, c}, err
+}
+
+type countingLayer struct {
+	v1.Layer
+	c *countingImage
+}
+
+func (l countingLayer) Compressed() (io.ReadCloser, error) {
+	rc, err := l.Layer.Compressed()
+	if err != nil {
+		return nil, err
+	}
+	l.c.mu.Lock()
+	l.c.active++
+	l.c.opened++
+	l.c.most = max(l.c.most, l.c.active)
+	l.c.mu.Unlock()
+	time.Sleep(20 * time.Millisecond) // let the other jobs start
+	return closeFunc{rc, func() { l.c.mu.Lock(); l.c.active--; l.c.mu.Unlock() }}, nil
+}
+
+type closeFunc struct {
+	io.ReadCloser
+	done func()
+}
+
+func (c closeFunc) Close() error { c.done(); return c.ReadCloser.Close() }
+
+// Layers are fetched Jobs at a time, derived ones too, and merged in order (a later layer's
+// file wins).
+func TestPullJobs(t *testing.T) {
+	ctx := context.Background()
+	var layers []v1.Layer
+	for i := 0; i < 6; i++ {
+		layers = append(layers, tarLayer(t, []tar.Header{{Name: "usr/share/order", Typeflag: tar.TypeReg}, {Name: fmt.Sprintf("usr/share/l%d", i), Typeflag: tar.TypeReg}},
+			map[string]string{"usr/share/order": fmt.Sprint(i)}))
+	}
+	img, err := mutate.AppendLayers(derivedOn(t), layers...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, jobs := range []int{1, 2, 4} {
+		ci := &countingImage{Image: img}
+		repo := newRepo(t)
+		res, err := pullImage(ctx, repo, ci, nil, PullOptions{Jobs: jobs})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ci.most != jobs || ci.opened != len(res.Plan.Layers) {
+			t.Errorf("Jobs %d: %d layers open at most, %d opened (of %d)", jobs, ci.most, ci.opened, len(res.Plan.Layers))
+		}
+		var order string
+		repo.Walk(ctx, res.Image.Commit, "/usr/share/order", ostree.WalkOptions{Headers: true}, func(e *ostree.TreeEntry) error {
+			obj, err := repo.OpenContent(e.Checksum)
+			if err != nil {
+				return err
+			}
+			defer obj.Close()
+			b, err := io.ReadAll(obj.Content)
+			order = string(b)
+			return err
+		})
+		if order != "5" {
+			t.Errorf("Jobs %d: usr/share/order = %q, want the last layer's", jobs, order)
+		}
 	}
 }
