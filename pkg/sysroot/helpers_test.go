@@ -229,11 +229,15 @@ func bootState(t *testing.T, root string) string {
 	deploys, _ := filepath.Glob(filepath.Join(root, "ostree", "deploy", "*", "deploy", "*"))
 	for _, d := range deploys {
 		rel, _ := filepath.Rel(root, d)
+		fi, err := os.Stat(d)
+		if err != nil {
+			t.Fatal(err)
+		}
 		if strings.HasSuffix(d, ".origin") {
 			data, _ := os.ReadFile(d)
-			lines = append(lines, rel+" "+strings.ReplaceAll(string(data), "\n", "|"))
+			lines = append(lines, fmt.Sprintf("%s %v %s", rel, fi.Mode().Perm(), strings.ReplaceAll(string(data), "\n", "|")))
 		} else {
-			lines = append(lines, rel+"/")
+			lines = append(lines, fmt.Sprintf("%s/ %v immutable=%v", rel, fi.Mode().Perm(), isImmutable(t, d)))
 		}
 	}
 	sort.Strings(lines)
@@ -346,4 +350,19 @@ func linkCount(fi os.FileInfo) uint64 {
 func runCode(name string, args ...string) (string, error) {
 	out, err := exec.Command(name, args...).CombinedOutput()
 	return string(out), err
+}
+
+// isImmutable reports whether a directory has FS_IMMUTABLE_FL.
+func isImmutable(t *testing.T, dir string) bool {
+	t.Helper()
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	flags, err := unix.IoctlGetUint32(fd, unix.FS_IOC_GETFLAGS)
+	if err != nil {
+		return false
+	}
+	return flags&fsImmutableFL != 0
 }

@@ -1,6 +1,7 @@
 package sysroot
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,8 +15,9 @@ import (
 // and one with the real `ostree admin deploy`, and compares what a bootloader and ostree see:
 // the BLS entries, the kernels in /boot/ostree, the /ostree/boot.N.M links, the deployment
 // directories and origins, the deployment refs, `ostree admin status`, and our Load of both.
-// Three deployments: a first one, the same commit again (serial .1), then a new commit (the
-// oldest is dropped).
+// The steps: a first deployment, the same commit again (serial .1), a new commit (the oldest
+// is dropped), a commit with the same kernel and version, and that one again, which gives the
+// same boot entries as before: ostree then swaps only the subboot version.
 func TestInteropWithOstreeAdmin(t *testing.T) {
 	ours, b := sysrootPair(t)
 	a := ours.Path()
@@ -27,6 +29,13 @@ func TestInteropWithOstreeAdmin(t *testing.T) {
 	c1 := commitTree(t, ours, "42.1", baseTree())
 	c2 := commitTree(t, ours, "42.2", with(baseTree(), map[string]string{
 		"usr/lib/modules/6.1.0-test/vmlinuz": "KERNEL2", "usr/etc/motd": "hello 2\n"}))
+	c3 := commitTree(t, ours, "42.2", with(baseTree(), map[string]string{
+		"usr/lib/modules/6.1.0-test/vmlinuz": "KERNEL2", "usr/etc/motd": "hello 3\n"}))
+	for i, c := range []ostree.Checksum{c1, c2, c3} { // keep them from our cleanup's prune
+		if err := ours.Repo().SetRef(fmt.Sprintf("keep/%d", i), c); err != nil {
+			t.Fatal(err)
+		}
+	}
 	steps := []struct {
 		name   string
 		commit ostree.Checksum
@@ -36,6 +45,9 @@ func TestInteropWithOstreeAdmin(t *testing.T) {
 		{"first", c1, []string{"root=LABEL=root", "rw"}, 1},
 		{"same commit again", c1, nil, 2},
 		{"new commit", c2, nil, 2},
+		{"new commit, same kernel and version", c3, nil, 2},
+		// Same entries as before, position by position: only the subboot version changes.
+		{"same commit again, same entries", c3, nil, 2},
 	}
 	for _, step := range steps {
 		t.Run(step.name, func(t *testing.T) {

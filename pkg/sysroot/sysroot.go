@@ -356,18 +356,24 @@ func (s *Sysroot) findBooted() error {
 		return nil
 	}
 	s.live = true
+	// Before the switch to the deployment's root, the sysroot is mounted at /sysroot.
+	if s.booted = s.deploymentAt(link, "/"); s.booted == nil {
+		s.booted = s.deploymentAt(link, "/sysroot")
+	}
+	return nil
+}
+
+// deploymentAt returns the loaded deployment whose directory is the one bootlink (an ostree=
+// value) resolves to under root, compared by device and inode; nil if none is.
+func (s *Sysroot) deploymentAt(bootlink, root string) *Deployment {
 	var want unix.Stat_t
-	if err := unix.Stat(link, &want); err != nil {
-		// Before the root switch the deployment is under /sysroot.
-		if err := unix.Stat(filepath.Join("/sysroot", link), &want); err != nil {
-			return nil
-		}
+	if err := unix.Stat(filepath.Join(root, bootlink), &want); err != nil {
+		return nil
 	}
 	for _, d := range s.deployments {
 		var st unix.Stat_t
 		if err := unix.Stat(s.abs(d.Dir()), &st); err == nil && st.Dev == want.Dev && st.Ino == want.Ino {
-			s.booted = d
-			return nil
+			return d
 		}
 	}
 	return nil

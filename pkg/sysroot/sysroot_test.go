@@ -459,3 +459,28 @@ func TestInitIdempotent(t *testing.T) {
 		t.Errorf("repo config %v %v", cfg, err)
 	}
 }
+
+// TestDeploymentAt: the booted deployment of a live system is found by resolving ostree=
+// through /ostree/boot.N and comparing device and inode (tested here on a sysroot directory).
+func TestDeploymentAt(t *testing.T) {
+	s := newSysroot(t)
+	c := commitTree(t, s, "1", baseTree())
+	deployAndWrite(t, s, c, DeployOptions{})
+	d2, _ := deployAndWrite(t, s, c, DeployOptions{})
+	list := s.Deployments()
+	for _, d := range list {
+		link := fmt.Sprintf("/ostree/boot.%d/myos/%s/%d", s.bootversion, d.BootCsum, d.BootSerial)
+		if got := s.deploymentAt(link, s.Path()); !got.Equal(d) {
+			t.Errorf("deploymentAt(%s) = %v, want %s", link, got, d.Dir())
+		}
+	}
+	if !list[0].Equal(d2) || list[1].BootSerial != 1 {
+		t.Errorf("deployments: %s", summary(list))
+	}
+	if got := s.deploymentAt("/ostree/boot.0/myos/nope/0", s.Path()); got != nil {
+		t.Errorf("deploymentAt of a missing link = %s", got.Dir())
+	}
+	if s.IsLive() {
+		t.Error("a sysroot directory is live")
+	}
+}

@@ -44,32 +44,30 @@ var testHookBeforeSwap func() error
 // point: before it, /boot/loader -> loader.B and everything it refers to are untouched. After
 // it, the deployment refs of other boot versions are deleted and the sysroot is reloaded.
 //
+// When the new list would get the same entries as the current one (same length, and at each
+// index the same stateroot, kernel, kernel arguments and version: only the deployments behind
+// them differ), the entries are kept and only /ostree/boot.B is swapped to a new boot.B.M,
+// whose rename is then the commit point, as libostree does.
+//
 // On success the list's deployments get their Index and BootSerial, and Deployments()
 // returns freshly loaded ones. The caller holds Lock.
 func (s *Sysroot) WriteDeployments(ctx context.Context, list []*Deployment, o WriteOptions) error {
 	if err := s.checkList(list); err != nil {
 		return err
 	}
-	cur, _, err := s.readBootversion()
+	cur, haveLoader, err := s.readBootversion()
 	if err != nil {
 		return err
 	}
-	nb := 1 - cur
-	oldSub, err := s.readSubbootversion(nb)
-	if err != nil {
-		return err
+	if cur != s.bootversion || !haveLoader && len(s.deployments) > 0 {
+		if err := s.Load(ctx); err != nil { // written by someone else since our Load
+			return err
+		}
 	}
-	ns := 1 - oldSub
-	bootprefix, err := s.bootprefix()
-	if err != nil {
-		return err
-	}
-
 	// Bootserials and kernels.
 	serials := make([]int, len(list))
 	kernels := make([]*kernelLayout, len(list))
 	count := map[string]int{}
-	showStateroot := false
 	for i, d := range list {
 		k, err := findKernel(s.abs(d.Dir()))
 		if err != nil {
@@ -81,77 +79,47 @@ func (s *Sysroot) WriteDeployments(ctx context.Context, list []*Deployment, o Wr
 		kernels[i] = k
 		serials[i] = count[k.bootcsum]
 		count[k.bootcsum]++
-		if d.Stateroot != list[0].Stateroot {
-			showStateroot = true
-		}
 	}
 
-	loaderDir := s.abs(fmt.Sprintf("boot/loader.%d", nb))
-	entriesDir := filepath.Join(loaderDir, "entries")
-	if err := os.RemoveAll(loaderDir); err != nil {
-		return fmt.Errorf("removing a stale %s: %w", loaderDir, err)
-	}
-	if err := os.MkdirAll(entriesDir, 0o755); err != nil {
-		return fmt.Errorf("writing boot entries: %w", err)
-	}
-	subDir := s.abs(fmt.Sprintf("ostree/boot.%d.%d", nb, ns))
-	if err := os.RemoveAll(subDir); err != nil {
-		return fmt.Errorf("removing a stale %s: %w", subDir, err)
-	}
-	for i, d := range list {
-		if err := ctx.Err(); err != nil {
+	var bv, sub int
+	if haveLoader && s.sameBootConfig(list, kernels) {
+		// Every entry of the current loader.B stays right: only the links behind
+		// /ostree/boot.B change, and swapping that symlink is the commit point.
+		bv = cur
+		if sub, err = s.readSubbootversion(bv); err != nil {
 			return err
 		}
-		k := kernels[i]
-		bootDir := s.abs(fmt.Sprintf("boot/ostree/%s-%s", d.Stateroot, k.bootcsum))
-		if err := installKernel(s.abs(d.Dir()), k, bootDir); err != nil {
-			return fmt.Errorf("deployment %s: %w", d.Dir(), err)
-		}
-		entry, err := s.bootEntry(d, i, len(list), nb, serials[i], k, bootprefix, showStateroot)
-		if err != nil {
+		sub = 1 - sub
+		if err := s.writeBootLinks(bv, sub, list, kernels, serials); err != nil {
 			return err
 		}
-		name := fmt.Sprintf("ostree-%d-%s.conf", len(list)-i, d.Stateroot)
-		if err := writeFileSync(filepath.Join(entriesDir, name), entry.marshal()); err != nil {
-			return fmt.Errorf("writing boot entry %s: %w", name, err)
-		}
-		linkDir := filepath.Join(subDir, d.Stateroot, k.bootcsum)
-		if err := os.MkdirAll(linkDir, 0o755); err != nil {
-			return fmt.Errorf("writing boot links: %w", err)
-		}
-		target := "../../../deploy/" + d.Stateroot + "/deploy/" + d.name()
-		if err := os.Symlink(target, filepath.Join(linkDir, fmt.Sprint(serials[i]))); err != nil {
-			return fmt.Errorf("writing boot links: %w", err)
-		}
-	}
-	if err := syncDir(entriesDir); err != nil {
-		return err
-	}
-	if err := ensureSymlink(".", s.abs("boot/boot")); err != nil {
-		return err
-	}
-	if err := s.setDeploymentRefs(nb, ns, list); err != nil {
-		return err
-	}
-	if testHookBeforeSwap != nil {
-		if err := testHookBeforeSwap(); err != nil {
+		if err := s.syncAndSwap(bv, sub); err != nil {
 			return err
 		}
-	}
-	if err := s.syncfs(); err != nil {
-		return err
-	}
-	if err := swapSymlink(fmt.Sprintf("boot.%d.%d", nb, ns), s.abs(fmt.Sprintf("ostree/boot.%d", nb))); err != nil {
-		return err
-	}
-	if err := swapSymlink(fmt.Sprintf("loader.%d", nb), s.abs("boot/loader")); err != nil {
-		return err
+	} else {
+		bv = 1 - cur
+		if sub, err = s.readSubbootversion(bv); err != nil {
+			return err
+		}
+		sub = 1 - sub
+		if err := s.writeEntries(ctx, bv, list, kernels, serials); err != nil {
+			return err
+		}
+		if err := s.writeBootLinks(bv, sub, list, kernels, serials); err != nil {
+			return err
+		}
+		if err := s.syncAndSwap(bv, sub); err != nil {
+			return err
+		}
+		if err := swapSymlink(fmt.Sprintf("loader.%d", bv), s.abs("boot/loader")); err != nil {
+			return err
+		}
 	}
 	// Committed.
 	for i, d := range list {
 		d.Index, d.BootSerial, d.BootCsum = i, serials[i], kernels[i].bootcsum
 	}
-	if err := s.deleteOtherDeploymentRefs(nb, ns, len(list)); err != nil {
+	if err := s.deleteOtherDeploymentRefs(bv, sub, len(list)); err != nil {
 		return err
 	}
 	if err := s.Load(ctx); err != nil {
@@ -163,6 +131,113 @@ func (s *Sysroot) WriteDeployments(ctx context.Context, list []*Deployment, o Wr
 		}
 	}
 	return nil
+}
+
+// sameBootConfig reports whether list would get the same boot entries as the loaded
+// deployments, position by position (deployment_bootconfigs_equal): same number, and at each
+// index the same stateroot, bootcsum, kernel arguments and commit version. Then libostree
+// only swaps the subboot version, and so do we.
+func (s *Sysroot) sameBootConfig(list []*Deployment, kernels []*kernelLayout) bool {
+	if len(list) != len(s.deployments) {
+		return false
+	}
+	for i, d := range list {
+		old := s.deployments[i]
+		if d.Stateroot != old.Stateroot || kernels[i].bootcsum != old.BootCsum ||
+			strings.Join(withoutOstreeKarg(d.Kargs), " ") != strings.Join(old.Kargs, " ") ||
+			s.commitVersion(d.Commit) != old.Version {
+			return false
+		}
+	}
+	return true
+}
+
+// writeEntries writes /boot/loader.<bv>/entries for list (removing what an earlier attempt
+// left there) and installs the kernels.
+func (s *Sysroot) writeEntries(ctx context.Context, bv int, list []*Deployment, kernels []*kernelLayout, serials []int) error {
+	bootprefix, err := s.bootprefix()
+	if err != nil {
+		return err
+	}
+	showStateroot := false
+	for _, d := range list {
+		showStateroot = showStateroot || d.Stateroot != list[0].Stateroot
+	}
+	loaderDir := s.abs(fmt.Sprintf("boot/loader.%d", bv))
+	entriesDir := filepath.Join(loaderDir, "entries")
+	if err := os.RemoveAll(loaderDir); err != nil {
+		return fmt.Errorf("removing a stale %s: %w", loaderDir, err)
+	}
+	if err := os.MkdirAll(entriesDir, 0o755); err != nil {
+		return fmt.Errorf("writing boot entries: %w", err)
+	}
+	for i, d := range list {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		k := kernels[i]
+		bootDir := s.abs(fmt.Sprintf("boot/ostree/%s-%s", d.Stateroot, k.bootcsum))
+		if err := installKernel(s.abs(d.Dir()), k, bootDir); err != nil {
+			return fmt.Errorf("deployment %s: %w", d.Dir(), err)
+		}
+		entry, err := s.bootEntry(d, i, len(list), bv, serials[i], k, bootprefix, showStateroot)
+		if err != nil {
+			return err
+		}
+		name := fmt.Sprintf("ostree-%d-%s.conf", len(list)-i, d.Stateroot)
+		if err := writeFileSync(filepath.Join(entriesDir, name), entry.marshal()); err != nil {
+			return fmt.Errorf("writing boot entry %s: %w", name, err)
+		}
+	}
+	if err := syncDir(entriesDir); err != nil {
+		return err
+	}
+	return ensureSymlink(".", s.abs("boot/boot"))
+}
+
+// writeBootLinks writes /ostree/boot.<bv>.<sub>/<stateroot>/<bootcsum>/<bootserial> ->
+// ../../../deploy/<stateroot>/deploy/<commit>.<serial> (removing what an earlier attempt left
+// there) and the deployment refs ostree/<bv>/<sub>/<index>.
+func (s *Sysroot) writeBootLinks(bv, sub int, list []*Deployment, kernels []*kernelLayout, serials []int) error {
+	subDir := s.abs(fmt.Sprintf("ostree/boot.%d.%d", bv, sub))
+	if err := os.RemoveAll(subDir); err != nil {
+		return fmt.Errorf("removing a stale %s: %w", subDir, err)
+	}
+	for i, d := range list {
+		linkDir := filepath.Join(subDir, d.Stateroot, kernels[i].bootcsum)
+		if err := os.MkdirAll(linkDir, 0o755); err != nil {
+			return fmt.Errorf("writing boot links: %w", err)
+		}
+		target := "../../../deploy/" + d.Stateroot + "/deploy/" + d.name()
+		if err := os.Symlink(target, filepath.Join(linkDir, fmt.Sprint(serials[i]))); err != nil {
+			return fmt.Errorf("writing boot links: %w", err)
+		}
+	}
+	return s.setDeploymentRefs(bv, sub, list)
+}
+
+// syncAndSwap runs the test hook, syncs everything written, and points /ostree/boot.<bv> at
+// boot.<bv>.<sub>.
+func (s *Sysroot) syncAndSwap(bv, sub int) error {
+	if testHookBeforeSwap != nil {
+		if err := testHookBeforeSwap(); err != nil {
+			return err
+		}
+	}
+	if err := s.syncfs(); err != nil {
+		return err
+	}
+	return swapSymlink(fmt.Sprintf("boot.%d.%d", bv, sub), s.abs(fmt.Sprintf("ostree/boot.%d", bv)))
+}
+
+func withoutOstreeKarg(kargs []string) []string {
+	var out []string
+	for _, a := range kargs {
+		if !strings.HasPrefix(a, "ostree=") {
+			out = append(out, a)
+		}
+	}
+	return out
 }
 
 // checkList refuses an empty list, duplicates, and deployments whose directory is missing.
@@ -229,12 +304,7 @@ func (s *Sysroot) bootEntry(d *Deployment, index, n, bootversion, bootserial int
 	e.set("title", title)
 	e.set("version", fmt.Sprint(n-index))
 	dir := bootprefix + "ostree/" + d.Stateroot + "-" + k.bootcsum + "/"
-	var kargs []string
-	for _, a := range d.Kargs {
-		if !strings.HasPrefix(a, "ostree=") {
-			kargs = append(kargs, a)
-		}
-	}
+	kargs := withoutOstreeKarg(d.Kargs)
 	if k.initramfs == "" {
 		kargs = replaceKarg(kargs, fmt.Sprintf("init=/ostree/boot.%d/%s/%s/%d/usr/lib/ostree/ostree-prepare-root", bootversion, d.Stateroot, k.bootcsum, bootserial))
 	}
