@@ -260,12 +260,13 @@ func SanitizeTree(root string) error {
 }
 
 // RemoveTree unmounts anything mounted below dir (a failed debootstrap can
-// leave /proc or /sys mounted in its target), then removes dir.
+// leave /proc or /sys mounted in its target), then removes dir, clearing the
+// immutable flag of deployments on the way.
 func RemoveTree(dir string) error {
 	if err := UnmountUnder(dir); err != nil {
 		return err
 	}
-	if err := os.RemoveAll(dir); err != nil {
+	if err := removeImmutableAware(dir); err != nil {
 		return fmt.Errorf("remove %s: %w", dir, err)
 	}
 	return nil
