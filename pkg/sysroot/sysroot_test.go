@@ -484,3 +484,22 @@ func TestDeploymentAt(t *testing.T) {
 		t.Error("a sysroot directory is live")
 	}
 }
+
+// TestWriteKeepsImageRefs: refs under ostree/ that are not deployment refs (the image store's
+// ostree/container/image/... and .../blob/...) survive writes and cleanup.
+func TestWriteKeepsImageRefs(t *testing.T) {
+	s := newSysroot(t)
+	v1 := commitTree(t, s, "1", baseTree())
+	for _, ref := range []string{"ostree/container/image/x", "ostree/container/blob/sha256_3A_00", "ostree/9/9/x"} {
+		if err := s.Repo().SetRef(ref, v1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deployAndWrite(t, s, v1, DeployOptions{})
+	deployAndWrite(t, s, v1, DeployOptions{})
+	for _, ref := range []string{"ostree/container/image/x", "ostree/container/blob/sha256_3A_00", "ostree/9/9/x"} {
+		if _, err := s.Repo().ReadRef(ref); err != nil {
+			t.Errorf("ref %s was deleted by a deployment write: %v", ref, err)
+		}
+	}
+}

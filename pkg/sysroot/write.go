@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -412,7 +413,22 @@ func (s *Sysroot) setDeploymentRefs(bv, sub int, list []*Deployment) error {
 	return nil
 }
 
-// deleteOtherDeploymentRefs deletes every ostree/ ref but ostree/<bv>/<sub>/<i> for i < n.
+// isDeploymentRef reports whether ref has the form ostree/<bv>/<sub>/<index>; other refs under
+// ostree/ (ostree/container/image/..., ostree/container/blob/...) belong to image stores.
+func isDeploymentRef(ref string) bool {
+	parts := strings.Split(strings.TrimPrefix(ref, deploymentRefPrefix), "/")
+	if !strings.HasPrefix(ref, deploymentRefPrefix) || len(parts) != 3 {
+		return false
+	}
+	for _, p := range parts {
+		if _, err := strconv.Atoi(p); err != nil {
+			return false
+		}
+	}
+	return true
+}
+
+// deleteOtherDeploymentRefs deletes every deployment ref but ostree/<bv>/<sub>/<i> for i < n.
 func (s *Sysroot) deleteOtherDeploymentRefs(bv, sub, n int) error {
 	refs, err := s.repo.ListRefs()
 	if err != nil {
@@ -423,7 +439,7 @@ func (s *Sysroot) deleteOtherDeploymentRefs(bv, sub, n int) error {
 		keep[fmt.Sprintf("%s%d/%d/%d", deploymentRefPrefix, bv, sub, i)] = true
 	}
 	for _, r := range refs {
-		if strings.HasPrefix(r.Name, deploymentRefPrefix) && !keep[r.Name] {
+		if isDeploymentRef(r.Name) && !keep[r.Name] {
 			if err := s.repo.DeleteRef(r.Name); err != nil {
 				return fmt.Errorf("deleting old deployment ref: %w", err)
 			}
