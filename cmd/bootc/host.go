@@ -86,7 +86,7 @@ func (h *hostOp) pull(ctx context.Context, ref imgref.OstreeRef) (*deploy.PullRe
 		p.update("%s", pullLine(pr, p.tty))
 	}})
 	if err != nil {
-		return nil, fmt.Errorf("pulling %s: %w", ref.Image, err)
+		return nil, err // Pull names the image
 	}
 	return res, nil
 }
