@@ -64,7 +64,7 @@ func openHostOp(c *cli.Context, path string) (*hostOp, error) {
 	if err := checkApply(c, sys); err != nil {
 		return nil, err
 	}
-	unlock, err := sys.Lock(c.Context)
+	unlock, err := lockSysroot(c, sys)
 	if err != nil {
 		return nil, err
 	}
@@ -77,6 +77,20 @@ func openHostOp(c *cli.Context, path string) (*hostOp, error) {
 }
 
 func (h *hostOp) close() { h.unlock() }
+
+// lockSysroot takes the sysroot lock, saying so when another command holds it and this one
+// has to wait.
+func lockSysroot(c *cli.Context, sys *sysroot.Sysroot) (func(), error) {
+	now, cancel := context.WithCancel(c.Context)
+	cancel()
+	if unlock, err := sys.Lock(now); err == nil {
+		return unlock, nil
+	} else if !errors.Is(err, sysroot.ErrLocked) {
+		return nil, err
+	}
+	fmt.Fprintf(c.App.ErrWriter, "Waiting for another bootc or ostree command to release the lock on %s\n", sys.Path())
+	return sys.Lock(c.Context)
+}
 
 // pull imports ref's image, drawing progress on stderr.
 func (h *hostOp) pull(ctx context.Context, ref imgref.OstreeRef) (*deploy.PullResult, error) {

@@ -176,6 +176,12 @@ func TestHostLifecycle(t *testing.T) {
 	if !strings.Contains(out, "Update available") || !strings.Contains(out, "1.0 -> 2.0") || !strings.Contains(out, "Download:") {
 		t.Errorf("upgrade --check: %q", out)
 	}
+	var uc updateCheck
+	must(t, json.Unmarshal([]byte(mustRun(t, "--sysroot", sys, "upgrade", "--check", "--format", "json")), &uc))
+	if !uc.UpdateAvailable || uc.Available.Version != "2.0" || uc.Current == nil || uc.Current.Version != "1.0" ||
+		uc.Download.Layers == 0 || uc.Download.Layers >= uc.Total.Layers || uc.Download.Bytes <= 0 {
+		t.Errorf("upgrade --check --format json: %+v", uc)
+	}
 	if got := hostStatusJSON(t, sys); entryVersion(got.Status.Booted) != "1.0" || got.Status.Rollback != nil {
 		t.Fatalf("upgrade --check changed the deployments: %+v", got.Status)
 	}
@@ -284,6 +290,7 @@ func TestHostUsageErrors(t *testing.T) {
 		{[]string{"--sysroot", dir, "upgrade", "--check", "--apply"}, "--check only looks", 2},
 		{[]string{"--sysroot", dir, "upgrade", "--download-only", "--from-downloaded"}, "two steps", 2},
 		{[]string{"--sysroot", dir, "switch"}, "expected one IMAGE", 2},
+		{[]string{"--sysroot", dir, "upgrade", "--format", "json"}, "--check only", 2},
 		{[]string{"--sysroot", dir, "switch", "--transport", "ftp", "x"}, "--transport", 2},
 		{[]string{"--sysroot", dir, "rollback", "extra"}, "no arguments", 2},
 		{[]string{"install", "to-filesystem", "--source-imgref", "nowhere", dir}, "no transport", 2},

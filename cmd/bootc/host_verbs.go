@@ -1,11 +1,13 @@
 package main
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -90,6 +92,7 @@ it without touching the network (for maintenance windows).
 
 Examples:
    bootc upgrade --check
+   bootc upgrade --check --format json | jq .updateAvailable
    bootc upgrade
    bootc upgrade --download-only && bootc upgrade --from-downloaded
    bootc --sysroot /mnt/sysroot upgrade`,
@@ -98,6 +101,7 @@ Examples:
 			&cli.BoolFlag{Name: "download-only", Usage: "pull the update but do not deploy it"},
 			&cli.BoolFlag{Name: "from-downloaded", Usage: "deploy the update pulled earlier by --download-only, without network access"},
 			&cli.BoolFlag{Name: "quiet", Usage: "print nothing but errors"},
+			&cli.StringFlag{Name: "format", Value: "text", Usage: "with --check: text or json"},
 			applyFlag(),
 		},
 		Action: runUpgrade,
@@ -116,6 +120,12 @@ func runUpgrade(c *cli.Context) error {
 		return usageError(c, "--download-only and --from-downloaded are two steps: run them one after the other")
 	case dlOnly && c.Bool("apply"):
 		return usageError(c, "--download-only deploys nothing, so there is nothing to --apply")
+	case c.IsSet("format") && !check:
+		return usageError(c, "--format applies to --check only")
+	}
+	asJSON, err := checkFormat(c)
+	if err != nil {
+		return err
 	}
 	h, err := openHostOp(c, sysrootPath(c))
 	if err != nil {
@@ -135,7 +145,7 @@ func runUpgrade(c *cli.Context) error {
 	}
 	current, _ := deploy.ImageStateOf(h.sys.Repo(), spec.Commit)
 	if check {
-		return upgradeCheck(c, h, ref, current)
+		return upgradeCheck(c, h, ref, current, asJSON)
 	}
 	var next *deploy.ImageState
 	if fromDl {
@@ -170,33 +180,78 @@ func runUpgrade(c *cli.Context) error {
 	return apply(c)
 }
 
+// updateCheck is the JSON form of `upgrade --check`.
+type updateCheck struct {
+	Image           imageReference `json:"image"`
+	UpdateAvailable bool           `json:"updateAvailable"`
+	Current         *checkedImage  `json:"current"`
+	Available       checkedImage   `json:"available"`
+	// Download is what an upgrade would fetch; Total is the whole image.
+	Download transferSize `json:"download"`
+	Total    transferSize `json:"total"`
+}
+
+type checkedImage struct {
+	Digest    string `json:"digest"`
+	Version   string `json:"version,omitempty"`
+	Timestamp string `json:"timestamp,omitempty"`
+}
+
+type transferSize struct {
+	Layers int   `json:"layers"`
+	Bytes  int64 `json:"bytes"`
+}
+
+func checkedOf(s *deploy.ImageState) *checkedImage {
+	ci := &checkedImage{Digest: s.Digest.String(), Version: s.Version}
+	if !s.Created.IsZero() {
+		ci.Timestamp = s.Created.UTC().Format(time.RFC3339)
+	}
+	return ci
+}
+
 // upgradeCheck says what an upgrade would do, from the manifest and config alone.
-func upgradeCheck(c *cli.Context, h *hostOp, ref imgref.OstreeRef, current *deploy.ImageState) error {
+func upgradeCheck(c *cli.Context, h *hostOp, ref imgref.OstreeRef, current *deploy.ImageState, asJSON bool) error {
 	plan, err := deploy.Inspect(c.Context, h.sys.Repo(), ref, deploy.PullOptions{})
 	if err != nil {
 		return fmt.Errorf("checking %s: %w", ref.Image, err)
 	}
-	if current != nil && current.Digest == plan.Digest {
+	res := updateCheck{
+		Image:           imageReferenceOf(ref),
+		UpdateAvailable: current == nil || current.Digest != plan.Digest,
+		Available:       *checkedOf(&deploy.ImageState{Digest: plan.Digest, Version: plan.Version, Created: plan.Created}),
+		Total:           transferSize{Layers: len(plan.Layers)},
+	}
+	if current != nil {
+		res.Current = checkedOf(current)
+	}
+	for _, l := range plan.Layers {
+		res.Total.Bytes += l.Size
+	}
+	if res.UpdateAvailable {
+		res.Download.Layers, res.Download.Bytes = plan.ToFetch()
+	}
+	if asJSON {
+		enc := json.NewEncoder(h.out)
+		enc.SetIndent("", "  ")
+		return enc.Encode(res)
+	}
+	if !res.UpdateAvailable {
 		fmt.Fprintf(h.out, "No changes in %s (%s)\n", ref.Image, plan.Digest)
 		return nil
 	}
-	layers, bytes := plan.ToFetch()
-	var total int64
-	for _, l := range plan.Layers {
-		total += l.Size
-	}
 	fmt.Fprintf(h.out, "Update available for %s:\n", ref.Image)
-	from, to := "(unknown)", plan.Version
+	from := "(unknown)"
 	if current != nil {
 		from = current.Version
 		fmt.Fprintf(h.out, "  Digest:   %s -> %s\n", current.Digest, plan.Digest)
 	} else {
 		fmt.Fprintf(h.out, "  Digest:   %s\n", plan.Digest)
 	}
-	if from != "" || to != "" {
-		fmt.Fprintf(h.out, "  Version:  %s -> %s\n", orNone(from), orNone(to))
+	if from != "" || plan.Version != "" {
+		fmt.Fprintf(h.out, "  Version:  %s -> %s\n", orNone(from), orNone(plan.Version))
 	}
-	fmt.Fprintf(h.out, "  Download: %d of %d layers, %s of %s\n", layers, len(plan.Layers), humanBytes(bytes), humanBytes(total))
+	fmt.Fprintf(h.out, "  Download: %d of %d layers, %s of %s\n", res.Download.Layers, res.Total.Layers, humanBytes(res.Download.Bytes), humanBytes(res.Total.Bytes))
 	return nil
 }
 
@@ -323,7 +378,7 @@ func runInstallToFilesystem(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	unlock, err := sys.Lock(c.Context)
+	unlock, err := lockSysroot(c, sys)
 	if err != nil {
 		return err
 	}
