@@ -328,3 +328,51 @@ func TestHostHelpHasExamples(t *testing.T) {
 		}
 	}
 }
+
+// TestHostSwitchToPodmanDerivedImage: an image built by the real podman FROM ours, read from
+// podman's storage (switch --transport containers-storage), deploys with its derived layers
+// applied as ostree-ext does (/etc to /usr/etc, whiteouts, other top-level dirs dropped), and
+// local /etc edits survive the switch.
+func TestHostSwitchToPodmanDerivedImage(t *testing.T) {
+	testutil.Root(t)
+	testutil.RequireTool(t, "ostree")
+	pm := testutil.NewPodman(t)
+	mustRun(t, "compose", "image", "--rootfs", busyboxRootfs(t), "--output", "containers-storage:"+pm.StorageRef("localhost/base:1"), "-q")
+	sys := testutil.SysrootDir(t)
+	mustRun(t, "install", "to-filesystem", "--source-imgref", "containers-storage:"+pm.StorageRef("localhost/base:1"), sys)
+	ids, _ := adminStatus(t, sys)
+	dep := filepath.Join(sys, "ostree/deploy/default/deploy", ids[0])
+	must(t, os.WriteFile(filepath.Join(dep, "etc/local.conf"), []byte("mine\n"), 0o644))
+
+	ctxDir := t.TempDir()
+	containerfile := "FROM localhost/base:1\n" +
+		"RUN rm /etc/motd && echo derived > /etc/derived.conf && mkdir -p /usr/share/derived /opt/dropped && echo data > /usr/share/derived/file && echo x > /opt/dropped/x\n"
+	must(t, os.WriteFile(filepath.Join(ctxDir, "Containerfile"), []byte(containerfile), 0o644))
+	pm.MustRun("build", "--isolation", "chroot", "-t", "localhost/derived:1", ctxDir)
+
+	out := mustRun(t, "--sysroot", sys, "switch", "--transport", "containers-storage", pm.StorageRef("localhost/derived:1"))
+	if !strings.Contains(out, "Deployed") {
+		t.Fatalf("switch printed %q", out)
+	}
+	st := hostStatusJSON(t, sys)
+	if st.Spec.Image == nil || st.Spec.Image.Transport != "containers-storage" || st.Status.Rollback == nil {
+		t.Fatalf("after switch: spec %+v, rollback %v", st.Spec.Image, st.Status.Rollback)
+	}
+	ids, admin := adminStatus(t, sys)
+	if len(ids) != 2 {
+		t.Fatalf("ostree admin status:\n%s", admin)
+	}
+	newDep := filepath.Join(sys, "ostree/deploy/default/deploy", ids[0])
+	for p, want := range map[string]string{"etc/derived.conf": "derived\n", "usr/etc/derived.conf": "derived\n", "usr/share/derived/file": "data\n", "etc/local.conf": "mine\n"} {
+		if data, err := os.ReadFile(filepath.Join(newDep, p)); err != nil || string(data) != want {
+			t.Errorf("%s = %q, %v; want %q", p, data, err, want)
+		}
+	}
+	for _, p := range []string{"etc/motd", "usr/etc/motd", "opt/dropped"} {
+		if _, err := os.Lstat(filepath.Join(newDep, p)); !os.IsNotExist(err) {
+			t.Errorf("%s exists in the derived deployment: %v", p, err)
+		}
+	}
+	checkBootEntries(t, sys)
+	testutil.Run(t, "ostree", "fsck", "--repo="+filepath.Join(sys, "ostree/repo"))
+}
