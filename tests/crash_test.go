@@ -1,0 +1,1285 @@
+// This file kills `bootc switch` and `bootc upgrade` with SIGKILL at random moments of their pull
+// and deploy, and checks after each kill that the sysroot is still what the real ostree accepts:
+// the deployments listed before the command (or, past the commit point, the new list) with their
+// trees untouched, a clean `ostree fsck`, boot entries whose kernels exist, and a `bootc status`
+// that agrees with `ostree admin status`. Then the same command, run again, must succeed and
+// leave the image deployed with the local /etc edits carried over.
+//
+//	CGO_ENABLED=0 go test -tags containers_image_openpgp -run TestKill9DuringSwitchAndUpgrade -v ./tests
+//
+// BOOTC_CRASH_KILLS sets the number of kills (default 24), BOOTC_CRASH_SEED the random seed
+// (default: the time; the seed is logged).
+package tests
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/bootc-go/bootc/internal/testutil"
+)
+
+const (
+	crashKillsDefault         = 24
+	crashRegistryKillsDefault = 6
+	crashKver                 = "6.1.0-crash"
+	crashStateroot            = "default"
+	// The image content: crashFiles files spread over crashDirs directories under
+	// usr/share/crash, most small, one in crashBigEvery large.
+	crashFiles    = 2400
+	crashDirs     = 48
+	crashBigEvery = 50
+)
+
+// The local /etc edits made in the installed deployment, which every later deployment must carry.
+var crashEtcEdits = map[string]string{
+	"etc/demo/theme.conf": "colour=green\n",
+	"etc/demo/local.conf": "mine\n",
+}
+
+func TestKill9DuringSwitchAndUpgrade(t *testing.T) {
+	testutil.Root(t)
+	testutil.RequireTool(t, "ostree", "busybox", "chattr")
+	start := time.Now()
+	kills := envCount(t, "BOOTC_CRASH_KILLS", crashKillsDefault)
+	seed := uint64(time.Now().UnixNano())
+	if v := os.Getenv("BOOTC_CRASH_SEED"); v != "" {
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			t.Fatalf("BOOTC_CRASH_SEED=%q: want a number", v)
+		}
+		seed = n
+	}
+	registryKills := envCount(t, "BOOTC_CRASH_REGISTRY_KILLS", crashRegistryKillsDefault)
+	t.Logf("kills %d (and %d through a registry), seed %d (BOOTC_CRASH_SEED=%d reproduces the kill delays)", kills, registryKills, seed, seed)
+	rng := rand.New(rand.NewPCG(seed, 0x6b696c6c))
+
+	work := t.TempDir()
+	bin := buildBootc(t, work)
+
+	// Three images in one OCI layout: v1 and v3 share a kernel, v2 has its own; each changes
+	// some files of the others. "stable" is the tag the host follows and upgrades along.
+	layout := filepath.Join(work, "layout")
+	images := map[string]*crashImage{}
+	for i, v := range []string{"v1", "v2", "v3"} {
+		img := &crashImage{tag: v, rootfs: filepath.Join(work, "rootfs-"+v)}
+		makeCrashRootfs(t, img.rootfs, v)
+		var err error
+		if img.usr, err = hashTree(img.rootfs, "usr", skipUsrEtc); err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.Command(bin, "compose", "image", "--rootfs", img.rootfs, "--output", "oci:"+layout+":"+v, "-q")
+		cmd.Env = append(os.Environ(), fmt.Sprintf("SOURCE_DATE_EPOCH=%d", 1700000000+86400*i))
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("compose %s: %v\n%s", v, err, out)
+		}
+		images[v] = img
+	}
+	retagOCI(t, layout, "stable", "v1")
+	t.Logf("composed 3 images (%s of content each) in %v", humanSize(images["v1"].usr.bytes), time.Since(start).Round(time.Millisecond))
+
+	t.Run("oci", func(t *testing.T) {
+		stats := runCrash(t, bin, images, &ociSource{t: t, layout: layout}, kills, rng)
+		t.Logf("kill points (oci): %s", stats.summary())
+	})
+	if registryKills > 0 {
+		t.Run("registry", func(t *testing.T) {
+			testutil.RequireTool(t, "skopeo")
+			src := &registrySource{t: t, repo: testutil.Registry(t) + "/crash/os"}
+			for _, v := range []string{"v1", "v2", "v3"} {
+				src.copy("oci:"+layout+":"+v, v)
+			}
+			src.retag("stable", "v1")
+			stats := runCrash(t, bin, images, src, registryKills, rng)
+			t.Logf("kill points (registry): %s", stats.summary())
+		})
+	}
+	t.Logf("total time %v", time.Since(start).Round(time.Millisecond))
+}
+
+// runCrash installs stable (v1) from src into a new sysroot, edits its /etc, measures each step
+// uninterrupted, then kills steps until kills kills landed, checking after each kill and after
+// each rerun.
+func runCrash(t *testing.T, bin string, images map[string]*crashImage, src imageSource, kills int, rng *rand.Rand) *killStats {
+	start := time.Now()
+	work := t.TempDir()
+	// Install stable (v1), then edit /etc locally.
+	sys := filepath.Join(work, "sysroot")
+	if err := os.Mkdir(sys, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unimmutable(sys) })
+	h := &crashHarness{t: t, bin: bin, sys: sys, src: src, images: images, trees: map[string]*treeSum{}}
+	if out, err := h.bootc("install", "to-filesystem", "--source-imgref", src.installRef(), sys); err != nil {
+		t.Fatalf("install: %v\n%s", err, out)
+	}
+	deps, err := adminDeployments(sys)
+	if err != nil || len(deps) != 1 {
+		t.Fatalf("after install: ostree admin status lists %v (%v), want one deployment", deps, err)
+	}
+	d0 := filepath.Join(sys, deps[0].dir())
+	for rel, content := range crashEtcEdits {
+		if err := os.WriteFile(filepath.Join(d0, rel), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Remove(filepath.Join(d0, "etc/motd")); err != nil {
+		t.Fatal(err)
+	}
+	h.following = "v1"
+	if err := h.checkNewDeployment(deps[0], "v1"); err != nil {
+		t.Fatalf("after install: %v", err)
+	}
+	if err := h.recordTrees(deps); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.checkSysroot(deps); err != nil {
+		t.Fatalf("after install: %v", err)
+	}
+	h.logf("baseline: ostree admin status:\n%s", mustAdminStatus(t, sys))
+
+	// One uninterrupted round of each command, to measure how long it takes and when its pull
+	// ends.
+	steps := crashSteps()
+	timing := map[string]*stepTiming{}
+	for _, st := range steps {
+		before, _ := adminDeployments(sys)
+		h.prepare(st)
+		run := h.start(st)
+		res := run.wait()
+		if res.err != nil {
+			t.Fatalf("%s (uninterrupted): %v\n%s", st.name, res.err, res.output())
+		}
+		if err := h.afterSuccess(st, before, res); err != nil {
+			t.Fatalf("%s (uninterrupted): %v\n%s", st.name, err, res.output())
+		}
+		timing[st.name] = &stepTiming{total: res.elapsed, pulled: res.pulledAt}
+		t.Logf("%s takes %v uninterrupted (pull done at %v)", st.name, res.elapsed.Round(time.Millisecond), res.pulledAt.Round(time.Millisecond))
+	}
+
+	// The kills: each is followed by the checks and a rerun. Commands that finish before their
+	// kill do not count (T shrinks to their run time); at most twice as many tries.
+	var stats killStats
+	var checking time.Duration
+	next := 0
+	for i := 0; stats.landed() < kills; i++ {
+		next = i + 1
+		if i >= 2*kills {
+			t.Fatalf("only %d of %d tries killed the command: %s", stats.landed(), i, stats.summary())
+		}
+		st := steps[i%len(steps)]
+		tm := timing[st.name]
+		k := tm.pick(rng, i)
+		before, err := adminDeployments(sys)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.prepare(st)
+		res := h.start(st).kill(k)
+		checkStart := time.Now()
+		after, err := h.checkAfterKill(st, before, res)
+		checking += time.Since(checkStart)
+		phase := stats.record(st, res, tm, !slices.Equal(before, after))
+		if !res.killed && res.err == nil {
+			tm.total = res.elapsed
+		}
+		left := leftovers(sys, after)
+		if len(left) > 0 {
+			stats.leftBehind++
+		}
+		h.logf("try %d (kill %d/%d): %s, kill %v: %s; deployments %v; left for a cleanup: %d %.200v", i+1, stats.landed(), kills, st.name, k, phase, after, len(left), left)
+		if err != nil {
+			t.Fatalf("try %d (%s, kill %v, %s): %v\noutput before the kill:\n%s", i+1, st.name, k, phase, err, res.output())
+		}
+		// The same command again, to the end.
+		rerun := h.start(st).wait()
+		if rerun.err != nil {
+			t.Fatalf("try %d: rerunning %s: %v\n%s", i+1, st.name, rerun.err, rerun.output())
+		}
+		checkStart = time.Now()
+		if err := h.afterSuccess(st, after, rerun); err != nil {
+			t.Fatalf("try %d: after rerunning %s: %v\n%s", i+1, st.name, err, rerun.output())
+		}
+		checking += time.Since(checkStart)
+		if !slices.Equal(before, after) && !rerun.noop() {
+			t.Errorf("try %d: the killed %s had already switched the boot configuration, yet the rerun deployed again:\n%s", i+1, st.name, rerun.output())
+		}
+	}
+
+	// Leftovers of the killed commands are gone once a command has run its cleanup to the end:
+	// the last rerun may have been a no-op, so one more step (one that deploys) runs.
+	final, err := adminDeployments(sys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	left := leftovers(sys, final)
+	st := steps[next%len(steps)]
+	h.prepare(st)
+	res := h.start(st).wait()
+	if res.err != nil || res.noop() {
+		t.Fatalf("final %s: %v (want a deployment)\n%s", st.name, res.err, res.output())
+	}
+	if err := h.afterSuccess(st, final, res); err != nil {
+		t.Fatalf("final %s: %v", st.name, err)
+	}
+	t.Logf("left after the last rerun: %v; a final %s deployed, cleaned up, and left nothing", left, st.name)
+
+	// The checks themselves must be able to fail: damage the sysroot in ways they must notice.
+	h.checkTheCheckers()
+
+	t.Logf("took %v, of which %v checking after kills and reruns", time.Since(start).Round(time.Millisecond), checking.Round(time.Millisecond))
+	return &stats
+}
+
+// crashStep is one of the commands the test kills: switch to v2, switch back to stable, and
+// upgrade along stable after it was retagged to the other of v1 and v3.
+type crashStep struct {
+	name string
+	// follows is the tag the host follows after the step ("" for upgrade: the same).
+	follows string
+	upgrade bool
+}
+
+func crashSteps() []crashStep {
+	return []crashStep{
+		{name: "switch v2", follows: "v2"},
+		{name: "switch stable", follows: "stable"},
+		{name: "upgrade", upgrade: true},
+	}
+}
+
+type crashImage struct {
+	tag    string
+	rootfs string
+	usr    *treeSum
+}
+
+type crashHarness struct {
+	t      *testing.T
+	bin    string
+	sys    string
+	src    imageSource
+	images map[string]*crashImage
+	// following is the image (v1, v2 or v3) the stable-or-v2 tag the host follows names;
+	// stableTag is what "stable" names now.
+	following string
+	stableTag string
+	// trees holds the digest of every deployment made so far (its directory and origin).
+	trees map[string]*treeSum
+}
+
+func (h *crashHarness) logf(format string, args ...any) {
+	h.t.Helper()
+	h.t.Logf(format, args...)
+}
+
+// prepare retags stable before an upgrade, to the other of v1 and v3, so that there is an update.
+func (h *crashHarness) prepare(st crashStep) {
+	if h.stableTag == "" {
+		h.stableTag = "v1"
+	}
+	if !st.upgrade {
+		return
+	}
+	// Only retag when the host is up to date: after a kill the rerun must find the same update.
+	if h.following == h.stableTag {
+		next := "v3"
+		if h.stableTag == "v3" {
+			next = "v1"
+		}
+		h.src.retag("stable", next)
+		h.stableTag = next
+	}
+}
+
+// target is the image a step deploys.
+func (h *crashHarness) target(st crashStep) string {
+	if st.follows == "v2" {
+		return "v2"
+	}
+	return h.stableTag
+}
+
+func (h *crashHarness) argv(st crashStep) []string {
+	if st.upgrade {
+		return []string{"--sysroot", h.sys, "upgrade"}
+	}
+	return append([]string{"--sysroot", h.sys}, h.src.switchArgs(st.follows)...)
+}
+
+func (h *crashHarness) bootc(args ...string) (string, error) {
+	out, err := exec.Command(h.bin, args...).CombinedOutput()
+	return string(out), err
+}
+
+// crashRun is a running bootc command whose output lines are timestamped.
+type crashRun struct {
+	cmd   *exec.Cmd
+	start time.Time
+	done  chan error
+	// pulled is closed when stdout says "Pulled": the pull is over, the deploy begins.
+	pulled chan struct{}
+	mu     sync.Mutex
+	lines  []outLine
+}
+
+type outLine struct {
+	at     time.Duration
+	stderr bool
+	text   string
+}
+
+type runResult struct {
+	err      error
+	elapsed  time.Duration
+	killed   bool
+	pulledAt time.Duration // when stdout said "Pulled", 0 if it did not
+	lines    []outLine
+}
+
+func (r *runResult) output() string {
+	var b strings.Builder
+	for _, l := range r.lines {
+		stream := "out"
+		if l.stderr {
+			stream = "err"
+		}
+		fmt.Fprintf(&b, "  [%8v %s] %s\n", l.at.Round(time.Millisecond), stream, l.text)
+	}
+	return b.String()
+}
+
+// noop reports whether the command found nothing to do.
+func (r *runResult) noop() bool {
+	for _, l := range r.lines {
+		if strings.HasPrefix(l.text, "Image specification is unchanged") || strings.HasPrefix(l.text, "No update available") {
+			return true
+		}
+	}
+	return false
+}
+
+func (h *crashHarness) start(st crashStep) *crashRun {
+	h.t.Helper()
+	r := &crashRun{done: make(chan error, 1), pulled: make(chan struct{})}
+	r.cmd = exec.Command(h.bin, h.argv(st)...)
+	r.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	stdout, err := r.cmd.StdoutPipe()
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	stderr, err := r.cmd.StderrPipe()
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	r.start = time.Now()
+	if err := r.cmd.Start(); err != nil {
+		h.t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for _, p := range []struct {
+		r      io.Reader
+		stderr bool
+	}{{stdout, false}, {stderr, true}} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sc := bufio.NewScanner(p.r)
+			sc.Buffer(nil, 1<<20)
+			seenPulled := false
+			for sc.Scan() {
+				r.mu.Lock()
+				r.lines = append(r.lines, outLine{at: time.Since(r.start), stderr: p.stderr, text: sc.Text()})
+				r.mu.Unlock()
+				if !p.stderr && !seenPulled && strings.HasPrefix(sc.Text(), "Pulled ") {
+					seenPulled = true
+					close(r.pulled)
+				}
+			}
+		}()
+	}
+	go func() {
+		wg.Wait()
+		r.done <- r.cmd.Wait()
+	}()
+	return r
+}
+
+func (r *crashRun) wait() *runResult {
+	return r.result(<-r.done, false)
+}
+
+// kill sends SIGKILL to the command's process group at k, unless it ended first.
+func (r *crashRun) kill(k killPoint) *runResult {
+	if k.afterPull {
+		select {
+		case err := <-r.done:
+			return r.result(err, false)
+		case <-r.pulled:
+		}
+	}
+	d := k.delay
+	if !k.afterPull {
+		d = time.Until(r.start.Add(k.delay))
+	}
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case err := <-r.done:
+		return r.result(err, false)
+	case <-timer.C:
+	}
+	_ = syscall.Kill(-r.cmd.Process.Pid, syscall.SIGKILL)
+	return r.result(<-r.done, true)
+}
+
+func (r *crashRun) result(err error, killed bool) *runResult {
+	res := &runResult{err: err, elapsed: time.Since(r.start), killed: killed}
+	r.mu.Lock()
+	res.lines = slices.Clone(r.lines)
+	r.mu.Unlock()
+	if killed {
+		// A command that was done (exit status 0) before the signal landed is not killed.
+		var ee *exec.ExitError
+		res.killed = errors.As(err, &ee) && ee.ProcessState.Sys().(syscall.WaitStatus).Signaled()
+		if !res.killed {
+			res.err = err
+		}
+	}
+	for _, l := range res.lines {
+		if !l.stderr && strings.HasPrefix(l.text, "Pulled ") {
+			res.pulledAt = l.at
+			break
+		}
+	}
+	return res
+}
+
+type stepTiming struct {
+	total, pulled time.Duration
+}
+
+// killPoint is when to kill: delay after the start, or after stdout said "Pulled".
+type killPoint struct {
+	delay     time.Duration
+	afterPull bool
+}
+
+func (k killPoint) String() string {
+	if k.afterPull {
+		return fmt.Sprintf("%v after the pull", k.delay.Round(time.Millisecond))
+	}
+	return fmt.Sprintf("at %v", k.delay.Round(time.Millisecond))
+}
+
+// pick draws a kill point: every other kill uniformly over the whole run (as long as it took
+// uninterrupted), the rest alternately within the pull and within what follows it.
+func (tm *stepTiming) pick(rng *rand.Rand, i int) killPoint {
+	uniform := func(d time.Duration) time.Duration { return time.Duration(rng.Int64N(int64(max(d, time.Millisecond)))) }
+	if tm.pulled > 0 && tm.pulled < tm.total {
+		switch i % 4 {
+		case 1:
+			return killPoint{delay: uniform(tm.pulled)}
+		case 3:
+			return killPoint{delay: uniform(tm.total - tm.pulled), afterPull: true}
+		}
+	}
+	return killPoint{delay: uniform(tm.total)}
+}
+
+// killStats counts where the kills landed (n counts the tries).
+type killStats struct {
+	n                                 int
+	pull, deploy, committed, finished int
+	perStep                           map[string]int
+	// fifths counts the kill delays by fifth of the measured run time.
+	fifths [5]int
+	// leftBehind counts the kills after which something was left for a later cleanup.
+	leftBehind int
+}
+
+// record classifies a kill: during the pull (stdout had not said "Pulled" yet), during the deploy
+// before the boot configuration switched, after it switched (writing it or cleaning up), or too
+// late (the command had finished).
+func (s *killStats) record(st crashStep, res *runResult, tm *stepTiming, switched bool) string {
+	s.n++
+	if s.perStep == nil {
+		s.perStep = map[string]int{}
+	}
+	if res.killed {
+		s.perStep[st.name]++
+		f := int(5 * float64(res.elapsed) / float64(tm.total))
+		s.fifths[min(max(f, 0), 4)]++
+	}
+	switch {
+	case !res.killed:
+		s.finished++
+		return fmt.Sprintf("finished before the kill, in %v", res.elapsed.Round(time.Millisecond))
+	case switched:
+		s.committed++
+		return "after the boot configuration switched"
+	case res.pulledAt == 0:
+		s.pull++
+		return "during the pull"
+	default:
+		s.deploy++
+		return "during the deploy, before the boot configuration switched"
+	}
+}
+
+func (s *killStats) landed() int { return s.pull + s.deploy + s.committed }
+
+func (s *killStats) summary() string {
+	return fmt.Sprintf("%d kills in %d tries: %d during the pull, %d during the deploy before the switch of the boot configuration, %d after it (writing it or cleaning up), %d tries too late (command done); kills by step %v; by fifth of the measured run time: %v; %d kills left something for a later cleanup",
+		s.landed(), s.n, s.pull, s.deploy, s.committed, s.finished, s.perStep, s.fifths, s.leftBehind)
+}
+
+// checkAfterKill checks the sysroot after a kill and returns the deployments it lists: those of
+// before, or the new list (see acceptableAfterKill), whose new deployment must then be complete.
+func (h *crashHarness) checkAfterKill(st crashStep, before []deployment, res *runResult) ([]deployment, error) {
+	if !res.killed && res.err != nil {
+		return nil, fmt.Errorf("the command failed by itself: %w", res.err)
+	}
+	after, err := adminDeployments(h.sys)
+	if err != nil {
+		return nil, err
+	}
+	if err := acceptableAfterKill(before, after); err != nil {
+		return after, err
+	}
+	if !slices.Equal(before, after) {
+		if err := h.checkNewDeployment(after[0], h.target(st)); err != nil {
+			return after, fmt.Errorf("the boot configuration lists the new deployment, but: %w", err)
+		}
+	}
+	return after, h.checkSysroot(after)
+}
+
+// acceptableAfterKill says whether after may follow before when a command was killed: the same
+// list, or the new one (see isNewList).
+func acceptableAfterKill(before, after []deployment) error {
+	if slices.Equal(before, after) || isNewList(before, after) {
+		return nil
+	}
+	return fmt.Errorf("ostree admin status lists %v; before the command it listed %v: want that, or a new deployment followed by %v", after, before, before[:1])
+}
+
+// isNewList says whether after is what a command that deployed makes of before: the new
+// deployment first, then the one that was first (the booted one, in a sysroot directory); the
+// others are dropped.
+func isNewList(before, after []deployment) bool {
+	return len(after) == 2 && !slices.Contains(before, after[0]) && after[1] == before[0]
+}
+
+// afterSuccess checks the sysroot after a command that completed: the image is deployed first
+// (unless there was nothing to do: then the list is the one before), the earlier first deployment
+// is kept, the new one's content is the image's and its /etc carries the local edits, and no
+// leftovers remain if the command deployed (it cleaned up).
+func (h *crashHarness) afterSuccess(st crashStep, before []deployment, res *runResult) error {
+	after, err := adminDeployments(h.sys)
+	if err != nil {
+		return err
+	}
+	want := h.target(st)
+	if res.noop() {
+		if !slices.Equal(after, before) {
+			return fmt.Errorf("the command said there was nothing to do, but the deployments changed from %v to %v", before, after)
+		}
+		if err := h.checkNewDeployment(after[0], want); err != nil {
+			return fmt.Errorf("the command said there was nothing to do: %w", err)
+		}
+	} else {
+		if !isNewList(before, after) {
+			return fmt.Errorf("ostree admin status lists %v; before it listed %v: want a new deployment followed by %v", after, before, before[:1])
+		}
+		if err := h.checkNewDeployment(after[0], want); err != nil {
+			return err
+		}
+		if left := leftovers(h.sys, after); len(left) > 0 {
+			return fmt.Errorf("the command deployed and cleaned up, yet these are left: %v", left)
+		}
+	}
+	if err := h.recordTrees(after); err != nil {
+		return err
+	}
+	if err := h.checkSysroot(after); err != nil {
+		return err
+	}
+	h.following = want
+	return nil
+}
+
+// checkNewDeployment checks that d's /usr is the image's and its /etc has the local edits and the
+// image's untouched defaults.
+func (h *crashHarness) checkNewDeployment(d deployment, tag string) error {
+	img := h.images[tag]
+	dir := filepath.Join(h.sys, d.dir())
+	usr, err := hashTree(dir, "usr", skipUsrEtc)
+	if err != nil {
+		return fmt.Errorf("deployment %v: %w", d, err)
+	}
+	if usr.sum != img.usr.sum {
+		return fmt.Errorf("deployment %v: /usr differs from image %s: %s", d, tag, usr.diff(img.usr))
+	}
+	if tag == "v1" && len(h.trees) == 0 {
+		return nil // the installed deployment, before the local edits
+	}
+	for rel, content := range crashEtcEdits {
+		if b, err := os.ReadFile(filepath.Join(dir, rel)); err != nil || string(b) != content {
+			return fmt.Errorf("deployment %v: local edit of /%s lost: %q, %v", d, rel, b, err)
+		}
+	}
+	if _, err := os.Lstat(filepath.Join(dir, "etc/motd")); !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("deployment %v: the locally deleted /etc/motd is back (%v)", d, err)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "etc/demo/defaults.conf"))
+	if want := "level=" + tag + "\n"; err != nil || string(b) != want {
+		return fmt.Errorf("deployment %v: /etc/demo/defaults.conf is %q (%v), want the image's %q", d, b, err, want)
+	}
+	return nil
+}
+
+// recordTrees records the digest of deployments not seen before.
+func (h *crashHarness) recordTrees(deps []deployment) error {
+	for _, d := range deps {
+		if _, ok := h.trees[d.String()]; ok {
+			continue
+		}
+		sum, err := deploymentTree(h.sys, d)
+		if err != nil {
+			return err
+		}
+		h.trees[d.String()] = sum
+	}
+	return nil
+}
+
+// checkSysroot checks what must hold whenever no command runs: ostree admin status lists deps,
+// ostree fsck is clean, every listed deployment's tree is as recorded, the boot entries are the
+// deployments' with their kernels, and bootc status agrees.
+func (h *crashHarness) checkSysroot(deps []deployment) error {
+	if out, err := exec.Command("ostree", "fsck", "--repo="+filepath.Join(h.sys, "ostree/repo")).CombinedOutput(); err != nil {
+		return fmt.Errorf("ostree fsck: %v\n%s", err, out)
+	}
+	for _, d := range deps {
+		want, ok := h.trees[d.String()]
+		if !ok {
+			continue // new since the last check: compared with its image by checkNewDeployment
+		}
+		got, err := deploymentTree(h.sys, d)
+		if err != nil {
+			return err
+		}
+		if got.sum != want.sum {
+			return fmt.Errorf("deployment %v changed: %s", d, got.diff(want))
+		}
+	}
+	if err := checkBootEntries(h.sys, deps); err != nil {
+		return err
+	}
+	return checkBootcStatus(h.bin, h.sys, deps)
+}
+
+// checkTheCheckers damages the final sysroot in ways each check must notice.
+func (h *crashHarness) checkTheCheckers() {
+	t := h.t
+	deps, err := adminDeployments(h.sys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.checkSysroot(deps); err != nil {
+		t.Fatalf("final state: %v", err)
+	}
+	old := filepath.Join(h.sys, deps[1].dir())
+	expect := func(what string, check func() error) {
+		t.Helper()
+		if err := check(); err == nil {
+			t.Errorf("the checks missed %s", what)
+		} else {
+			t.Logf("damage noticed: %s: %.150s", what, strings.ReplaceAll(err.Error(), "\n", " "))
+		}
+	}
+	// A file of the rollback deployment changes (a hardlink into the repository: fsck sees it too).
+	victim := filepath.Join(old, "usr/share/crash/d07/f0007")
+	orig, err := os.ReadFile(victim)
+	if err != nil {
+		t.Fatal(err)
+	}
+	must(t, os.WriteFile(victim, append([]byte{orig[0] ^ 1}, orig[1:]...), 0o644))
+	expect("a changed file in a deployment", func() error { return h.checkSysroot(deps) })
+	expect("a changed file in the repository", func() error {
+		out, err := exec.Command("ostree", "fsck", "--repo="+filepath.Join(h.sys, "ostree/repo")).CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("%v: %s", err, out)
+		}
+		return nil
+	})
+	expect("a changed file in a deployment (tree only)", func() error {
+		got, err := deploymentTree(h.sys, deps[1])
+		if err == nil && got.sum != h.trees[deps[1].String()].sum {
+			err = errors.New(got.diff(h.trees[deps[1].String()]))
+		}
+		return err
+	})
+	must(t, os.WriteFile(victim, orig, 0o644))
+	// A local /etc edit lost.
+	etc := filepath.Join(filepath.Join(h.sys, deps[0].dir()), "etc/demo/local.conf")
+	must(t, os.Rename(etc, etc+".away"))
+	expect("a lost /etc edit", func() error { return h.checkNewDeployment(deps[0], h.following) })
+	must(t, os.Rename(etc+".away", etc))
+	// A kernel missing from /boot.
+	ents, err := bootEntries(h.sys)
+	if err != nil || len(ents) == 0 {
+		t.Fatalf("boot entries: %v %v", ents, err)
+	}
+	initrd := filepath.Join(h.sys, ents[0].initrd)
+	must(t, os.Rename(initrd, initrd+".away"))
+	expect("a missing initramfs", func() error { return checkBootEntries(h.sys, deps) })
+	must(t, os.Rename(initrd+".away", initrd))
+	// Lists that are neither the old one nor the new one.
+	expect("a deployment dropped", func() error { return acceptableAfterKill(deps, deps[:1]) })
+	expect("deployments swapped", func() error { return acceptableAfterKill(deps, []deployment{deps[1], deps[0]}) })
+	expect("the new deployment after the old", func() error {
+		return acceptableAfterKill(deps[:1], []deployment{deps[0], {crashStateroot, strings.Repeat("1", 64), 0}})
+	})
+	expect("bootc status in another order", func() error { return checkBootcStatus(h.bin, h.sys, []deployment{deps[1], deps[0]}) })
+	// Leftovers.
+	staging := filepath.Join(h.sys, "ostree/repo/tmp/staging-crash-test")
+	must(t, os.MkdirAll(staging, 0o755))
+	expect("a staging directory left", func() error { return errorIf(leftovers(h.sys, deps)) })
+	must(t, os.Remove(staging))
+	stray := filepath.Join(h.sys, "ostree/deploy", crashStateroot, "deploy", strings.Repeat("0", 64)+".0")
+	must(t, os.Mkdir(stray, 0o755))
+	expect("an unlisted deployment directory", func() error { return errorIf(leftovers(h.sys, deps)) })
+	must(t, os.Remove(stray))
+	if err := h.checkSysroot(deps); err != nil {
+		t.Fatalf("after undoing the damage: %v", err)
+	}
+}
+
+func errorIf(left []string) error {
+	if len(left) > 0 {
+		return fmt.Errorf("left: %v", left)
+	}
+	return nil
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// deployment is one line of ostree admin status.
+type deployment struct {
+	stateroot, commit string
+	serial            int
+}
+
+func (d deployment) String() string { return fmt.Sprintf("%s.%d", d.commit[:12], d.serial) }
+
+func (d deployment) dir() string {
+	return filepath.Join("ostree/deploy", d.stateroot, "deploy", fmt.Sprintf("%s.%d", d.commit, d.serial))
+}
+
+var adminStatusLine = regexp.MustCompile(`^[* ] (\S+) ([0-9a-f]{64})\.(\d+)`)
+
+func mustAdminStatus(t *testing.T, sys string) string {
+	t.Helper()
+	return testutil.Run(t, "ostree", "admin", "status", "--sysroot="+sys)
+}
+
+// adminDeployments runs ostree admin status and returns the deployments it lists, in order.
+func adminDeployments(sys string) ([]deployment, error) {
+	out, err := exec.Command("ostree", "admin", "status", "--sysroot="+sys).CombinedOutput()
+	if err != nil {
+		return nil, fmt.Errorf("ostree admin status: %v\n%s", err, out)
+	}
+	var deps []deployment
+	for _, line := range strings.Split(string(out), "\n") {
+		m := adminStatusLine.FindStringSubmatch(line)
+		if m == nil {
+			continue
+		}
+		serial, _ := strconv.Atoi(m[3])
+		deps = append(deps, deployment{stateroot: m[1], commit: m[2], serial: serial})
+	}
+	if len(deps) == 0 {
+		return nil, fmt.Errorf("ostree admin status lists no deployment:\n%s", out)
+	}
+	return deps, nil
+}
+
+// bootEntry is a BLS entry under /boot/loader/entries; paths are relative to the sysroot.
+type bootEntry struct {
+	name, linux, initrd, ostree string
+}
+
+func bootEntries(sys string) ([]bootEntry, error) {
+	dir := filepath.Join(sys, "boot/loader/entries")
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	var out []bootEntry
+	for _, e := range ents {
+		if !strings.HasSuffix(e.Name(), ".conf") {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil {
+			return nil, err
+		}
+		be := bootEntry{name: e.Name()}
+		for _, line := range strings.Split(string(b), "\n") {
+			k, v, _ := strings.Cut(line, " ")
+			v = strings.TrimSpace(v)
+			switch k {
+			case "linux":
+				be.linux = bootPath(v)
+			case "initrd":
+				be.initrd = bootPath(v)
+			case "options":
+				for _, o := range strings.Fields(v) {
+					if p, ok := strings.CutPrefix(o, "ostree="); ok {
+						be.ostree = strings.TrimPrefix(p, "/")
+					}
+				}
+			}
+		}
+		out = append(out, be)
+	}
+	return out, nil
+}
+
+// bootPath turns a path of a boot entry into one relative to the sysroot: with
+// sysroot.bootprefix it starts with /boot, else it is relative to /boot.
+func bootPath(p string) string {
+	p = strings.TrimPrefix(p, "/")
+	if !strings.HasPrefix(p, "boot/") {
+		p = "boot/" + p
+	}
+	return p
+}
+
+// checkBootEntries checks that there is one entry per deployment, that its ostree= leads to it,
+// and that its kernel and initramfs exist and are the deployment's.
+func checkBootEntries(sys string, deps []deployment) error {
+	ents, err := bootEntries(sys)
+	if err != nil {
+		return err
+	}
+	if len(ents) != len(deps) {
+		return fmt.Errorf("%d boot entries for %d deployments", len(ents), len(deps))
+	}
+	seen := map[deployment]bool{}
+	for _, e := range ents {
+		if e.linux == "" || e.initrd == "" || e.ostree == "" {
+			return fmt.Errorf("boot entry %s lacks linux, initrd or ostree=: %+v", e.name, e)
+		}
+		target, err := os.Stat(filepath.Join(sys, e.ostree))
+		if err != nil {
+			return fmt.Errorf("boot entry %s: ostree=%s: %w", e.name, e.ostree, err)
+		}
+		var d *deployment
+		for i := range deps {
+			if st, err := os.Stat(filepath.Join(sys, deps[i].dir())); err == nil && os.SameFile(st, target) {
+				d = &deps[i]
+			}
+		}
+		if d == nil {
+			return fmt.Errorf("boot entry %s: ostree=%s is none of the deployments %v", e.name, e.ostree, deps)
+		}
+		seen[*d] = true
+		for _, f := range []struct{ boot, deployed string }{{e.linux, "vmlinuz"}, {e.initrd, "initramfs.img"}} {
+			got, err := os.ReadFile(filepath.Join(sys, f.boot))
+			if err != nil {
+				return fmt.Errorf("boot entry %s: %w", e.name, err)
+			}
+			want, err := os.ReadFile(filepath.Join(sys, d.dir(), "usr/lib/modules", crashKver, f.deployed))
+			if err != nil {
+				return fmt.Errorf("boot entry %s: %w", e.name, err)
+			}
+			if !bytes.Equal(got, want) {
+				return fmt.Errorf("boot entry %s: /%s is not the %s of deployment %v", e.name, f.boot, f.deployed, d)
+			}
+		}
+	}
+	if len(seen) != len(deps) {
+		return fmt.Errorf("boot entries %v do not cover the deployments %v", ents, deps)
+	}
+	return nil
+}
+
+// checkBootcStatus checks that bootc status --format json lists deps in the same order: the
+// default entry counts as booted in a sysroot directory, then the rollback, then the others.
+func checkBootcStatus(bin, sys string, deps []deployment) error {
+	out, err := exec.Command(bin, "--sysroot", sys, "status", "--format", "json").Output()
+	if err != nil {
+		return fmt.Errorf("bootc status: %w", err)
+	}
+	type entry struct {
+		Ostree *struct {
+			Checksum     string `json:"checksum"`
+			DeploySerial int    `json:"deploySerial"`
+			Stateroot    string `json:"stateroot"`
+		} `json:"ostree"`
+	}
+	var st struct {
+		APIVersion string `json:"apiVersion"`
+		Status     struct {
+			Staged, Booted, Rollback *entry
+			OtherDeployments         []*entry `json:"otherDeployments"`
+		} `json:"status"`
+	}
+	if err := json.Unmarshal(out, &st); err != nil {
+		return fmt.Errorf("bootc status --format json: %w\n%s", err, out)
+	}
+	var got []deployment
+	for _, e := range append([]*entry{st.Status.Staged, st.Status.Booted, st.Status.Rollback}, st.Status.OtherDeployments...) {
+		if e == nil {
+			continue
+		}
+		if e.Ostree == nil {
+			return fmt.Errorf("bootc status: an entry without ostree: %s", out)
+		}
+		got = append(got, deployment{stateroot: e.Ostree.Stateroot, commit: e.Ostree.Checksum, serial: e.Ostree.DeploySerial})
+	}
+	if !slices.Equal(got, deps) {
+		return fmt.Errorf("bootc status lists %v, ostree admin status %v", got, deps)
+	}
+	return nil
+}
+
+// leftovers returns what a finished cleanup must have removed: staging directories in the
+// repository, deployment directories (or anything else) no listed deployment accounts for, and
+// kernel directories under /boot/ostree no boot entry uses.
+func leftovers(sys string, deps []deployment) []string {
+	var left []string
+	tmp, _ := os.ReadDir(filepath.Join(sys, "ostree/repo/tmp"))
+	for _, e := range tmp {
+		if strings.HasPrefix(e.Name(), "staging-") {
+			left = append(left, "ostree/repo/tmp/"+e.Name())
+		}
+	}
+	known := map[string]bool{}
+	for _, d := range deps {
+		known[d.dir()] = true
+		known[d.dir()+".origin"] = true
+	}
+	deployDir := filepath.Join("ostree/deploy", crashStateroot, "deploy")
+	ents, _ := os.ReadDir(filepath.Join(sys, deployDir))
+	for _, e := range ents {
+		if p := filepath.Join(deployDir, e.Name()); !known[p] {
+			left = append(left, p)
+		}
+	}
+	used := map[string]bool{}
+	if bents, err := bootEntries(sys); err == nil {
+		for _, e := range bents {
+			used[filepath.Dir(e.linux)] = true
+		}
+	}
+	kernels, _ := os.ReadDir(filepath.Join(sys, "boot/ostree"))
+	for _, e := range kernels {
+		if p := filepath.Join("boot/ostree", e.Name()); !used[p] {
+			left = append(left, p)
+		}
+	}
+	return left
+}
+
+// treeSum is the digest of a tree: one line per entry (path, type and mode, owner, size, content
+// or link target), hashed.
+type treeSum struct {
+	sum   string
+	lines []string
+	bytes int64
+}
+
+// diff describes the first difference from want.
+func (s *treeSum) diff(want *treeSum) string {
+	return testutil.FirstDiff("expected", strings.Join(want.lines, "\n"), "found", strings.Join(s.lines, "\n"))
+}
+
+func skipUsrEtc(rel string) bool { return rel == "usr/etc" }
+
+// hashTree digests root/sub, leaving out the paths (relative to root) skip says.
+func hashTree(root, sub string, skip func(rel string) bool) (*treeSum, error) {
+	s := &treeSum{}
+	err := filepath.WalkDir(filepath.Join(root, sub), func(p string, de fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(root, p)
+		if skip != nil && skip(rel) {
+			if de.IsDir() {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		var st unix.Stat_t
+		if err := unix.Lstat(p, &st); err != nil {
+			return err
+		}
+		line := fmt.Sprintf("%s %o %d:%d", rel, st.Mode, st.Uid, st.Gid)
+		switch st.Mode & unix.S_IFMT {
+		case unix.S_IFREG:
+			f, err := os.Open(p)
+			if err != nil {
+				return err
+			}
+			h := sha256.New()
+			_, err = io.Copy(h, f)
+			f.Close()
+			if err != nil {
+				return err
+			}
+			line += fmt.Sprintf(" %d %s", st.Size, hex.EncodeToString(h.Sum(nil)))
+			s.bytes += st.Size
+		case unix.S_IFLNK:
+			target, err := os.Readlink(p)
+			if err != nil {
+				return err
+			}
+			line += " -> " + target
+		}
+		s.lines = append(s.lines, line)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	h := sha256.Sum256([]byte(strings.Join(s.lines, "\n")))
+	s.sum = hex.EncodeToString(h[:])
+	return s, nil
+}
+
+// deploymentTree digests a deployment's whole directory (/etc included) and its origin file.
+func deploymentTree(sys string, d deployment) (*treeSum, error) {
+	s, err := hashTree(filepath.Join(sys, d.dir()), ".", nil)
+	if err != nil {
+		return nil, fmt.Errorf("deployment %v: %w", d, err)
+	}
+	origin, err := os.ReadFile(filepath.Join(sys, d.dir()+".origin"))
+	if err != nil {
+		return nil, fmt.Errorf("deployment %v: %w", d, err)
+	}
+	s.lines = append(s.lines, "origin: "+string(origin))
+	h := sha256.Sum256([]byte(s.sum + string(origin)))
+	s.sum = hex.EncodeToString(h[:])
+	return s, nil
+}
+
+// makeCrashRootfs writes a small bootable OS: busybox, a stand-in kernel and initramfs, /etc
+// defaults, and crashFiles files of pseudo-random content. Each version rewrites its own sixth of
+// the files, v2 has its own initramfs and one more directory.
+func makeCrashRootfs(t *testing.T, root, version string) {
+	t.Helper()
+	vnum := int(version[1] - '0')
+	modRel := "usr/lib/modules/" + crashKver
+	for _, d := range []string{"usr/bin", "etc/demo", "var/lib/demo", modRel} {
+		must(t, os.MkdirAll(filepath.Join(root, d), 0o755))
+	}
+	bb, err := exec.LookPath("busybox")
+	if err != nil {
+		t.Fatal(err)
+	}
+	testutil.Run(t, "cp", bb, filepath.Join(root, "usr/bin/busybox"))
+	for _, app := range []string{"sh", "cat", "ls"} {
+		must(t, os.Symlink("busybox", filepath.Join(root, "usr/bin", app)))
+	}
+	must(t, os.Symlink("usr/bin", filepath.Join(root, "bin")))
+	initramfs := "v1"
+	if version == "v2" {
+		initramfs = "v2"
+	}
+	files := map[string]string{
+		"etc/os-release":          fmt.Sprintf("ID=crashos\nVERSION_ID=%s\n", version),
+		"etc/motd":                "welcome\n",
+		"etc/demo/theme.conf":     "colour=blue\n",
+		"etc/demo/defaults.conf":  "level=" + version + "\n",
+		"var/lib/demo/seed":       "first boot data\n",
+		modRel + "/vmlinuz":       "not really a kernel\n",
+		modRel + "/initramfs.img": "not really an initramfs " + initramfs + "\n",
+	}
+	for rel, content := range files {
+		must(t, os.WriteFile(filepath.Join(root, rel), []byte(content), 0o644))
+	}
+	n, dirs := crashFiles, crashDirs
+	if version == "v2" {
+		n, dirs = crashFiles+crashFiles/crashDirs, crashDirs+1 // one more directory
+	}
+	for d := 0; d < dirs; d++ {
+		must(t, os.MkdirAll(filepath.Join(root, fmt.Sprintf("usr/share/crash/d%02d", d)), 0o755))
+	}
+	buf := make([]byte, 2<<20)
+	for i := 0; i < n; i++ {
+		d := i % crashDirs
+		if i >= crashFiles {
+			d = crashDirs
+		}
+		// Each version rewrites its own sixth of the files.
+		variant := 1
+		if i%6 == vnum {
+			variant = vnum
+		}
+		rng := rand.New(rand.NewPCG(uint64(i), uint64(variant)))
+		size := 512 + rng.IntN(12<<10)
+		if i%crashBigEvery == 0 {
+			size = 256<<10 + rng.IntN(1<<20)
+		}
+		b := buf[:size]
+		for j := 0; j+8 <= len(b); j += 8 {
+			binary.LittleEndian.PutUint64(b[j:], rng.Uint64())
+		}
+		mode := os.FileMode(0o644)
+		if i%17 == 0 {
+			mode = 0o755
+		}
+		p := filepath.Join(root, fmt.Sprintf("usr/share/crash/d%02d/f%04d", d, i))
+		must(t, os.WriteFile(p, b, 0o600))
+		must(t, os.Chmod(p, mode))
+	}
+}
+
+// imageSource is where the images are: an OCI layout or a registry.
+type imageSource interface {
+	installRef() string
+	switchArgs(tag string) []string
+	// retag points tag at the image from names.
+	retag(tag, from string)
+}
+
+type ociSource struct {
+	t      *testing.T
+	layout string
+}
+
+func (s *ociSource) installRef() string { return "oci:" + s.layout + ":stable" }
+
+func (s *ociSource) switchArgs(tag string) []string {
+	return []string{"switch", "--transport", "oci", s.layout + ":" + tag}
+}
+
+func (s *ociSource) retag(tag, from string) { retagOCI(s.t, s.layout, tag, from) }
+
+// registrySource is a repository in a registry on loopback (plain HTTP).
+type registrySource struct {
+	t    *testing.T
+	repo string
+}
+
+func (s *registrySource) installRef() string { return "docker://" + s.repo + ":stable" }
+
+func (s *registrySource) switchArgs(tag string) []string {
+	return []string{"switch", s.repo + ":" + tag}
+}
+
+func (s *registrySource) retag(tag, from string) { s.copy("docker://"+s.repo+":"+from, tag) }
+
+func (s *registrySource) copy(src, tag string) {
+	testutil.Run(s.t, "skopeo", "copy", "-q", "--src-tls-verify=false", "--dest-tls-verify=false", src, "docker://"+s.repo+":"+tag)
+}
+
+func envCount(t *testing.T, name string, def int) int {
+	v := os.Getenv(name)
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 {
+		t.Fatalf("%s=%q: want a number", name, v)
+	}
+	return n
+}
+
+// retagOCI points tag at the manifest that from names, in the layout's index.json.
+func retagOCI(t *testing.T, layout, tag, from string) {
+	t.Helper()
+	path := filepath.Join(layout, "index.json")
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var idx map[string]any
+	must(t, json.Unmarshal(b, &idx))
+	const refName = "org.opencontainers.image.ref.name"
+	var kept []any
+	var src map[string]any
+	for _, m := range idx["manifests"].([]any) {
+		desc := m.(map[string]any)
+		ann, _ := desc["annotations"].(map[string]any)
+		switch ann[refName] {
+		case tag:
+			continue
+		case from:
+			src = desc
+		}
+		kept = append(kept, desc)
+	}
+	if src == nil {
+		t.Fatalf("%s has no tag %s", layout, from)
+	}
+	dup := map[string]any{}
+	for k, v := range src {
+		dup[k] = v
+	}
+	ann := map[string]any{}
+	for k, v := range src["annotations"].(map[string]any) {
+		ann[k] = v
+	}
+	ann[refName] = tag
+	dup["annotations"] = ann
+	idx["manifests"] = append(kept, dup)
+	out, err := json.Marshal(idx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	must(t, os.WriteFile(path+".tmp", out, 0o644))
+	must(t, os.Rename(path+".tmp", path))
+}
+
+// buildBootc builds bin/bootc into dir.
+func buildBootc(t *testing.T, dir string) string {
+	t.Helper()
+	bin := filepath.Join(dir, "bootc")
+	cmd := exec.Command("go", "build", "-tags", "containers_image_openpgp", "-o", bin, "github.com/bootc-go/bootc/cmd/bootc")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("building bootc: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// unimmutable clears the immutable flag ostree sets on deployment directories, so that the
+// temporary directory can be removed.
+func unimmutable(sys string) {
+	_ = exec.Command("chattr", "-R", "-f", "-i", filepath.Join(sys, "ostree/deploy")).Run()
+}
+
+func humanSize(n int64) string {
+	return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+}
