@@ -171,16 +171,21 @@ func (h *hostOp) deploy(ctx context.Context, o deployOptions) (*sysroot.Deployme
 	if err := h.sys.WriteDeployments(ctx, list, sysroot.WriteOptions{SkipCleanup: true}); err != nil {
 		return nil, fmt.Errorf("writing the boot configuration: %w", err)
 	}
-	if err := h.cleanup(ctx); err != nil {
-		// The new deployment is in place; what is left over is removed by the next command.
-		fmt.Fprintf(h.c.App.ErrWriter, "warning: cleaning up: %v\n", err)
-	}
+	h.tidy(ctx)
 	for _, nd := range h.sys.Deployments() {
 		if nd.Commit == d.Commit && nd.Serial == d.Serial && nd.Stateroot == d.Stateroot {
 			return nd, nil
 		}
 	}
 	return d, nil
+}
+
+// tidy runs cleanup and only warns on failure: the deployments are in place, and what is
+// left over (also what a killed command left) is removed by the next command.
+func (h *hostOp) tidy(ctx context.Context) {
+	if err := h.cleanup(ctx); err != nil {
+		fmt.Fprintf(h.c.App.ErrWriter, "warning: cleaning up: %v\n", err)
+	}
 }
 
 // cleanup drops the images no deployment uses (keeping those the deployments' origins follow,

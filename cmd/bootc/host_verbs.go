@@ -67,6 +67,7 @@ func runSwitch(c *cli.Context) error {
 	fmt.Fprintf(h.out, "Pulled %s: %s\n", ref.Image, pullSummary(res))
 	if cur, ok := originRef(spec); ok && cur.String() == ref.String() && spec.Commit == res.Image.Commit {
 		fmt.Fprintf(h.out, "Image specification is unchanged: already on %s\n", ref.Image)
+		h.tidy(c.Context)
 		return nil
 	}
 	d, err := h.deploy(c.Context, deployOptions{ref: ref, commit: res.Image.Commit, stateroot: spec.Stateroot, place: sysroot.PlaceOptions{Retain: c.Bool("retain")}})
@@ -166,6 +167,7 @@ func runUpgrade(c *cli.Context) error {
 	}
 	if next.Commit == spec.Commit {
 		fmt.Fprintf(h.out, "No update available: %s is at %s\n", ref.Image, describe(spec, current))
+		h.tidy(c.Context)
 		return nil
 	}
 	if dlOnly {
