@@ -29,6 +29,10 @@ var (
 	// ErrDigestMismatch: a blob's bytes do not hash to the digest the manifest (or config, for
 	// diff IDs) names.
 	ErrDigestMismatch = errors.New("digest mismatch")
+	// ErrSignatureUnsupported: the reference asks for a signature check this build cannot do
+	// (ostree-image-signed:, ostree-remote-*:); the image is refused rather than taken
+	// unchecked.
+	ErrSignatureUnsupported = errors.New("signature verification is not supported yet")
 	// ErrImageNotPulled: the repository holds no image for the reference.
 	ErrImageNotPulled = errors.New("image not in the repository")
 )
@@ -161,6 +165,9 @@ func (o *PullOptions) logger() *slog.Logger {
 // Inspect reads the manifest (for the platform) and config of ref's image, and says which
 // layers the repository lacks. It downloads no layer.
 func Inspect(ctx context.Context, repo *ostree.Repo, ref imgref.OstreeRef, o PullOptions) (*Plan, error) {
+	if err := checkSigVerify(ref); err != nil {
+		return nil, err
+	}
 	img, err := transport.Read(ctx, ref.Image, o.platform())
 	if err != nil {
 		return nil, err
@@ -168,6 +175,16 @@ func Inspect(ctx context.Context, repo *ostree.Repo, ref imgref.OstreeRef, o Pul
 	defer img.Close()
 	plan, _, err := inspect(ctx, repo, img.Image, &ref, o.logger())
 	return plan, err
+}
+
+// checkSigVerify refuses references whose signature checks are not implemented: reading such
+// an image without the check would trust what the owner said not to trust.
+func checkSigVerify(ref imgref.OstreeRef) error {
+	if ref.SigVerify == imgref.Unverified {
+		return nil
+	}
+	return fmt.Errorf("%w: %s asks for it; to accept the image without checking its signature, use %s",
+		ErrSignatureUnsupported, ref, imgref.OstreeRef{SigVerify: imgref.Unverified, Image: ref.Image})
 }
 
 // Pull imports ref's image into repo, fetching only the layers the repository lacks (Jobs at
@@ -192,6 +209,9 @@ func Inspect(ctx context.Context, repo *ostree.Repo, ref imgref.OstreeRef, o Pul
 // with its blob ref in one transaction; then the merged tree's dirtrees, the merged commit,
 // and last the image ref.
 func Pull(ctx context.Context, repo *ostree.Repo, ref imgref.OstreeRef, o PullOptions) (*PullResult, error) {
+	if err := checkSigVerify(ref); err != nil {
+		return nil, err
+	}
 	img, err := transport.Read(ctx, ref.Image, o.platform())
 	if err != nil {
 		return nil, err

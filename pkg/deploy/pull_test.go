@@ -361,3 +361,24 @@ func TestPullJobs(t *testing.T) {
 		}
 	}
 }
+
+// References that ask for a signature check are refused until it is implemented, before
+// anything is read.
+func TestPullRefusesUnsupportedSignatureChecks(t *testing.T) {
+	repo, err := ostree.Init(context.Background(), filepath.Join(t.TempDir(), "repo"), ostree.ModeBareUser)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []string{"ostree-image-signed:oci:/nonexistent", "ostree-remote-image:fedora:oci:/nonexistent"} {
+		ref, err := imgref.ParseOstree(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := Pull(context.Background(), repo, ref, PullOptions{}); !errors.Is(err, ErrSignatureUnsupported) || !strings.Contains(err.Error(), "ostree-unverified-image:oci:/nonexistent") {
+			t.Errorf("Pull(%s) = %v; want ErrSignatureUnsupported naming the unverified form", s, err)
+		}
+		if _, err := Inspect(context.Background(), repo, ref, PullOptions{}); !errors.Is(err, ErrSignatureUnsupported) {
+			t.Errorf("Inspect(%s) = %v", s, err)
+		}
+	}
+}
