@@ -8,7 +8,7 @@ BIN       ?= bin/bootc
 FUZZTIME  ?= 10s
 BENCH_MODE ?= bare-user
 
-.PHONY: all build deps vet test fuzz-smoke fuzz demo bench bench-update-size bench-encapsulate clean
+.PHONY: all build deps vet test fuzz-smoke fuzz demo bench bench-update-size bench-encapsulate bench-pull-deploy clean
 
 all: build
 
@@ -40,12 +40,16 @@ bench: deps build
 	bench/ostree-commit/run.sh $(BENCH_MODE)
 	bench/update-size/run.sh
 	bench/encapsulate/run.sh
+	bench/pull-deploy/run.sh
 
 bench-update-size: deps build
 	bench/update-size/run.sh
 
 bench-encapsulate: deps build
 	bench/encapsulate/run.sh
+
+bench-pull-deploy: deps build
+	bench/pull-deploy/run.sh
 
 clean:
 	rm -rf bin
