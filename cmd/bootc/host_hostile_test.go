@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"testing"
 
@@ -70,7 +71,9 @@ func sysrootState(t *testing.T, sys string) string {
 	// Layers that were verified and imported before the image was refused may stay cached
 	// under ostree/container/blob/ (the next deployment's cleanup drops them); every other
 	// ref must be unchanged.
-	for _, ref := range strings.Split(testutil.Run(t, "ostree", "refs", "--repo="+filepath.Join(sys, "ostree/repo")), "\n") {
+	refs := strings.Split(testutil.Run(t, "ostree", "refs", "--repo="+filepath.Join(sys, "ostree/repo")), "\n")
+	sort.Strings(refs) // ostree lists refs in directory order
+	for _, ref := range refs {
 		if !strings.HasPrefix(ref, "ostree/container/blob/") {
 			b.WriteString(ref + "\n")
 		}
