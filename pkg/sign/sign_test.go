@@ -46,22 +46,6 @@ func keyPair(t *testing.T, passphrase string) (string, string) {
 	return priv, pub
 }
 
-// cosignKeyPair runs `cosign generate-key-pair` with an empty passphrase.
-func cosignKeyPair(t *testing.T) (string, string) {
-	t.Helper()
-	prefix := filepath.Join(t.TempDir(), "cosign")
-	testutil.Run(t, "cosign", "generate-key-pair", "--output-key-prefix", prefix)
-	return prefix + ".key", prefix + ".pub"
-}
-
-// cosignEnv makes the cosign CLI work offline: empty passphrase, its TUF cache in a temporary
-// directory.
-func cosignEnv(t *testing.T) {
-	testutil.RequireTool(t, "cosign")
-	t.Setenv("COSIGN_PASSWORD", "")
-	t.Setenv("TUF_ROOT", t.TempDir())
-}
-
 // push writes a random image of layers layers of size bytes to registry ref (HOST/REPO:TAG) and
 // returns its digest.
 func push(t *testing.T, ref string, layers int, size int64) v1.Hash {
@@ -187,8 +171,8 @@ func checkPolicies(t *testing.T, repo string, cases []policyCase) {
 // The cosign CLI verifies our signature with the matching public key, naming the image by digest
 // or by tag, and refuses it with another key.
 func TestSignVerifiedByCosign(t *testing.T) {
-	cosignEnv(t)
-	repo, digest, priv, pub, otherPub := setup(t, cosignKeyPair)
+	testutil.Cosign(t, "")
+	repo, digest, priv, pub, otherPub := setup(t, testutil.CosignKeyPair)
 	signImage(t, priv, repo+":1", digest)
 
 	for _, ref := range []string{repo + "@" + digest.String(), repo + ":1"} {
@@ -209,8 +193,8 @@ func TestSignVerifiedByCosign(t *testing.T) {
 // matchRepository. cosign's identity is the repository without the tag, which the default rule
 // (matchRepoDigestOrExact) never accepts, by tag or by digest: it refuses name-only identities.
 func TestCosignSignatureAcceptedByContainersPolicy(t *testing.T) {
-	cosignEnv(t)
-	repo, digest, priv, pub, otherPub := setup(t, cosignKeyPair)
+	testutil.Cosign(t, "")
+	repo, digest, priv, pub, otherPub := setup(t, testutil.CosignKeyPair)
 	testutil.Run(t, "cosign", "sign", "--key", priv, "--tlog-upload=false", "--yes", repo+"@"+digest.String())
 
 	cosignIdentity := `identity "` + repo + `" is not accepted`
