@@ -7,6 +7,7 @@ import (
 	"io"
 	"runtime"
 	"strings"
+	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/urfave/cli/v2"
@@ -14,6 +15,7 @@ import (
 	"github.com/bootc-go/bootc/pkg/encapsulate"
 	"github.com/bootc-go/bootc/pkg/imgref"
 	"github.com/bootc-go/bootc/pkg/ostree"
+	"github.com/bootc-go/bootc/pkg/sign"
 	"github.com/bootc-go/bootc/pkg/transport"
 )
 
@@ -65,7 +67,7 @@ Examples:
 			if err != nil {
 				return err
 			}
-			return buildAndWrite(c, repo, c.Args().Get(0), target, opts)
+			return buildAndWrite(c, repo, c.Args().Get(0), target, nil, opts)
 		},
 	}
 }
@@ -139,7 +141,8 @@ func previousBuild(c *cli.Context, target imgref.Ref) ([][]string, error) {
 	return prior, nil
 }
 
-func buildAndWrite(c *cli.Context, repo *ostree.Repo, rev string, target imgref.Ref, opts []encapsulate.Option) error {
+// buildAndWrite builds the image, writes it to target and, with a signer, signs it there.
+func buildAndWrite(c *cli.Context, repo *ostree.Repo, rev string, target imgref.Ref, signer *sign.Signer, opts []encapsulate.Option) error {
 	img, err := encapsulate.Build(c.Context, repo, rev, opts...)
 	if err != nil {
 		return fmt.Errorf("encapsulate: %w", err)
@@ -148,6 +151,15 @@ func buildAndWrite(c *cli.Context, repo *ostree.Repo, rev string, target imgref.
 	digest, err := transport.Write(c.Context, img, target)
 	if err != nil {
 		return err
+	}
+	if signer != nil {
+		start := time.Now()
+		if err := signer.Sign(c.Context, target, digest); err != nil {
+			return fmt.Errorf("pushed %s as %s but %w", target, digest, err)
+		}
+		if !c.Bool("quiet") {
+			fmt.Fprintf(c.App.ErrWriter, "signed %s in %s\n", digest, time.Since(start).Round(time.Millisecond))
+		}
 	}
 	printImageSummary(c.Context, c.App.Writer, img, digest)
 	return nil

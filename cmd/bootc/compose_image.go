@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/urfave/cli/v2"
 
@@ -11,6 +12,7 @@ import (
 	"github.com/bootc-go/bootc/pkg/encapsulate/bootable"
 	"github.com/bootc-go/bootc/pkg/imgref"
 	"github.com/bootc-go/bootc/pkg/ostree"
+	"github.com/bootc-go/bootc/pkg/sign"
 )
 
 func composeImageCommand() *cli.Command {
@@ -27,7 +29,22 @@ Examples:
    bootc compose image --rootfs /var/tmp/rootfs --output oci-archive:os.ociarchive
    podman build -t localhost/myos . && podman save --format oci-archive -o myos.tar localhost/myos
    bootc compose image --from oci-archive:myos.tar --output docker://127.0.0.1:5000/myos:1
-   SOURCE_DATE_EPOCH=1700000000 bootc compose image --rootfs rootfs --output oci:out:1`,
+   SOURCE_DATE_EPOCH=1700000000 bootc compose image --rootfs rootfs --output oci:out:1
+
+Signing: with --sign-key, the pushed manifest is signed with a cosign private key
+(the encrypted cosign.key of 'cosign generate-key-pair'; its passphrase comes
+from --sign-passphrase-file, else the environment variable COSIGN_PASSWORD,
+else it is empty) and the signature is stored beside the image in the registry
+as a sigstore attachment (tag sha256-<digest>.sig, as 'cosign sign' does). Its
+identity is the --output reference, tag included. Only registry outputs can
+hold signatures. The key is checked before anything is built or pushed.
+'cosign verify --key cosign.pub --insecure-ignore-tlog' verifies the result, and
+so does a containers policy.json 'sigstoreSigned' requirement with keyPath
+(readers need 'use-sigstore-attachments: true' in registries.d).
+
+   COSIGN_PASSWORD= cosign generate-key-pair
+   COSIGN_PASSWORD= bootc compose image --rootfs rootfs --output docker://127.0.0.1:5000/myos:1 --sign-key cosign.key
+   cosign verify --key cosign.pub --insecure-ignore-tlog 127.0.0.1:5000/myos:1`,
 		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "rootfs", Usage: "root filesystem directory to compose"},
 			&cli.StringFlag{Name: "from", Usage: "container image to flatten and compose (oci:, oci-archive:, docker://)"},
@@ -37,6 +54,8 @@ Examples:
 			&cli.StringFlag{Name: "subject", Aliases: []string{"s"}, Usage: "commit subject (also the history entry of layer 0)"},
 			&cli.StringFlag{Name: "version", Usage: "version metadata (default: VERSION_ID from os-release)"},
 			&cli.StringFlag{Name: "timestamp", Usage: "commit time (default: SOURCE_DATE_EPOCH, the --from image's creation time, else now)"},
+			&cli.StringFlag{Name: "sign-key", Usage: "sign the pushed image with this cosign private key (registry outputs only)"},
+			&cli.StringFlag{Name: "sign-passphrase-file", Usage: "read the --sign-key passphrase from this file (first line; default: $COSIGN_PASSWORD, else empty)"},
 		}, imageFlags()...),
 		Action: runComposeImage,
 	}
@@ -53,6 +72,13 @@ func runComposeImage(c *cli.Context) error {
 	target, err := imgref.Parse(c.String("output"))
 	if err != nil {
 		return usageError(c, "--output: %v", err)
+	}
+	signer, err := loadSigner(c, target)
+	if err != nil {
+		return err
+	}
+	if signer != nil {
+		defer signer.Close()
 	}
 	opts, err := imageOptions(c, target)
 	if err != nil {
@@ -104,5 +130,34 @@ func runComposeImage(c *cli.Context) error {
 	if err != nil {
 		return fmt.Errorf("compose: %w", err)
 	}
-	return buildAndWrite(c, repo, sum.String(), target, append(opts, encapsulate.WithTempDir(scratch)))
+	return buildAndWrite(c, repo, sum.String(), target, signer, append(opts, encapsulate.WithTempDir(scratch)))
+}
+
+// loadSigner loads the --sign-key key, or returns nil without --sign-key. It runs before anything
+// is built, so that a bad key or passphrase changes nothing.
+func loadSigner(c *cli.Context, target imgref.Ref) (*sign.Signer, error) {
+	key, passFile := c.String("sign-key"), c.String("sign-passphrase-file")
+	if key == "" {
+		if passFile != "" {
+			return nil, usageError(c, "--sign-passphrase-file needs --sign-key")
+		}
+		return nil, nil
+	}
+	if target.Transport != imgref.Registry {
+		return nil, usageError(c, "--sign-key: cannot sign %s: signatures are stored as sigstore attachments in a registry, which OCI layouts, archives and containers-storage cannot hold; push to docker://REGISTRY/NAME:TAG", target)
+	}
+	passphrase := []byte(os.Getenv("COSIGN_PASSWORD"))
+	if passFile != "" {
+		b, err := os.ReadFile(passFile)
+		if err != nil {
+			return nil, fmt.Errorf("--sign-passphrase-file: %w", err)
+		}
+		line, _, _ := strings.Cut(string(b), "\n")
+		passphrase = []byte(strings.TrimSuffix(line, "\r"))
+	}
+	s, err := sign.LoadKey(key, passphrase)
+	if err != nil {
+		return nil, fmt.Errorf("--sign-key: %w; nothing was built or pushed", err)
+	}
+	return s, nil
 }

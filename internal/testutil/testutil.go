@@ -13,8 +13,10 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -32,6 +34,48 @@ var debianPackages = map[string]string{
 	"mkfs.ext4":          "e2fsprogs",
 	"time":               "time",
 	"rpmbuild":           "rpm",
+}
+
+// goTools are the commands the tests need that Debian does not package (or not in a usable
+// version): scripts/install-deps.sh builds them with `go install` into ToolsBin. The value is the
+// package path for error messages.
+var goTools = map[string]string{
+	"cosign": "github.com/sigstore/cosign/v2/cmd/cosign@v2.6.5",
+}
+
+// ToolsBin returns the directories where scripts/install-deps.sh may have installed goTools:
+// $BOOTC_TOOLS_BIN, /var/cache/bootc-tests/bin (as root) and $GOPATH/bin (otherwise).
+func ToolsBin() []string {
+	var dirs []string
+	if d := os.Getenv("BOOTC_TOOLS_BIN"); d != "" {
+		dirs = append(dirs, d)
+	}
+	dirs = append(dirs, "/var/cache/bootc-tests/bin")
+	if gp := os.Getenv("GOPATH"); gp != "" {
+		dirs = append(dirs, filepath.Join(strings.Split(gp, string(filepath.ListSeparator))[0], "bin"))
+	} else if home, err := os.UserHomeDir(); err == nil {
+		dirs = append(dirs, filepath.Join(home, "go", "bin"))
+	}
+	return dirs
+}
+
+var pathMu sync.Mutex
+
+// lookTool finds name in PATH or, for goTools, in ToolsBin, which it then adds to PATH so that
+// the tests can run the tool by name.
+func lookTool(name string) error {
+	pathMu.Lock()
+	defer pathMu.Unlock()
+	_, err := exec.LookPath(name)
+	if err == nil || goTools[name] == "" {
+		return err
+	}
+	for _, dir := range ToolsBin() {
+		if st, serr := os.Stat(filepath.Join(dir, name)); serr == nil && st.Mode().IsRegular() && st.Mode()&0o111 != 0 {
+			return os.Setenv("PATH", dir+string(filepath.ListSeparator)+os.Getenv("PATH"))
+		}
+	}
+	return err
 }
 
 // DebianPackage returns the Debian package that provides the command name.
@@ -60,11 +104,16 @@ func unavailable(t testing.TB, format string, args ...any) {
 }
 
 // RequireTool skips the test (fails it when CI=true) unless every named
-// command is found in PATH.
+// command is found in PATH (or, for Go tools such as cosign, in ToolsBin).
 func RequireTool(t testing.TB, names ...string) {
 	t.Helper()
 	for _, name := range names {
-		if _, err := exec.LookPath(name); err != nil {
+		if err := lookTool(name); err != nil {
+			if pkg := goTools[name]; pkg != "" {
+				unavailable(t, "required tool %q not found in PATH nor in %s: run `make deps` (go install %s)",
+					name, strings.Join(ToolsBin(), ", "), pkg)
+				return
+			}
 			unavailable(t, "required tool %q not found in PATH: install Debian package %q (or run `make deps`)",
 				name, DebianPackage(name))
 			return

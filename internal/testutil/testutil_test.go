@@ -2,6 +2,8 @@ package testutil
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -77,5 +79,35 @@ func TestRunFailureReportsStderr(t *testing.T) {
 		if !strings.Contains(rec.fatal, want) {
 			t.Errorf("failure message %q lacks %q", rec.fatal, want)
 		}
+	}
+}
+
+// A Go tool (not a Debian package) is looked for in ToolsBin too, found there it is put on PATH,
+// and missing it is reported with its go install line, failing under CI.
+func TestRequireToolGoTool(t *testing.T) {
+	const tool = "bootc-test-go-tool"
+	goTools[tool] = "example.com/tool@v1"
+	t.Cleanup(func() { delete(goTools, tool) })
+	bin := t.TempDir()
+	t.Setenv("BOOTC_TOOLS_BIN", bin)
+	t.Setenv("PATH", os.Getenv("PATH"))
+	t.Setenv("CI", "true")
+
+	rec := &recordingTB{TB: t}
+	RequireTool(rec, tool)
+	if !strings.Contains(rec.fatal, "go install example.com/tool@v1") || !strings.Contains(rec.fatal, bin) || strings.Contains(rec.fatal, "Debian") {
+		t.Errorf("missing Go tool under CI: fatal %q, skipped %q", rec.fatal, rec.skipped)
+	}
+
+	if err := os.WriteFile(filepath.Join(bin, tool), []byte("#!/bin/sh\necho ran\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	rec = &recordingTB{TB: t}
+	RequireTool(rec, tool)
+	if rec.fatal != "" || rec.skipped != "" {
+		t.Fatalf("Go tool in BOOTC_TOOLS_BIN: fatal %q, skipped %q", rec.fatal, rec.skipped)
+	}
+	if got := Run(t, tool); got != "ran\n" {
+		t.Errorf("running %s by name after RequireTool: %q", tool, got)
 	}
 }
