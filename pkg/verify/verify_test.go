@@ -11,8 +11,11 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	ggcrtypes "github.com/google/go-containerregistry/pkg/v1/types"
 	"go.podman.io/image/v5/copy"
 	"go.podman.io/image/v5/docker"
 	"go.podman.io/image/v5/signature"
@@ -346,5 +349,52 @@ func TestLoopbackRegistry(t *testing.T) {
 		if got := loopbackRegistry(name); got != want {
 			t.Errorf("loopbackRegistry(%q) = %v; want %v", name, got, want)
 		}
+	}
+}
+
+// TestVerifyIndex checks a multi-platform index: the instance for the platform is the one
+// whose signatures are verified (as containers/image's copy does), and its digest is the one
+// returned.
+func TestVerifyIndex(t *testing.T) {
+	reg := testutil.Registry(t)
+	k := newKeyPair(t, t.TempDir(), "k")
+	idx := mutate.IndexMediaType(empty.Index, ggcrtypes.OCIImageIndex)
+	instances := map[string]v1.Hash{}
+	for _, arch := range []string{"amd64", "arm64"} {
+		img, err := random.Image(256, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if instances[arch], err = img.Digest(); err != nil {
+			t.Fatal(err)
+		}
+		idx = mutate.AppendManifests(idx, mutate.IndexAddendum{Add: img, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: arch}}})
+	}
+	indexDigest, err := idx.Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tag, err := name.ParseReference(reg + "/multi:latest")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.WriteIndex(tag, idx); err != nil {
+		t.Fatal(err)
+	}
+	// Sign the amd64 instance only (its signature is stored by digest, for the repository).
+	sign(t, k, fmt.Sprintf("%s/multi@%s", reg, instances["amd64"]))
+	policy := writePolicy(t, fmt.Sprintf(`{"default": [%s]}`, sigstoreReq(k.pub, matchRepository)))
+	ref := signedRef(t, "docker://"+reg+"/multi:latest")
+	v, err := Verify(context.Background(), ref, Options{PolicyPath: policy, RegistriesDir: t.TempDir(), Platform: &v1.Platform{OS: "linux", Architecture: "amd64"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.Digest != instances["amd64"] || v.IndexDigest != indexDigest {
+		t.Errorf("Verify = %+v; want digest %s, index %s", v, instances["amd64"], indexDigest)
+	}
+	_, err = Verify(context.Background(), ref, Options{PolicyPath: policy, RegistriesDir: t.TempDir(), Platform: &v1.Platform{OS: "linux", Architecture: "arm64"}})
+	var re *RejectedError
+	if !errors.As(err, &re) || re.Digest != instances["arm64"].String() {
+		t.Errorf("Verify for arm64 (unsigned) = %v; want a RejectedError for %s", err, instances["arm64"])
 	}
 }
