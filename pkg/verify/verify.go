@@ -170,8 +170,9 @@ func (e *RejectedError) Error() string {
 func (e *RejectedError) Unwrap() []error { return []error{ErrRejected, e.Err} }
 
 // Verify checks ref's image against the trust policy (see the package documentation) and
-// returns what it verified; it returns (nil, nil) for unverified references. Nothing but
-// manifests and signatures is read.
+// returns what it verified; it returns (nil, nil) for unverified references. From a
+// registry only manifests and signatures are read (an oci-archive is unpacked to a temporary
+// directory by containers/image); nothing is written to an ostree repository.
 func Verify(ctx context.Context, ref imgref.OstreeRef, o Options) (*Verified, error) {
 	switch ref.SigVerify {
 	case imgref.Unverified:
