@@ -15,6 +15,7 @@ import (
 	"github.com/bootc-go/bootc/pkg/imgref"
 	"github.com/bootc-go/bootc/pkg/ostree"
 	"github.com/bootc-go/bootc/pkg/sysroot"
+	"github.com/bootc-go/bootc/pkg/verify"
 )
 
 // The host verbs (status, switch, upgrade, rollback, install) work on the sysroot named by
@@ -92,13 +93,28 @@ func lockSysroot(c *cli.Context, sys *sysroot.Sysroot) (func(), error) {
 	return sys.Lock(c.Context)
 }
 
-// pull imports ref's image, drawing progress on stderr.
+// pullOptions verifies ref's image by the host's trust policy (/etc/containers/policy.json)
+// when ref asks for it (ostree-image-signed:), and pins what was verified.
+func pullOptions(ctx context.Context, ref imgref.OstreeRef) (deploy.PullOptions, error) {
+	v, err := verify.Verify(ctx, ref, verify.Options{})
+	if err != nil || v == nil {
+		return deploy.PullOptions{}, err
+	}
+	return deploy.PullOptions{ExpectDigest: &v.Digest}, nil
+}
+
+// pull verifies (pullOptions) and imports ref's image, drawing progress on stderr.
 func (h *hostOp) pull(ctx context.Context, ref imgref.OstreeRef) (*deploy.PullResult, error) {
+	o, err := pullOptions(ctx, ref)
+	if err != nil {
+		return nil, err
+	}
 	p := newProgress(h.c.App.ErrWriter)
 	defer p.done()
-	res, err := deploy.Pull(ctx, h.sys.Repo(), ref, deploy.PullOptions{Progress: func(pr deploy.PullProgress) {
+	o.Progress = func(pr deploy.PullProgress) {
 		p.update("%s", pullLine(pr, p.tty))
-	}})
+	}
+	res, err := deploy.Pull(ctx, h.sys.Repo(), ref, o)
 	if err != nil {
 		return nil, err // Pull names the image
 	}

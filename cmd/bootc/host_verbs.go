@@ -214,7 +214,11 @@ func checkedOf(s *deploy.ImageState) *checkedImage {
 
 // upgradeCheck says what an upgrade would do, from the manifest and config alone.
 func upgradeCheck(c *cli.Context, h *hostOp, ref imgref.OstreeRef, current *deploy.ImageState, asJSON bool) error {
-	plan, err := deploy.Inspect(c.Context, h.sys.Repo(), ref, deploy.PullOptions{})
+	o, err := pullOptions(c.Context, ref)
+	if err != nil {
+		return err
+	}
+	plan, err := deploy.Inspect(c.Context, h.sys.Repo(), ref, o)
 	if err != nil {
 		return fmt.Errorf("checking %s: %w", ref.Image, err)
 	}

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"golang.org/x/sync/errgroup"
 
@@ -29,10 +30,13 @@ var (
 	// ErrDigestMismatch: a blob's bytes do not hash to the digest the manifest (or config, for
 	// diff IDs) names.
 	ErrDigestMismatch = errors.New("digest mismatch")
-	// ErrSignatureUnsupported: the reference asks for a signature check this build cannot do
-	// (ostree-image-signed:, ostree-remote-*:); the image is refused rather than taken
-	// unchecked.
-	ErrSignatureUnsupported = errors.New("signature verification is not supported yet")
+	// ErrNotVerified: the reference asks for a signature check (ostree-image-signed:,
+	// ostree-remote-*:) but PullOptions.ExpectDigest names no verified manifest; the image is
+	// refused rather than taken unchecked.
+	ErrNotVerified = errors.New("the image's signatures were not verified")
+	// ErrImageChanged: the manifest read is not the one PullOptions.ExpectDigest names (the
+	// image verified). Carried by an *ImageChangedError.
+	ErrImageChanged = errors.New("the image is not the one that was verified")
 	// ErrImageNotPulled: the repository holds no image for the reference.
 	ErrImageNotPulled = errors.New("image not in the repository")
 )
@@ -47,7 +51,28 @@ type PullOptions struct {
 	Progress func(PullProgress)
 	// Log receives debug logs.
 	Log *slog.Logger
+	// ExpectDigest pins the manifest: the one read (for the platform, from a multi-platform
+	// index) must have this digest, or Inspect and Pull fail with an *ImageChangedError before
+	// any layer is fetched. Registry images are then fetched by digest (NAME@DIGEST), so a
+	// tag that moves cannot substitute another image. It is what verify.Verify returned
+	// (Verified.Digest), and it is required for references that ask for a signature check
+	// (ostree-image-signed:, ostree-remote-*:), which are otherwise refused (ErrNotVerified):
+	// the signature check itself is the caller's (package verify), not Pull's.
+	ExpectDigest *v1.Hash
 }
+
+// ImageChangedError says that the manifest read is not the one that was verified.
+type ImageChangedError struct {
+	Image            string
+	Expected, Actual v1.Hash
+}
+
+func (e *ImageChangedError) Error() string {
+	return fmt.Sprintf("%s: the manifest read is %s, not %s which was verified: the image changed since it was verified (or its store is damaged); verify and pull again", e.Image, e.Actual, e.Expected)
+}
+
+// Is makes the error match ErrImageChanged.
+func (e *ImageChangedError) Is(target error) bool { return target == ErrImageChanged }
 
 // PullProgress is a progress report.
 type PullProgress struct {
@@ -165,26 +190,41 @@ func (o *PullOptions) logger() *slog.Logger {
 // Inspect reads the manifest (for the platform) and config of ref's image, and says which
 // layers the repository lacks. It downloads no layer.
 func Inspect(ctx context.Context, repo *ostree.Repo, ref imgref.OstreeRef, o PullOptions) (*Plan, error) {
-	if err := checkSigVerify(ref); err != nil {
-		return nil, err
-	}
-	img, err := transport.Read(ctx, ref.Image, o.platform())
+	img, err := readImage(ctx, ref, o)
 	if err != nil {
 		return nil, err
 	}
 	defer img.Close()
-	plan, _, err := inspect(ctx, repo, img.Image, &ref, o.logger())
+	plan, _, err := inspect(ctx, repo, img.Image, &ref, o.ExpectDigest, o.logger())
 	return plan, err
 }
 
-// checkSigVerify refuses references whose signature checks are not implemented: reading such
-// an image without the check would trust what the owner said not to trust.
-func checkSigVerify(ref imgref.OstreeRef) error {
-	if ref.SigVerify == imgref.Unverified {
+// readImage opens ref's image for Inspect and Pull: by digest when the registry image is
+// pinned by o.ExpectDigest.
+func readImage(ctx context.Context, ref imgref.OstreeRef, o PullOptions) (*transport.Image, error) {
+	if err := checkSigVerify(ref, o); err != nil {
+		return nil, err
+	}
+	src := ref.Image
+	if o.ExpectDigest != nil && src.Transport == imgref.Registry {
+		r, err := name.ParseReference(src.Name)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", ref, err)
+		}
+		src.Name = r.Context().Name() + "@" + o.ExpectDigest.String()
+	}
+	return transport.Read(ctx, src, o.platform())
+}
+
+// checkSigVerify refuses references that ask for a signature check unless the caller
+// verified the image and pinned it: reading such an image without the check would trust what
+// the owner said not to trust.
+func checkSigVerify(ref imgref.OstreeRef, o PullOptions) error {
+	if ref.SigVerify == imgref.Unverified || o.ExpectDigest != nil {
 		return nil
 	}
-	return fmt.Errorf("%w: %s asks for it; to accept the image without checking its signature, use %s",
-		ErrSignatureUnsupported, ref, imgref.OstreeRef{SigVerify: imgref.Unverified, Image: ref.Image})
+	return fmt.Errorf("%w: %s asks for a signature check: verify it first (package verify) and pull the digest verified; to accept the image without checking its signature, use %s",
+		ErrNotVerified, ref, imgref.OstreeRef{SigVerify: imgref.Unverified, Image: ref.Image})
 }
 
 // Pull imports ref's image into repo, fetching only the layers the repository lacks (Jobs at
@@ -209,10 +249,7 @@ func checkSigVerify(ref imgref.OstreeRef) error {
 // with its blob ref in one transaction; then the merged tree's dirtrees, the merged commit,
 // and last the image ref.
 func Pull(ctx context.Context, repo *ostree.Repo, ref imgref.OstreeRef, o PullOptions) (*PullResult, error) {
-	if err := checkSigVerify(ref); err != nil {
-		return nil, err
-	}
-	img, err := transport.Read(ctx, ref.Image, o.platform())
+	img, err := readImage(ctx, ref, o)
 	if err != nil {
 		return nil, err
 	}
@@ -233,7 +270,7 @@ type source struct {
 	base                   ostree.Checksum // the ostree.commit label, for images with an ostree layer
 }
 
-func inspect(ctx context.Context, repo *ostree.Repo, img v1.Image, ref *imgref.OstreeRef, log *slog.Logger) (*Plan, *source, error) {
+func inspect(ctx context.Context, repo *ostree.Repo, img v1.Image, ref *imgref.OstreeRef, expect *v1.Hash, log *slog.Logger) (*Plan, *source, error) {
 	src := &source{img: img}
 	var err error
 	if src.rawManifest, err = img.RawManifest(); err != nil {
@@ -242,6 +279,13 @@ func inspect(ctx context.Context, repo *ostree.Repo, img v1.Image, ref *imgref.O
 	digest, _, err := v1.SHA256(bytes.NewReader(src.rawManifest))
 	if err != nil {
 		return nil, nil, err
+	}
+	if expect != nil && digest != *expect {
+		e := &ImageChangedError{Expected: *expect, Actual: digest}
+		if ref != nil {
+			e.Image = ref.String()
+		}
+		return nil, nil, e
 	}
 	untrustedManifest, err := v1.ParseManifest(bytes.NewReader(src.rawManifest))
 	if err != nil {
@@ -357,7 +401,7 @@ type puller struct {
 
 func pullImage(ctx context.Context, repo *ostree.Repo, img v1.Image, ref *imgref.OstreeRef, o PullOptions) (*PullResult, error) {
 	log := o.logger()
-	plan, src, err := inspect(ctx, repo, img, ref, log)
+	plan, src, err := inspect(ctx, repo, img, ref, o.ExpectDigest, log)
 	if err != nil {
 		return nil, err
 	}

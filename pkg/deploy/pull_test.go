@@ -16,6 +16,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 
+	"github.com/bootc-go/bootc/internal/testutil"
 	"github.com/bootc-go/bootc/pkg/imgref"
 	"github.com/bootc-go/bootc/pkg/ostree"
 	"github.com/bootc-go/bootc/pkg/transport"
@@ -362,23 +363,123 @@ func TestPullJobs(t *testing.T) {
 	}
 }
 
-// References that ask for a signature check are refused until it is implemented, before
-// anything is read.
-func TestPullRefusesUnsupportedSignatureChecks(t *testing.T) {
-	repo, err := ostree.Init(context.Background(), filepath.Join(t.TempDir(), "repo"), ostree.ModeBareUser)
-	if err != nil {
-		t.Fatal(err)
-	}
+// References that ask for a signature check are refused unless the caller pinned a verified
+// digest, before anything is read.
+func TestPullRefusesUnverifiedSignedReferences(t *testing.T) {
+	repo := newRepo(t)
 	for _, s := range []string{"ostree-image-signed:oci:/nonexistent", "ostree-remote-image:fedora:oci:/nonexistent"} {
 		ref, err := imgref.ParseOstree(s)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := Pull(context.Background(), repo, ref, PullOptions{}); !errors.Is(err, ErrSignatureUnsupported) || !strings.Contains(err.Error(), "ostree-unverified-image:oci:/nonexistent") {
-			t.Errorf("Pull(%s) = %v; want ErrSignatureUnsupported naming the unverified form", s, err)
+		if _, err := Pull(context.Background(), repo, ref, PullOptions{}); !errors.Is(err, ErrNotVerified) || !strings.Contains(err.Error(), "ostree-unverified-image:oci:/nonexistent") {
+			t.Errorf("Pull(%s) = %v; want ErrNotVerified naming the unverified form", s, err)
 		}
-		if _, err := Inspect(context.Background(), repo, ref, PullOptions{}); !errors.Is(err, ErrSignatureUnsupported) {
+		if _, err := Inspect(context.Background(), repo, ref, PullOptions{}); !errors.Is(err, ErrNotVerified) {
 			t.Errorf("Inspect(%s) = %v", s, err)
 		}
+	}
+}
+
+// layerRefs lists the repository's layer refs.
+func layerRefs(t *testing.T, repo *ostree.Repo) []string {
+	t.Helper()
+	refs, err := repo.ListRefs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, r := range refs {
+		if strings.HasPrefix(r.Name, LayerRefPrefix) {
+			out = append(out, r.Name)
+		}
+	}
+	return out
+}
+
+// ExpectDigest pins what Inspect and Pull read: another manifest is refused before any
+// layer is fetched, the right one is pulled, signed references included.
+func TestPullExpectDigest(t *testing.T) {
+	ctx := context.Background()
+	img := plainImage(t, true)
+	want, err := img.Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := mutate.Config(img, v1.Config{Labels: map[string]string{"version": "43"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	otherDigest, err := other.Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref := writeOCI(t, img, filepath.Join(t.TempDir(), "oci"), "v1")
+	ref.SigVerify = imgref.ContainerPolicy
+	repo := newRepo(t)
+	o := PullOptions{ExpectDigest: &otherDigest}
+	_, err = Inspect(ctx, repo, ref, o)
+	var ice *ImageChangedError
+	if !errors.As(err, &ice) || !errors.Is(err, ErrImageChanged) || ice.Expected != otherDigest || ice.Actual != want || !strings.Contains(err.Error(), ref.String()) {
+		t.Fatalf("Inspect with another digest: %v; want an ImageChangedError naming %s", err, ref)
+	}
+	_, err = Pull(ctx, repo, ref, o)
+	if !errors.As(err, &ice) || ice.Actual != want {
+		t.Fatalf("Pull with another digest: %v; want an ImageChangedError", err)
+	}
+	if refs := layerRefs(t, repo); len(refs) != 0 {
+		t.Fatalf("layers fetched before the digest was checked: %v", refs)
+	}
+	res, err := Pull(ctx, repo, ref, PullOptions{ExpectDigest: &want})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Image.Digest != want || res.Plan.Ref != ref {
+		t.Fatalf("pulled %s as %s; want %s as %s", res.Image.Digest, res.Plan.Ref, want, ref)
+	}
+	if _, err := QueryImage(repo, ref); err != nil {
+		t.Fatalf("the signed reference is not recorded: %v", err)
+	}
+}
+
+// A registry image pinned by ExpectDigest is fetched by digest: moving the tag after the
+// verification does not substitute another image.
+func TestPullExpectDigestRegistry(t *testing.T) {
+	ctx := context.Background()
+	reg := testutil.Registry(t)
+	img := plainImage(t, true)
+	verified, err := img.Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	push(t, img, reg, "stable")
+	moved, err := mutate.Config(img, v1.Config{Labels: map[string]string{"version": "43"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	push(t, moved, reg, "stable")
+	ref := registryRef(reg, "stable")
+	ref.SigVerify = imgref.ContainerPolicy
+	repo := newRepo(t)
+	res, err := Pull(ctx, repo, ref, PullOptions{ExpectDigest: &verified})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Image.Digest != verified || res.Image.Version != "42" {
+		t.Fatalf("pulled %s (version %q); want the verified %s, not what the tag names now", res.Image.Digest, res.Image.Version, verified)
+	}
+	// Unpinned, the tag gives the new image.
+	ref.SigVerify = imgref.Unverified
+	plan, err := Inspect(ctx, repo, ref, PullOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if plan.Digest == verified {
+		t.Fatalf("the tag did not move: the test proves nothing")
+	}
+	// A digest the registry does not have is not found, rather than replaced by the tag's.
+	missing := v1.Hash{Algorithm: "sha256", Hex: strings.Repeat("0", 64)}
+	if _, err := Inspect(ctx, repo, ref, PullOptions{ExpectDigest: &missing}); err == nil {
+		t.Fatal("Inspect of a missing digest succeeded")
 	}
 }
