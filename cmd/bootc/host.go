@@ -31,10 +31,8 @@ func sysrootFlag() cli.Flag {
 }
 
 func sysrootPath(c *cli.Context) string {
-	for _, ctx := range c.Lineage() {
-		if ctx.IsSet("sysroot") {
-			return ctx.String("sysroot")
-		}
+	if p := globalString(c, "sysroot"); p != "" {
+		return p
 	}
 	return "/"
 }
@@ -93,19 +91,49 @@ func lockSysroot(c *cli.Context, sys *sysroot.Sysroot) (func(), error) {
 	return sys.Lock(c.Context)
 }
 
-// pullOptions verifies ref's image by the host's trust policy (/etc/containers/policy.json)
-// when ref asks for it (ostree-image-signed:), and pins what was verified.
-func pullOptions(ctx context.Context, ref imgref.OstreeRef) (deploy.PullOptions, error) {
-	v, err := verify.Verify(ctx, ref, verify.Options{})
+// Global flags of the trust policy, given before the verb.
+func policyFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "signature-policy", Usage: "the containers-policy.json that says which images to trust (default /etc/containers/policy.json)"},
+		&cli.StringFlag{Name: "registries-d", Usage: "the registries.d directory that says where signatures are stored (default the system's)"},
+	}
+}
+
+// globalString returns a flag set before the verb, from whichever context has it.
+func globalString(c *cli.Context, name string) string {
+	for _, ctx := range c.Lineage() {
+		if ctx.IsSet(name) {
+			return ctx.String(name)
+		}
+	}
+	return ""
+}
+
+// pullOptions verifies ref's image by the trust policy (--signature-policy) when ref asks for
+// it (ostree-image-signed:), and pins what was verified: the pull then fetches that manifest
+// digest and nothing else.
+func pullOptions(c *cli.Context, ref imgref.OstreeRef) (deploy.PullOptions, error) {
+	v, err := verify.Verify(c.Context, ref, verify.Options{
+		PolicyPath:    globalString(c, "signature-policy"),
+		RegistriesDir: globalString(c, "registries-d"),
+	})
 	if err != nil || v == nil {
 		return deploy.PullOptions{}, err
 	}
+	fmt.Fprintf(c.App.ErrWriter, "Verified %s (%s) by the trust policy, scope %s\n", ref.Image, v.Digest, v.Scope)
 	return deploy.PullOptions{ExpectDigest: &v.Digest}, nil
 }
 
-// pull verifies (pullOptions) and imports ref's image, drawing progress on stderr.
+// pull verifies (pullOptions) and imports ref's image, drawing progress on stderr. When the
+// image's content is refused (a digest mismatch, a hostile or unbootable tree), the layers
+// this pull added are dropped again, so that nothing of a refused image stays in the
+// repository; a pull cut off by the network or a signal keeps them, to resume.
 func (h *hostOp) pull(ctx context.Context, ref imgref.OstreeRef) (*deploy.PullResult, error) {
-	o, err := pullOptions(ctx, ref)
+	o, err := pullOptions(h.c, ref)
+	if err != nil {
+		return nil, err
+	}
+	before, err := imageStoreRefs(h.sys.Repo())
 	if err != nil {
 		return nil, err
 	}
@@ -116,9 +144,56 @@ func (h *hostOp) pull(ctx context.Context, ref imgref.OstreeRef) (*deploy.PullRe
 	}
 	res, err := deploy.Pull(ctx, h.sys.Repo(), ref, o)
 	if err != nil {
+		if refused(err) {
+			h.dropNewRefs(ctx, before)
+		}
 		return nil, err // Pull names the image
 	}
 	return res, nil
+}
+
+// refused tells content errors (the image is bad) from transient ones.
+func refused(err error) bool {
+	for _, e := range []error{deploy.ErrDigestMismatch, deploy.ErrBadLayer, deploy.ErrNotBootable, deploy.ErrImageChanged} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
+// imageStoreRefs lists the refs of the image store (ostree/container/...).
+func imageStoreRefs(repo *ostree.Repo) (map[string]bool, error) {
+	refs, err := repo.ListRefs()
+	if err != nil {
+		return nil, err
+	}
+	m := map[string]bool{}
+	for _, r := range refs {
+		if strings.HasPrefix(r.Name, "ostree/container/") {
+			m[r.Name] = true
+		}
+	}
+	return m, nil
+}
+
+// dropNewRefs deletes the image-store refs that were not there before and prunes what only
+// they reached.
+func (h *hostOp) dropNewRefs(ctx context.Context, before map[string]bool) {
+	now, err := imageStoreRefs(h.sys.Repo())
+	if err == nil {
+		for r := range now {
+			if !before[r] {
+				err = errors.Join(err, h.sys.Repo().DeleteRef(r))
+			}
+		}
+	}
+	if err == nil {
+		_, err = h.sys.Repo().Prune(ctx, ostree.PruneOptions{})
+	}
+	if err != nil {
+		fmt.Fprintf(h.c.App.ErrWriter, "warning: removing what the refused image left: %v\n", err)
+	}
 }
 
 func pullLine(pr deploy.PullProgress, tty bool) string {
@@ -277,11 +352,18 @@ func refArg(c *cli.Context, arg string) (imgref.OstreeRef, error) {
 // imageArg parses an image given on the command line: an ostree image reference as it is,
 // else what parse makes of it, unverified. oci and oci-archive paths are made absolute, as
 // the origin file keeps them for later upgrades run from anywhere.
+//
+// With --enforce-container-sigpolicy the image must pass the trust policy
+// (ostree-image-signed:).
 func imageArg(c *cli.Context, what, s string, parse func(string) (imgref.Ref, error)) (imgref.OstreeRef, error) {
+	enforce := c.Bool("enforce-container-sigpolicy")
 	if strings.HasPrefix(s, "ostree-") {
 		ref, err := imgref.ParseOstree(s)
 		if err != nil {
 			return imgref.OstreeRef{}, usageError(c, "%s: %v", what, err)
+		}
+		if enforce && ref.SigVerify != imgref.ContainerPolicy {
+			return imgref.OstreeRef{}, usageError(c, "%s: %q names its own signature scheme; with --enforce-container-sigpolicy write ostree-image-signed:%s", what, s, ref.Image)
 		}
 		return ref, nil
 	}
@@ -294,5 +376,14 @@ func imageArg(c *cli.Context, what, s string, parse func(string) (imgref.Ref, er
 			img.Name = abs
 		}
 	}
-	return imgref.OstreeRef{SigVerify: imgref.Unverified, Image: img}, nil
+	ref := imgref.OstreeRef{SigVerify: imgref.Unverified, Image: img}
+	if enforce {
+		ref.SigVerify = imgref.ContainerPolicy
+	}
+	return ref, nil
+}
+
+// enforceFlag is --enforce-container-sigpolicy.
+func enforceFlag() cli.Flag {
+	return &cli.BoolFlag{Name: "enforce-container-sigpolicy", Usage: "deploy the image only if the trust policy (--signature-policy) accepts it, and keep checking on upgrades"}
 }

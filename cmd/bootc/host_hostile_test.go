@@ -68,16 +68,10 @@ func sysrootState(t *testing.T, sys string) string {
 		m, _ := filepath.Glob(filepath.Join(sys, pattern))
 		b.WriteString(strings.Join(m, "\n") + "\n")
 	}
-	// Layers that were verified and imported before the image was refused may stay cached
-	// under ostree/container/blob/ (the next deployment's cleanup drops them); every other
-	// ref must be unchanged.
+	// Nothing of a refused image stays, not even its layers that were fine.
 	refs := strings.Split(testutil.Run(t, "ostree", "refs", "--repo="+filepath.Join(sys, "ostree/repo")), "\n")
 	sort.Strings(refs) // ostree lists refs in directory order
-	for _, ref := range refs {
-		if !strings.HasPrefix(ref, "ostree/container/blob/") {
-			b.WriteString(ref + "\n")
-		}
-	}
+	b.WriteString(strings.Join(refs, "\n"))
 	return b.String()
 }
 
@@ -122,7 +116,7 @@ func TestHostRefusesHostileImages(t *testing.T) {
 		{"tampered blob", tampered, "digest"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			before := sysrootState(t, sys)
+			before, objects := sysrootState(t, sys), repoObjects(t, sys)
 			_, errs, code := run(t, "--sysroot", sys, "switch", "--transport", "oci", tc.layout)
 			t.Logf("refused: %s", strings.TrimSpace(errs))
 			if code != 1 || !strings.Contains(errs, tc.want) {
@@ -131,6 +125,7 @@ func TestHostRefusesHostileImages(t *testing.T) {
 			if after := sysrootState(t, sys); after != before {
 				t.Errorf("a refused switch changed the sysroot:\n%s", testutil.FirstDiff("before", before, "after", after))
 			}
+			checkNoNewObjects(t, sys, objects)
 			if _, err := os.Lstat(outside); !os.IsNotExist(err) {
 				t.Errorf("the image wrote %s", outside)
 			}

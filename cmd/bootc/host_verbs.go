@@ -27,16 +27,25 @@ Later 'bootc upgrade' follows IMAGE. The previous deployment stays as the rollba
 
 IMAGE is a registry reference by default; --transport names another place, and a
 full ostree image reference (ostree-unverified-registry:NAME,
-ostree-unverified-image:oci:DIR, ...) is accepted as it is.
+ostree-image-signed:docker://NAME, ...) is accepted as it is.
+
+Signatures: with --enforce-container-sigpolicy (or an ostree-image-signed: reference)
+the image must pass the trust policy (containers-policy.json: --signature-policy,
+default /etc/containers/policy.json; sigstore signatures are found through
+registries.d, --registries-d) before any of it is fetched, and the pull is pinned to
+the manifest digest that was verified. A policy that accepts anything for the image
+is refused, since it would check nothing. Later upgrades keep checking.
 
 Examples:
    bootc switch quay.io/example/os:v2
    bootc switch --transport oci-archive /media/os-v2.ociarchive
    bootc switch --transport containers-storage localhost/my-os:latest
+   bootc --signature-policy /etc/containers/policy.json switch --enforce-container-sigpolicy quay.io/example/os:v2
    bootc --sysroot /mnt/sysroot switch --retain 127.0.0.1:5000/os:test`,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "transport", Value: "registry", Usage: "where IMAGE is: registry, oci, oci-archive or containers-storage"},
 			&cli.BoolFlag{Name: "retain", Usage: "keep all existing deployments instead of only the booted one and one rollback"},
+			enforceFlag(),
 			applyFlag(),
 		},
 		Action: runSwitch,
@@ -90,6 +99,10 @@ entry with local /etc changes carried over.
 --check reads the manifest and config only, and says what an upgrade would download.
 --download-only pulls the update but deploys nothing; --from-downloaded later deploys
 it without touching the network (for maintenance windows).
+
+A host that follows a signed image (ostree-image-signed:, as switch and install
+--enforce-container-sigpolicy record it) verifies every update against the trust
+policy (--signature-policy) before fetching it.
 
 Examples:
    bootc upgrade --check
@@ -214,7 +227,7 @@ func checkedOf(s *deploy.ImageState) *checkedImage {
 
 // upgradeCheck says what an upgrade would do, from the manifest and config alone.
 func upgradeCheck(c *cli.Context, h *hostOp, ref imgref.OstreeRef, current *deploy.ImageState, asJSON bool) error {
-	o, err := pullOptions(c.Context, ref)
+	o, err := pullOptions(c, ref)
 	if err != nil {
 		return err
 	}
@@ -341,10 +354,15 @@ follows it.
 oci-archive:FILE, containers-storage:NAME) or an ostree image reference.
 --target-imgref sets what the origin records, when the host should follow another
 name than the one installed from.
+--enforce-container-sigpolicy installs only an image the trust policy
+(--signature-policy, default /etc/containers/policy.json) accepts, and makes the
+host verify every later update too.
 
 Examples:
    bootc install to-filesystem --source-imgref docker://quay.io/example/os:v1 /mnt/root
    bootc install to-filesystem --source-imgref oci:./os-layout --karg console=ttyS0 /tmp/sysroot
+   bootc --signature-policy policy.json install to-filesystem --enforce-container-sigpolicy \
+       --source-imgref docker://registry.example/os:stable /mnt/root
    bootc install to-filesystem --source-imgref oci-archive:os.ociarchive \
        --target-imgref docker://registry.example/os:stable --stateroot fedora /mnt/root`,
 			Flags: []cli.Flag{
@@ -352,6 +370,7 @@ Examples:
 				&cli.StringFlag{Name: "target-imgref", Usage: "the image the installed host follows (default: the source)"},
 				&cli.StringFlag{Name: "stateroot", Value: "default", Usage: "the stateroot (ostree \"os\") to deploy into"},
 				&cli.StringSliceFlag{Name: "karg", Usage: "a kernel argument for the boot entry (repeatable)"},
+				enforceFlag(),
 			},
 			Action: runInstallToFilesystem,
 		}},

@@ -75,7 +75,7 @@ Examples:
 		ErrWriter:            stderr,
 		EnableBashCompletion: true,
 		HideHelpCommand:      true,
-		Flags:                []cli.Flag{sysrootFlag()},
+		Flags:                append([]cli.Flag{sysrootFlag()}, policyFlags()...),
 		Commands: []*cli.Command{
 			statusCommand(),
 			switchCommand(),
