@@ -106,6 +106,14 @@ func TestHostSignedImages(t *testing.T) {
 		t.Fatalf("switch to the cosign-signed image: booted %s, spec %+v", entryVersion(st.Status.Booted), st.Spec.Image)
 	}
 
+	// ... and its update, signed by cosign too.
+	digest = compose("5.1", "cos:1")
+	testutil.Run(t, "cosign", "sign", "--key", key, "--tlog-upload=false", "--yes", reg+"/cos@"+digest)
+	mustRun(t, append(g, "upgrade")...)
+	if st = hostStatusJSON(t, sys); entryVersion(st.Status.Booted) != "5.1" || st.Status.Booted.Image.ImageDigest != digest {
+		t.Fatalf("upgrade to the cosign-signed 5.1: booted %s %s, want %s", entryVersion(st.Status.Booted), st.Status.Booted.Image.ImageDigest, digest)
+	}
+
 	compose("6.0", "os:unsigned")
 	compose("7.0", "os:otherkey", "--sign-key", otherKey)
 	reject := writePolicy(t, map[string][]map[string]any{reg + "/os": {{"type": "reject"}}})
@@ -142,7 +150,7 @@ func TestHostSignedImages(t *testing.T) {
 	if code != 1 || !strings.Contains(errs, "rejected by the trust policy") {
 		t.Errorf("upgrade to an unsigned image: exit %d, %q", code, errs)
 	}
-	if st = hostStatusJSON(t, sys); entryVersion(st.Status.Booted) != "5.0" {
+	if st = hostStatusJSON(t, sys); entryVersion(st.Status.Booted) != "5.1" {
 		t.Errorf("a refused upgrade changed the booted image to %s", entryVersion(st.Status.Booted))
 	}
 	testutil.Run(t, "ostree", "fsck", "--repo="+filepath.Join(sys, "ostree/repo"))
