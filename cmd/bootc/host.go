@@ -13,6 +13,7 @@ import (
 
 	"github.com/bootc-go/bootc/pkg/deploy"
 	"github.com/bootc-go/bootc/pkg/imgref"
+	"github.com/bootc-go/bootc/pkg/kargs"
 	"github.com/bootc-go/bootc/pkg/ostree"
 	"github.com/bootc-go/bootc/pkg/sysroot"
 	"github.com/bootc-go/bootc/pkg/verify"
@@ -243,10 +244,14 @@ func (h *hostOp) deploy(ctx context.Context, o deployOptions) (*sysroot.Deployme
 	if id := currentBootID(); id != "" && h.sys.IsLive() {
 		origin.Set(originGroup, "boot-id", id)
 	}
+	args, err := h.kernelArgs(ctx, o)
+	if err != nil {
+		return nil, err
+	}
 	d, st, err := h.sys.Deploy(ctx, o.commit, sysroot.DeployOptions{
 		Stateroot: o.stateroot,
 		Origin:    origin,
-		Kargs:     o.kargs,
+		Kargs:     args,
 		NoMerge:   o.noMerge,
 	})
 	if err != nil {
@@ -269,6 +274,27 @@ func (h *hostOp) deploy(ctx context.Context, o deployOptions) (*sysroot.Deployme
 		}
 	}
 	return d, nil
+}
+
+// kernelArgs computes the new deployment's kernel arguments: on install, those given on the
+// command line and then the image's (/usr/lib/bootc/kargs.d); otherwise the merge deployment's,
+// less what its image asked for and the new image no longer does, plus what the new image
+// adds. Arguments an admin set by hand stay.
+func (h *hostOp) kernelArgs(ctx context.Context, o deployOptions) ([]string, error) {
+	image, err := kargs.FromCommit(ctx, h.sys.Repo(), o.commit)
+	if err != nil {
+		return nil, fmt.Errorf("the image's kernel arguments: %w", err)
+	}
+	current, previous := o.kargs, []string(nil)
+	if merge := h.sys.MergeDeployment(o.stateroot); !o.noMerge && merge != nil {
+		current = merge.Kargs
+		if previous, err = kargs.FromCommit(ctx, h.sys.Repo(), merge.Commit); err != nil {
+			// The deployed image was accepted once; do not let it block the next one.
+			fmt.Fprintf(h.c.App.ErrWriter, "warning: the current image's kernel arguments: %v\n", err)
+			previous = nil
+		}
+	}
+	return append([]string{}, kargs.Merge(current, previous, image)...), nil
 }
 
 // tidy runs cleanup and only warns on failure: the deployments are in place, and what is

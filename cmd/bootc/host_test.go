@@ -376,3 +376,52 @@ func TestHostSwitchToPodmanDerivedImage(t *testing.T) {
 	checkBootEntries(t, sys)
 	testutil.Run(t, "ostree", "fsck", "--repo="+filepath.Join(sys, "ostree/repo"))
 }
+
+// bootOptions returns the options line of the default boot entry.
+func bootOptions(t *testing.T, sys string) string {
+	t.Helper()
+	entries, _ := filepath.Glob(filepath.Join(sys, "boot/loader/entries/*.conf"))
+	for _, e := range entries {
+		data, err := os.ReadFile(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(data), "(ostree:0)") {
+			continue
+		}
+		for _, line := range strings.Split(string(data), "\n") {
+			if v, ok := strings.CutPrefix(line, "options "); ok {
+				return v
+			}
+		}
+	}
+	t.Fatalf("no default boot entry with options in %s", sys)
+	return ""
+}
+
+// TestHostKargsFromImage: the image's /usr/lib/bootc/kargs.d arguments land in the boot entry
+// on install, and an upgrade drops the ones the new image no longer has and adds its new ones,
+// keeping the ones given by hand.
+func TestHostKargsFromImage(t *testing.T) {
+	testutil.Root(t)
+	layout := filepath.Join(t.TempDir(), "layout")
+	compose := func(version, toml string) {
+		t.Helper()
+		mustRun(t, "compose", "image", "--rootfs", tinyOS(t, version, map[string]string{"usr/lib/bootc/kargs.d/10-test.toml": toml}), "--output", "oci:"+layout+":stable", "-q")
+	}
+	compose("1.0", `kargs = ["console=ttyS0", "quiet"]`)
+	sys := testutil.SysrootDir(t)
+	mustRun(t, "install", "to-filesystem", "--source-imgref", "oci:"+layout+":stable", "--karg", "rw", sys)
+	if got := bootOptions(t, sys); !strings.HasPrefix(got, "rw console=ttyS0 quiet ostree=") {
+		t.Errorf("after install: options %q; want rw, then the image's console=ttyS0 quiet", got)
+	}
+	compose("2.0", `kargs = ["console=ttyS0", "splash"]`)
+	mustRun(t, "--sysroot", sys, "upgrade")
+	if got := bootOptions(t, sys); !strings.HasPrefix(got, "rw console=ttyS0 splash ostree=") {
+		t.Errorf("after upgrade: options %q; want rw console=ttyS0 splash (quiet dropped)", got)
+	}
+	compose("3.0", `kargs = [1]`)
+	if _, errs, code := run(t, "--sysroot", sys, "upgrade"); code != 1 || !strings.Contains(errs, "kargs.d") {
+		t.Errorf("upgrade to an image with a bad kargs.d file: exit %d, %q", code, errs)
+	}
+}

@@ -2,10 +2,14 @@ package ostree
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path"
 	"strings"
 )
+
+// ErrPathNotFound: the path Walk was given does not exist in the commit.
+var ErrPathNotFound = errors.New("no such file or directory")
 
 // TreeEntry is a file or directory of a commit, as Walk reports it.
 type TreeEntry struct {
@@ -58,7 +62,7 @@ func (r *Repo) Walk(ctx context.Context, c Checksum, p string, o WalkOptions, fn
 			return err
 		}
 		if next == nil || !next.isDirRef() && i != len(parts)-1 {
-			return fmt.Errorf("%s: no such file or directory in commit %s", p, c)
+			return fmt.Errorf("%s: %w in commit %s", p, ErrPathNotFound, c)
 		}
 		cur = next
 	}
