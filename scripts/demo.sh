@@ -34,10 +34,13 @@ done
 WORK="$(mktemp -d "${TMPDIR:-/var/tmp}/bootc-demo.XXXXXX")"
 REGISTRY_PID=""
 cleanup() {
-	[[ -n "${REGISTRY_PID}" ]] && kill "${REGISTRY_PID}" 2>/dev/null
+	local status=$?
+	set +e
+	if [[ -n "${REGISTRY_PID}" ]]; then kill "${REGISTRY_PID}" 2>/dev/null; fi
 	# Deployments are immutable (chattr +i), as libostree makes them.
-	[[ -d "${WORK}/sysroot/ostree/deploy" ]] && chattr -R -i "${WORK}/sysroot/ostree/deploy" 2>/dev/null
+	if [[ -d "${WORK}/sysroot/ostree/deploy" ]]; then chattr -R -i "${WORK}/sysroot/ostree/deploy" 2>/dev/null; fi
 	rm -rf "${WORK}"
+	exit "${status}"
 }
 trap cleanup EXIT
 
@@ -122,7 +125,10 @@ run "${BOOTC}" --sysroot "${SYSROOT}" upgrade --check
 step "7. Upgrade: only the changed layers are downloaded"
 run "${BOOTC}" --sysroot "${SYSROOT}" upgrade
 run "${BOOTC}" --sysroot "${SYSROOT}" status --format humanreadable
-NEW="$(ls -d "${SYSROOT}"/ostree/deploy/default/deploy/*.0 | while read -r d; do [[ -e "${d}/usr/bin/newtool" ]] && echo "${d}"; done)"
+NEW=""
+for d in "${SYSROOT}"/ostree/deploy/default/deploy/*.0; do
+	if [[ -e "${d}/usr/bin/newtool" ]]; then NEW="${d}"; fi
+done
 [[ -n "${NEW}" ]] || die "no deployment has usr/bin/newtool"
 grep -q green "${NEW}/etc/demo/theme.conf" || die "the local edit of theme.conf was lost"
 [[ -f "${NEW}/etc/demo/local.conf" ]] || die "the locally added local.conf was lost"

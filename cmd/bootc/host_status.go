@@ -15,6 +15,7 @@ import (
 
 	"github.com/bootc-go/bootc/pkg/deploy"
 	"github.com/bootc-go/bootc/pkg/imgref"
+	"github.com/bootc-go/bootc/pkg/ostree"
 	"github.com/bootc-go/bootc/pkg/sysroot"
 )
 
@@ -158,8 +159,12 @@ func buildStatus(sys *sysroot.Sysroot) *hostStatus {
 		Spec:       hostSpec{BootOrder: "default"},
 	}
 	roles := classify(sys)
+	deployed := map[ostree.Checksum]bool{}
 	for _, d := range sys.Deployments() {
-		e := entryFor(sys, d)
+		deployed[d.Commit] = true
+	}
+	for _, d := range sys.Deployments() {
+		e := entryFor(sys, d, deployed)
 		switch {
 		case roles.booted != nil && d.Equal(roles.booted):
 			st.Status.Booted = e
@@ -232,7 +237,9 @@ func currentBootID() string {
 	return strings.TrimSpace(string(b))
 }
 
-func entryFor(sys *sysroot.Sysroot, d *sysroot.Deployment) *bootEntry {
+// entryFor describes a deployment. Its cachedUpdate is an image pulled for its origin
+// (upgrade --download-only) that no deployment has yet.
+func entryFor(sys *sysroot.Sysroot, d *sysroot.Deployment, deployed map[ostree.Checksum]bool) *bootEntry {
 	e := &bootEntry{
 		Pinned: d.Pinned(),
 		Ostree: &ostreeStatus{Checksum: d.Commit.String(), DeploySerial: d.Serial, Stateroot: d.Stateroot},
@@ -256,7 +263,7 @@ func entryFor(sys *sysroot.Sysroot, d *sysroot.Deployment) *bootEntry {
 	} else {
 		e.Image = &imageStatus{Image: imageReferenceOf(ref)}
 	}
-	if cached, err := deploy.QueryImage(sys.Repo(), ref); err == nil && cached.Commit != d.Commit &&
+	if cached, err := deploy.QueryImage(sys.Repo(), ref); err == nil && !deployed[cached.Commit] &&
 		(e.Image.ImageDigest == "" || cached.Digest.String() != e.Image.ImageDigest) {
 		e.CachedUpdate = imageStatusOf(ref, cached)
 	}

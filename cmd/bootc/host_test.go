@@ -191,6 +191,9 @@ func TestHostLifecycle(t *testing.T) {
 		t.Errorf("upgrade printed %q", out)
 	}
 	st = hostStatusJSON(t, sys)
+	if st.Status.Rollback != nil && st.Status.Rollback.CachedUpdate != nil {
+		t.Errorf("the rollback entry lists the booted image as a downloaded update: %+v", st.Status.Rollback.CachedUpdate)
+	}
 	if entryVersion(st.Status.Booted) != "2.0" || entryVersion(st.Status.Rollback) != "1.0" {
 		t.Fatalf("after upgrade: booted %s rollback %s", entryVersion(st.Status.Booted), entryVersion(st.Status.Rollback))
 	}
