@@ -8,6 +8,10 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/bootc-go/bootc/internal/testutil"
 )
 
 // cleanRoot writes a rootfs on which no lint fires, for either root type.
@@ -323,5 +327,35 @@ func TestUnescapeMountinfo(t *testing.T) {
 		if got := unescapeMountinfo(in); got != want {
 			t.Errorf("%q: %q, want %q", in, got, want)
 		}
+	}
+}
+
+// Mount points are not image content: a tmpfs on /run/secrets (as podman mounts one) with files
+// in it fires neither nonempty-run-tmp nor utf8, though the mounted files are there.
+func TestMountPointsAreNotContent(t *testing.T) {
+	testutil.Root(t)
+	root := cleanRoot(t)
+	mnt := filepath.Join(root, "run/secrets")
+	mkdir(t, root, "run/secrets")
+	if err := unix.Mount("tmpfs", mnt, "tmpfs", 0, ""); err != nil {
+		t.Fatalf("mount tmpfs: %v", err)
+	}
+	t.Cleanup(func() { unix.Unmount(mnt, unix.MNT_DETACH) })
+	write(t, root, "run/secrets/token", "x")
+	write(t, root, "run/secrets/bad\xffname", "x")
+	rep, err := Run(context.Background(), root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if names, msgs := failed(rep); len(names) > 0 {
+		t.Errorf("lints fired on a mount point's content:\n%s", msgs)
+	}
+	write(t, root, "run/leftover", "x")
+	rep, err = Run(context.Background(), root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, msgs := failed(rep); msgs != "nonempty-run-tmp: Found content in runtime-only directories:\n  /run/leftover\n" {
+		t.Errorf("with /run/leftover next to the mount:\n%s", msgs)
 	}
 }
