@@ -83,6 +83,7 @@ Examples:
 			rollbackCommand(),
 			installCommand(),
 			composeCommand(),
+			containerCommand(),
 			ostreeCommand(),
 		},
 		ExitErrHandler: func(*cli.Context, error) {}, // Main prints errors and picks exit codes

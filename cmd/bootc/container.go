@@ -1,0 +1,134 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+
+	"github.com/urfave/cli/v2"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/bootc-go/bootc/pkg/lint"
+)
+
+func containerCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "container",
+		Usage: "operations on a container image's root filesystem, run inside the image build",
+		Description: `Commands meant for a Containerfile's RUN steps, to check the image being built.
+
+Examples:
+   bootc container lint
+   bootc container lint --rootfs rootfs/ --fatal-warnings`,
+		Subcommands: []*cli.Command{containerLintCommand()},
+	}
+}
+
+func containerLintCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "lint",
+		Usage: "check a bootable container image's root filesystem for common mistakes",
+		Description: `Runs bootc's lints (see --list) on the root filesystem, by default "/": the image
+being built, when run as the last step of a Containerfile. A failed fatal lint, or with
+--fatal-warnings any warning, makes the command exit 1 and so fails the build. Some lints
+apply only to the running root ("/") and some only to another root given with --rootfs.
+
+Examples:
+   RUN bootc container lint
+   bootc container lint --rootfs rootfs/ --skip var-log --skip sysusers
+   bootc container lint --fatal-warnings --no-truncate
+   bootc container lint --list --format json`,
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "rootfs", Value: "/", Usage: "the root filesystem to lint"},
+			&cli.BoolFlag{Name: "fatal-warnings", Usage: "fail on warnings too"},
+			&cli.StringSliceFlag{Name: "skip", Usage: "skip the named lint (repeatable)"},
+			&cli.BoolFlag{Name: "list", Usage: "list the lints (YAML, or JSON with --format json) and exit"},
+			&cli.BoolFlag{Name: "no-truncate", Usage: "name every offending path, not only the first few"},
+			formatFlag(),
+		},
+		Action: func(c *cli.Context) error {
+			if c.Args().Len() > 0 {
+				return usageError(c, "unexpected argument %q", c.Args().First())
+			}
+			asJSON, err := checkFormat(c)
+			if err != nil {
+				return err
+			}
+			if c.Bool("list") {
+				return writeLintList(c.App.Writer, asJSON)
+			}
+			skip := c.StringSlice("skip")
+			if err := lint.CheckNames(skip...); err != nil {
+				return usageError(c, "--skip: %v", err)
+			}
+			opts := []lint.Option{lint.WithSkip(skip...)}
+			if c.Bool("no-truncate") {
+				opts = append(opts, lint.WithNoTruncate())
+			}
+			rep, err := lint.Run(c.Context, c.String("rootfs"), opts...)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				enc := json.NewEncoder(c.App.Writer)
+				enc.SetIndent("", "  ")
+				if err := enc.Encode(rep); err != nil {
+					return err
+				}
+			} else {
+				writeLintReport(c.App.Writer, rep)
+			}
+			if n := rep.Failures(c.Bool("fatal-warnings")); n > 0 {
+				return &exitError{code: 1, err: fmt.Errorf("Checks failed: %d", n)}
+			}
+			return nil
+		},
+	}
+}
+
+// writeLintReport prints the report as bootc does: the failures, then the counts.
+func writeLintReport(w io.Writer, rep *lint.Report) {
+	for _, r := range rep.Results {
+		if r.Status != lint.Failed {
+			continue
+		}
+		if r.Type == lint.Fatal.String() {
+			fmt.Fprintf(w, "Failed lint: %s: %s\n", r.Name, r.Message)
+		} else {
+			fmt.Fprintf(w, "Lint warning: %s: %s\n", r.Name, r.Message)
+		}
+	}
+	fmt.Fprintf(w, "Checks passed: %d\n", rep.Passed)
+	if rep.Skipped > 0 {
+		fmt.Fprintf(w, "Checks skipped: %d\n", rep.Skipped)
+	}
+	if rep.Warnings > 0 {
+		fmt.Fprintf(w, "Warnings: %d\n", rep.Warnings)
+	}
+}
+
+// lintInfo is one lint in --list's output, with bootc's field names.
+type lintInfo struct {
+	Name        string `json:"name" yaml:"name"`
+	Type        string `json:"type" yaml:"type"`
+	Description string `json:"description" yaml:"description"`
+	RootType    string `json:"root-type,omitempty" yaml:"root-type,omitempty"`
+}
+
+func writeLintList(w io.Writer, asJSON bool) error {
+	var list []lintInfo
+	for _, l := range lint.Lints() {
+		list = append(list, lintInfo{Name: l.Name, Type: l.Type.String(), Description: l.Description, RootType: l.RootType.String()})
+	}
+	if asJSON {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(list)
+	}
+	enc := yaml.NewEncoder(w)
+	enc.SetIndent(2)
+	if err := enc.Encode(list); err != nil {
+		return err
+	}
+	return enc.Close()
+}
