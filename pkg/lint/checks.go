@@ -90,7 +90,6 @@ func checkEtcUsrEtc(_ context.Context, r *Root) (string, error) {
 }
 
 func checkKargs(_ context.Context, r *Root) (string, error) {
-	// TODO: use pkg/kargs (kargs.ParseDir) once it is merged, instead of parseKargsDir.
 	if _, err := parseKargsDir(r); err != nil {
 		return err.Error(), nil
 	}

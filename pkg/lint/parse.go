@@ -6,23 +6,15 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/BurntSushi/toml"
+	"github.com/bootc-go/bootc/pkg/kargs"
 )
 
 // kargsDir holds the image's kernel argument files (spec §5.1).
-const kargsDir = "usr/lib/bootc/kargs.d"
+const kargsDir = kargs.Dir
 
-// kargsFile is one kargs.d/*.toml file. Unknown keys are an error.
-type kargsFile struct {
-	Kargs              []string `toml:"kargs"`
-	MatchArchitectures []string `toml:"match-architectures"`
-}
-
-// parseKargsDir parses every kargs.d/*.toml file, in name order, and returns all their kernel
-// arguments (whatever their match-architectures). A missing directory has none.
-//
-// TODO: replace with pkg/kargs (kargs.ParseDir(root)) once it is merged; this is a stand-in
-// written in parallel with it, and only the lint uses it.
+// parseKargsDir checks every kargs.d/*.toml file, in name order, with pkg/kargs's parser
+// (the one deployments use), and returns their kernel arguments for this architecture. A
+// missing directory has none. Files are read through r, so symlinks are not followed.
 func parseKargsDir(r *Root) ([]string, error) {
 	fi, err := r.lstat(kargsDir)
 	if err != nil || fi == nil {
@@ -45,27 +37,11 @@ func parseKargsDir(r *Root) ([]string, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", display(name), err)
 		}
-		var kf kargsFile
-		md, err := toml.Decode(string(data), &kf)
+		k, err := kargs.Parse(display(name), data, "")
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", display(name), err)
+			return nil, err
 		}
-		if und := md.Undecoded(); len(und) > 0 {
-			keys := make([]string, len(und))
-			for i, k := range und {
-				keys[i] = k.String()
-			}
-			return nil, fmt.Errorf("%s: unknown keys %s (allowed: kargs, match-architectures)", display(name), strings.Join(keys, ", "))
-		}
-		if !md.IsDefined("kargs") {
-			return nil, fmt.Errorf("%s: missing kargs = [...]", display(name))
-		}
-		for _, k := range kf.Kargs {
-			if k == "" || strings.ContainsAny(k, " \t\n") {
-				return nil, fmt.Errorf("%s: invalid kernel argument %q (one argument per string, no spaces)", display(name), k)
-			}
-		}
-		all = append(all, kf.Kargs...)
+		all = append(all, k...)
 	}
 	return all, nil
 }
