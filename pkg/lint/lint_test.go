@@ -266,7 +266,7 @@ func TestKargsParse(t *testing.T) {
 		{"plain", `kargs = ["a=b", "c"]`, []string{"a=b", "c", "z"}, ""},
 		{"arch", "kargs = [\"a=b\"]\nmatch-architectures = [\"x86_64\"]", []string{"a=b", "z"}, ""},
 		{"unknown key", "kargs = []\nfoo = 1", nil, "unknown key foo"},
-		{"no kargs key", `match-architectures = ["x86_64"]`, nil, "missing kargs"},
+		{"missing kargs", `match-architectures = ["x86_64"]`, nil, "no kargs key"},
 		{"not toml", `kargs = [`, nil, "10.toml"},
 		{"wrong type", `kargs = "a=b"`, nil, "10.toml"},
 		{"space", `kargs = ["a b"]`, nil, "is not one kernel argument"},
