@@ -33,11 +33,7 @@ var registry = []Lint{
 		Description: "Verify that the API filesystem directories /dev, /proc, /sys, /run, /tmp and /var exist and are directories."},
 	{Name: "baseimage-composefs", Type: Warning, check: checkComposefs,
 		Description: "Check that composefs (or a transient root overlay) is enabled for ostree in /usr/lib/ostree/prepare-root.conf."},
-	// bootc makes this lint fatal. Ours is a warning because the images `bootc compose` makes have
-	// /sysroot but no /ostree symlink: pkg/encapsulate/bootable does not create one.
-	// TODO: make it Fatal once bootable commits carry ostree -> sysroot/ostree (as rpm-ostree's
-	// postprocessing does).
-	{Name: "baseimage-root", Type: Warning, check: checkBaseimageRoot,
+	{Name: "baseimage-root", Type: Fatal, check: checkBaseimageRoot,
 		Description: "Check that /sysroot is a directory and /ostree a symlink to sysroot/ostree, " +
 			"the root content a bootable base image needs."},
 	{Name: "var-log", Type: Warning, check: checkVarLog,

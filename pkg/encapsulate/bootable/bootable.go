@@ -280,7 +280,23 @@ func (p *commitPlan) edit(ctx context.Context, tx *ostree.Transaction, root *ost
 		}
 		dir.Clear()
 	}
-	return nil
+	return p.ostreeLink(tx, root)
+}
+
+// ostreeLink makes /ostree a symlink to sysroot/ostree, as bootc base images have it (lint
+// baseimage-root): in a deployment it leads to the physical root's repository.
+func (p *commitPlan) ostreeLink(tx *ostree.Transaction, root *ostree.MutableTree) error {
+	if root.Dir("ostree") != nil {
+		return errors.New("/ostree is a directory: a bootable tree has /ostree as a symlink to sysroot/ostree (remove it from the root filesystem)")
+	}
+	c, err := tx.WriteContent(&ostree.FileHeader{Mode: ostree.ModeSymlink | 0o777, SymlinkTarget: "sysroot/ostree"}, nil, 0)
+	if err != nil {
+		return err
+	}
+	if old, ok := root.File("ostree"); ok && old != c {
+		p.log.Info("replaced /ostree with the symlink to sysroot/ostree")
+	}
+	return root.SetFile("ostree", c)
 }
 
 // moveEtc stores /etc as /usr/etc.

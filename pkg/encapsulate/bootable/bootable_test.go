@@ -347,6 +347,18 @@ func TestCommitConventions(t *testing.T) {
 		setup func(t *testing.T, r string)
 		check func(t *testing.T, ls map[string]lsEntry)
 	}{{
+		name: "/ostree becomes a symlink to sysroot/ostree",
+		setup: func(t *testing.T, r string) {
+			if err := os.Symlink("/elsewhere", filepath.Join(r, "ostree")); err != nil {
+				t.Fatal(err)
+			}
+		},
+		check: func(t *testing.T, ls map[string]lsEntry) {
+			if ls["/ostree"].mode != "l00777" || ls["/sysroot"].mode != "d00755" {
+				t.Errorf("/ostree: %v, /sysroot: %v", ls["/ostree"], ls["/sysroot"])
+			}
+		},
+	}, {
 		name: "empty usr/etc is replaced",
 		setup: func(t *testing.T, r string) {
 			mkdir(t, r, "usr/etc", 0o700)
