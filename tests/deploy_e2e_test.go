@@ -318,11 +318,14 @@ type e2eManifest struct {
 		Digest string `json:"digest"`
 	} `json:"config"`
 	Layers []struct {
-		Digest string `json:"digest"`
-		Size   int64  `json:"size"`
+		MediaType   string            `json:"mediaType"`
+		Digest      string            `json:"digest"`
+		Size        int64             `json:"size"`
+		Annotations map[string]string `json:"annotations"`
 	} `json:"layers"`
 }
 
+// registryManifest fetches the manifest of repo at digest (or a tag) from the registry.
 func registryManifest(t *testing.T, registry, repo, digest string) *e2eManifest {
 	t.Helper()
 	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, "http://"+registry+"/v2/"+repo+"/manifests/"+digest, nil)
