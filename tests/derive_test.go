@@ -19,7 +19,7 @@
 // bind-mounted at /usr/local/go.
 //
 // The kernel arguments of the kargs example (usr/lib/bootc/kargs.d) are checked in the boot
-// entry; that fails until kargs.d support lands in deploy (TODO(kargs)).
+// entry, and checked gone again once the host switches away from it.
 package tests
 
 import (
@@ -228,8 +228,6 @@ func TestDerivedImages(t *testing.T) {
 			opts := strings.Fields(deriveEntryOptions(t, sys, dep))
 			for _, k := range ex.kargs {
 				if !slices.Contains(opts, k) {
-					// TODO(kargs): /usr/lib/bootc/kargs.d support in deploy is being written on
-					// the kargs branch; this holds once it is merged.
 					t.Errorf("%s: the boot entry lacks %q from usr/lib/bootc/kargs.d: options %q", ex.name, k, opts)
 				}
 			}
@@ -261,7 +259,7 @@ func TestDerivedImages(t *testing.T) {
 		t.Errorf("back on the base: %v", err)
 	}
 	if opts := strings.Fields(deriveEntryOptions(t, sys, dep)); slices.Contains(opts, "tsx=off") {
-		// TODO(kargs): kargs of an image's kargs.d go away with the image (kargs branch).
+		// An image's kargs.d arguments go away with the image.
 		t.Errorf("back on the base: the boot entry still has the kargs.d arguments of the kargs example: %q", opts)
 	}
 	deriveCheckHost(t, "base", sys, dep, stateroot, varBefore)
