@@ -191,6 +191,13 @@ func TestDerivedImages(t *testing.T) {
 	for _, ex := range deriveExampleList(t) {
 		tag := push(ex.name + ":1")
 		buildTime := build(ex.file, tag)
+		// Every example passes `bootc container lint` on the image's own filesystem.
+		mnt := strings.TrimSpace(pm.MustRun("image", "mount", tag))
+		lint := runBootc(t, bin, "container", "lint", "--rootfs", mnt)
+		pm.MustRun("image", "unmount", tag)
+		if !strings.Contains(lint, "Checks passed:") {
+			t.Errorf("%s: container lint printed %q", ex.name, lint)
+		}
 		start := time.Now()
 		pm.MustRun("push", "--tls-verify=false", tag)
 		pushTime := time.Since(start)
@@ -436,6 +443,10 @@ func deriveCompressions(t *testing.T, bin string, pm *testutil.Podman, build fun
 			dep := deriveBooted(t, fresh, 1)
 			if _, err := os.Stat(filepath.Join(fresh, dep.dir(), "usr/lib/systemd/system/motd-gen.service")); err != nil {
 				t.Errorf("%s: new host: %v", c, err)
+			}
+			// The first deployment of a derived image seeds the empty /var from the image.
+			if _, err := os.Stat(filepath.Join(fresh, "ostree/deploy", dep.stateroot, "var/lib/dpkg/status")); err != nil {
+				t.Errorf("%s: new host: /var was not seeded from the derived image: %v", c, err)
 			}
 			testutil.Run(t, "ostree", "fsck", "--repo="+filepath.Join(fresh, "ostree/repo"))
 		}
