@@ -373,7 +373,7 @@ Examples:
 				enforceFlag(),
 			},
 			Action: runInstallToFilesystem,
-		}},
+		}, installToDiskCommand()},
 	}
 }
 
@@ -382,51 +382,72 @@ func runInstallToFilesystem(c *cli.Context) error {
 		return usageError(c, "expected the ROOT directory as the one argument, got %d arguments", c.NArg())
 	}
 	root := c.Args().First()
-	src, err := imageArg(c, "--source-imgref", c.String("source-imgref"), imgref.Parse)
+	in, err := installArgs(c)
 	if err != nil {
 		return err
-	}
-	target := src
-	if t := c.String("target-imgref"); t != "" {
-		if target, err = imageArg(c, "--target-imgref", t, imgref.Parse); err != nil {
-			return err
-		}
-	}
-	stateroot := c.String("stateroot")
-	if stateroot == "" || strings.ContainsAny(stateroot, "/ \t\n") || stateroot == "." || stateroot == ".." {
-		return usageError(c, "--stateroot %q: use a plain name such as default or fedora", stateroot)
 	}
 	if st, err := os.Stat(root); err != nil || !st.IsDir() {
 		return usageError(c, "ROOT %s is not a directory: mount the target filesystem there first", root)
 	}
+	_, err = in.installInto(c, root, root, c.StringSlice("karg"))
+	return err
+}
+
+// installSource is what both install verbs take from their flags.
+type installSource struct {
+	src, target imgref.OstreeRef
+	stateroot   string
+}
+
+func installArgs(c *cli.Context) (*installSource, error) {
+	src, err := imageArg(c, "--source-imgref", c.String("source-imgref"), imgref.Parse)
+	if err != nil {
+		return nil, err
+	}
+	target := src
+	if t := c.String("target-imgref"); t != "" {
+		if target, err = imageArg(c, "--target-imgref", t, imgref.Parse); err != nil {
+			return nil, err
+		}
+	}
+	stateroot := c.String("stateroot")
+	if stateroot == "" || strings.ContainsAny(stateroot, "/ \t\n") || stateroot == "." || stateroot == ".." {
+		return nil, usageError(c, "--stateroot %q: use a plain name such as default or fedora", stateroot)
+	}
+	return &installSource{src: src, target: target, stateroot: stateroot}, nil
+}
+
+// installInto creates a sysroot in the directory root and deploys the image into it, with
+// kargs on its boot entry. where names the target in messages.
+func (in *installSource) installInto(c *cli.Context, root, where string, kargs []string) (*sysroot.Deployment, error) {
 	sys, err := sysroot.Init(c.Context, root)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	unlock, err := lockSysroot(c, sys)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer unlock()
 	if err := sys.Load(c.Context); err != nil {
-		return err
+		return nil, err
 	}
 	if n := len(sys.Deployments()); n > 0 {
-		return fmt.Errorf("%s already holds an installation (%d deployments): use 'bootc --sysroot %s switch IMAGE' to change its image, or install into an empty filesystem", root, n, root)
+		return nil, fmt.Errorf("%s already holds an installation (%d deployments): use 'bootc --sysroot %s switch IMAGE' to change its image, or install into an empty filesystem", root, n, root)
 	}
-	if err := sys.InitStateroot(stateroot); err != nil {
-		return err
+	if err := sys.InitStateroot(in.stateroot); err != nil {
+		return nil, err
 	}
 	h := &hostOp{c: c, sys: sys, unlock: func() {}, out: c.App.Writer}
-	res, err := h.pull(c.Context, src)
+	res, err := h.pull(c.Context, in.src)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	fmt.Fprintf(h.out, "Pulled %s: %s\n", src.Image, pullSummary(res))
-	d, err := h.deploy(c.Context, deployOptions{ref: target, commit: res.Image.Commit, stateroot: stateroot, kargs: c.StringSlice("karg"), noMerge: true})
+	fmt.Fprintf(h.out, "Pulled %s: %s\n", in.src.Image, pullSummary(res))
+	d, err := h.deploy(c.Context, deployOptions{ref: in.target, commit: res.Image.Commit, stateroot: in.stateroot, kargs: kargs, noMerge: true})
 	if err != nil {
-		return err
+		return nil, err
 	}
-	fmt.Fprintf(h.out, "Installed %s %s into %s (stateroot %s)\n", target.Image, describe(d, res.Image), root, stateroot)
-	return nil
+	fmt.Fprintf(h.out, "Installed %s %s into %s (stateroot %s)\n", in.target.Image, describe(d, res.Image), where, in.stateroot)
+	return d, nil
 }

@@ -12,6 +12,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/bootc-go/bootc/internal/fsflags"
 	"github.com/bootc-go/bootc/pkg/ostree"
 )
 
@@ -283,4 +284,4 @@ func removeAll(path string) error {
 }
 
 // fsImmutableFL is FS_IMMUTABLE_FL of linux/fs.h.
-const fsImmutableFL = 0x00000010
+const fsImmutableFL = fsflags.Immutable
