@@ -296,6 +296,11 @@ func rollbackCommand() *cli.Command {
 next. Nothing is deleted: running rollback again swaps back. /etc changes made
 since the rollback deployment was current are not carried back to it.
 
+When the machine was started from an older entry (the default one failed to boot, or
+was skipped in the boot menu) and nothing comes after the booted deployment,
+rollback makes the booted deployment the default again, as rpm-ostree does; so does
+a rollback right after 'switch' or 'upgrade', before the reboot.
+
 Examples:
    bootc rollback
    bootc rollback --apply
@@ -314,7 +319,7 @@ func runRollback(c *cli.Context) error {
 		return err
 	}
 	defer h.close()
-	rb := h.sys.Rollback()
+	rb, undo := h.sys.RollbackTarget()
 	if rb == nil {
 		return errors.New("there is no rollback deployment: the host has only one deployment")
 	}
@@ -332,7 +337,11 @@ func runRollback(c *cli.Context) error {
 	if ref, ok := originRef(rb); ok {
 		name = ref.Image.String()
 	}
-	fmt.Fprintf(h.out, "Next boot: %s %s (the rollback deployment is now the default)\n", name, describe(rb, state))
+	if undo {
+		fmt.Fprintf(h.out, "Next boot: %s %s (the booted deployment is the default again; the one ahead of it stays as the rollback)\n", name, describe(rb, state))
+	} else {
+		fmt.Fprintf(h.out, "Next boot: %s %s (the rollback deployment is now the default)\n", name, describe(rb, state))
+	}
 	return apply(c)
 }
 

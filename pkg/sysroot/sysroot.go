@@ -431,3 +431,27 @@ func (s *Sysroot) Rollback() *Deployment {
 	}
 	return nil
 }
+
+// RollbackTarget returns the deployment `rollback` makes the default, and whether that undoes a
+// pending one: the Rollback deployment when there is one; else, when a deployment of the booted
+// stateroot waits ahead of the booted one (the machine was started from an older entry, or an
+// update was deployed and not booted yet), the booted deployment itself, as rpm-ostree
+// rollback does. nil when the host has nothing to roll back to.
+func (s *Sysroot) RollbackTarget() (d *Deployment, undoPending bool) {
+	if rb := s.Rollback(); rb != nil {
+		return rb, false
+	}
+	b := s.booted
+	if b == nil {
+		return nil, false
+	}
+	for _, d := range s.deployments {
+		if d.Equal(b) {
+			return nil, false
+		}
+		if d.Stateroot == b.Stateroot {
+			return b, true
+		}
+	}
+	return nil, false
+}

@@ -304,6 +304,25 @@ func TestRetentionRollbackPinned(t *testing.T) {
 	}
 	checkOrder(t, s, []*Deployment{ds[2], ds[3], ds[0]})
 
+	// Order now: ds2, ds3, ds0. With the default booted, the target is the next one; a
+	// machine started from an older entry rolls back to the one after it, as rpm-ostree does,
+	// and from the last entry, by making the booted deployment the default again (undoing
+	// the pending ones ahead of it).
+	if d, undo := s.RollbackTarget(); !d.Equal(ds[3]) || undo {
+		t.Errorf("RollbackTarget with index 0 booted = %v, %v", d, undo)
+	}
+	s.booted = s.deployments[1]
+	if d, undo := s.RollbackTarget(); !d.Equal(ds[0]) || undo {
+		t.Errorf("RollbackTarget with index 1 booted = %v, %v", d, undo)
+	}
+	s.booted = s.deployments[2]
+	if d, undo := s.RollbackTarget(); !d.Equal(ds[0]) || !undo {
+		t.Errorf("RollbackTarget with the last booted = %v, %v; want it, undoing the pending ones", d, undo)
+	}
+	if err := s.Load(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+
 	// NotDefault: after the booted (index 0) one; Retain keeps everything.
 	c5 := commitTree(t, s, "5", with(baseTree(), map[string]string{"usr/etc/motd": "v5\n"}))
 	d5, _, err := s.Deploy(t.Context(), c5, DeployOptions{Stateroot: "myos"})
