@@ -8,7 +8,7 @@ BIN       ?= bin/bootc
 FUZZTIME  ?= 10s
 BENCH_MODE ?= bare-user
 
-.PHONY: all build deps vet test fuzz-smoke fuzz demo bench bench-update-size bench-encapsulate bench-pull-deploy clean
+.PHONY: all build deps vet test vm-test fuzz-smoke fuzz demo bench bench-update-size bench-encapsulate bench-pull-deploy clean
 
 all: build
 
@@ -25,6 +25,10 @@ test: deps build
 	$(MAKE) --no-print-directory vet
 	$(GO) test -tags $(GO_TAGS) -count=1 -timeout 40m ./...
 	$(MAKE) --no-print-directory fuzz-smoke
+
+# Boots our image under qemu (TCG): install to-disk, switch, reboot, rollback, a broken update.
+vm-test: deps
+	GO=$(GO) GO_TAGS=$(GO_TAGS) scripts/vm-test.sh
 
 fuzz-smoke:
 	FUZZTIME=$(FUZZTIME) GO_TAGS=$(GO_TAGS) scripts/fuzz-smoke.sh
