@@ -75,14 +75,14 @@ retry() {
 	"$@"
 }
 
-# Stage 2 runs in a private mount namespace (unshare --mount): the /proc, /sys
-# and /dev mounts of the chroot vanish with it, whatever happens.
 # in_chroot [VAR=VALUE...] CMD...: runs CMD in the tree with a clean environment.
 in_chroot() { chroot "$ROOT" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin \
 	DEBIAN_FRONTEND=noninteractive LC_ALL=C.UTF-8 "$@"; }
 
 apt_install() { in_chroot "${APT_ENV[@]}" apt-get install -y --no-install-recommends -o Dpkg::Use-Pty=0 "$@"; }
 
+# Stage 2 runs in a private mount namespace (unshare --mount): the /proc, /sys
+# and /dev mounts of the chroot vanish with it, whatever happens.
 stage2() {
 	set -euo pipefail
 	mount --make-rprivate /
