@@ -101,7 +101,7 @@ echo "local=1" > /etc/bootc-vmtest-local.conf
 mkdir -p /var/lib/bootc-vmtest && echo kept > /var/lib/bootc-vmtest/data
 `, "stay-then-switch")
 		st := v.status(b1, "status.json")
-		v.want(version(st.Status.Booted) == "1" && st.Status.Staged == nil && st.Status.Rollback == nil,
+		v.want(version(st.Status.Booted) == ver("1") && st.Status.Staged == nil && st.Status.Rollback == nil,
 			"after install: booted %s, staged %v, rollback %v", version(st.Status.Booted), st.Status.Staged, st.Status.Rollback)
 		v.agree(b1, st, "ostree-admin-status.txt")
 		v.want(strings.Contains(b1.files["cmdline"], "ostree=/ostree/boot."), "kernel command line: %q", b1.files["cmdline"])
@@ -109,7 +109,7 @@ mkdir -p /var/lib/bootc-vmtest && echo kept > /var/lib/bootc-vmtest/data
 
 	v.step("switch to v2 from an oci-archive on a second disk; status shows it staged", func() {
 		st := v.status(b1, "status-switched.json")
-		v.want(version(st.Status.Staged) == "2" && version(st.Status.Booted) == "1",
+		v.want(version(st.Status.Staged) == ver("2") && version(st.Status.Booted) == ver("1"),
 			"after switch: staged %s, booted %s", version(st.Status.Staged), version(st.Status.Booted))
 		v.agree(b1, st, "ostree-admin-status-switched.txt")
 	})
@@ -124,7 +124,7 @@ bootc rollback > rollback.log
 bootc status --format json > status-rolledback.json
 `, "reboot")
 		st := v.status(b, "status.json")
-		v.want(version(st.Status.Booted) == "2" && version(st.Status.Rollback) == "1" && st.Status.Staged == nil,
+		v.want(version(st.Status.Booted) == ver("2") && version(st.Status.Rollback) == ver("1") && st.Status.Staged == nil,
 			"booted %s, rollback %s, staged %v", version(st.Status.Booted), version(st.Status.Rollback), st.Status.Staged)
 		v.agree(b, st, "ostree-admin-status.txt")
 		v.want(b.files["version"] == "2\n", "/usr/share/bootc-vmtest/version is %q", b.files["version"])
@@ -133,7 +133,7 @@ bootc status --format json > status-rolledback.json
 		v.want(b.files["bootc-vmtest-defaults.conf"] == "added-in=2\n", "v2's new /etc default: %q", b.files["bootc-vmtest-defaults.conf"])
 		v.want(b.files["data"] == "kept\n", "/var data: %q", b.files["data"])
 		st = v.status(b, "status-rolledback.json")
-		v.want(version(st.Status.Booted) == "2" && version(st.Status.Rollback) == "1" && st.Status.RollbackQueued,
+		v.want(version(st.Status.Booted) == ver("2") && version(st.Status.Rollback) == ver("1") && st.Status.RollbackQueued,
 			"after rollback: booted %s, rollback %s, queued %v", version(st.Status.Booted), version(st.Status.Rollback), st.Status.RollbackQueued)
 	})
 
@@ -147,7 +147,7 @@ bootc switch --transport oci-archive /run/vmtest-data/v3.ociarchive > switch.log
 umount /run/vmtest-data
 `, "reboot")
 		st := v.status(b, "status.json")
-		v.want(version(st.Status.Booted) == "1" && version(st.Status.Rollback) == "2",
+		v.want(version(st.Status.Booted) == ver("1") && version(st.Status.Rollback) == ver("2"),
 			"booted %s, rollback %s", version(st.Status.Booted), version(st.Status.Rollback))
 		v.agree(b, st, "ostree-admin-status.txt")
 		v.want(b.files["version"] == "1\n", "version %q", b.files["version"])
@@ -157,32 +157,32 @@ umount /run/vmtest-data
 
 	v.step("the broken v3 (no initramfs) fails to boot", func() {
 		entries := v.entries()
-		v.want(entries[0].osVersion == "3" && entries[0].initrd == "", "the default entry is not v3 without an initramfs: %+v", entries[0])
+		v.want(entries[0].osVersion == ver("3") && entries[0].initrd == "", "the default entry is not v3 without an initramfs: %+v", entries[0])
 		b := v.boot("v3", 0, "true\n", "poweroff")
 		v.want(b.panic, "v3 booted instead of failing")
 	})
 
 	v.step("the previous entry still boots v1; rollback makes it the default again", func() {
 		entries := v.entries()
-		v.want(len(entries) == 2 && entries[1].osVersion == "1", "entries: %+v", entries)
+		v.want(len(entries) == 2 && entries[1].osVersion == ver("1"), "entries: %+v", entries)
 		b := v.boot("v1", 1, `
 bootc status --format json > status.json
 ostree admin status > ostree-admin-status.txt
 bootc rollback > rollback.log
 `, "poweroff")
 		st := v.status(b, "status.json")
-		v.want(version(st.Status.Booted) == "1" && version(st.Status.Rollback) == "3" && st.Status.RollbackQueued,
+		v.want(version(st.Status.Booted) == ver("1") && version(st.Status.Rollback) == ver("3") && st.Status.RollbackQueued,
 			"booted %s, rollback %s (queued %v)", version(st.Status.Booted), version(st.Status.Rollback), st.Status.RollbackQueued)
 		v.agree(b, st, "ostree-admin-status.txt")
 		after := v.entries()
-		v.want(after[0].osVersion == "1" && after[0].initrd != "" && len(after) == 2 && after[1].osVersion == "3",
+		v.want(after[0].osVersion == ver("1") && after[0].initrd != "" && len(after) == 2 && after[1].osVersion == ver("3"),
 			"after rollback the entries are %+v; want v1 first, v3 second", after)
 	})
 
 	v.step("reboot: the default entry boots v1 again", func() {
 		b := v.boot("v1", 0, "bootc status --format json > status.json\n", "poweroff")
 		st := v.status(b, "status.json")
-		v.want(version(st.Status.Booted) == "1", "booted %s", version(st.Status.Booted))
+		v.want(version(st.Status.Booted) == ver("1"), "booted %s", version(st.Status.Booted))
 	})
 
 	v.step("the disk's repository passes ostree fsck", func() {
@@ -352,7 +352,7 @@ func (v *vm) buildImages() map[string]string {
 		start := time.Now()
 		archive := filepath.Join(v.dir, "v"+ver+".ociarchive")
 		testutil.Run(t, bootc, "compose", "image", "--rootfs", trees["v"+ver], "--output", "oci-archive:"+archive,
-			"--version", ver, "--timestamp", "2026-12-01T00:00:00Z", "-q")
+			"--version", "2026."+ver, "--timestamp", "2026-12-01T00:00:00Z", "-q")
 		st, _ := os.Stat(archive)
 		fmt.Printf("vm-test: composed v%s (%d MiB) in %s\n", ver, st.Size()>>20, time.Since(start).Round(time.Second))
 		images["v"+ver] = archive
@@ -457,7 +457,7 @@ func (v *vm) boot(want string, index int, step, then string) *bootResult {
 		t.Fatalf("no boot entry %d: %+v", index, entries)
 	}
 	e := entries[index]
-	if "v"+e.osVersion != want {
+	if e.osVersion != ver(strings.TrimPrefix(want, "v")) {
 		t.Fatalf("boot entry %d is %q, not %s: %+v", index, e.title, want, entries)
 	}
 	name := fmt.Sprintf("boot%d-%s", v.boots, want)
@@ -633,6 +633,10 @@ type entryStatus struct {
 		DeploySerial int    `json:"deploySerial"`
 	} `json:"ostree"`
 }
+
+// ver is the version image vN carries (not "N": ostree leaves a version out of the boot entry
+// title when PRETTY_NAME contains it, and "Debian GNU/Linux 12" contains 1 and 2).
+func ver(n string) string { return "2026." + n }
 
 func version(e *entryStatus) string {
 	if e == nil || e.Image == nil || e.Image.Version == nil {
