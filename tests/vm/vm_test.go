@@ -481,9 +481,9 @@ ostree admin status > ostree-admin-status-switched.txt
 	v.debugfs(fmt.Sprintf("dump %s %s", e.linux, kernel))
 	args := []string{"-accel", "tcg", "-m", "2048", "-smp", "2", "-nodefaults", "-display", "none",
 		"-serial", "stdio", "-no-reboot", "-kernel", kernel, "-append", e.options,
-		"-drive", "file=" + v.disk + ",format=raw,if=virtio,serial=vmtest-root",
-		"-drive", "file=" + v.data + ",format=raw,if=virtio,readonly=on,serial=vmtest-data",
-		"-drive", "file=" + ctl + ",format=raw,if=virtio,serial=vmtest-ctl"}
+		"-drive", "file=" + v.disk + ",format=raw,if=none,id=root", "-device", "virtio-blk-pci,drive=root,serial=vmtest-root",
+		"-drive", "file=" + v.data + ",format=raw,if=none,id=data,readonly=on", "-device", "virtio-blk-pci,drive=data,serial=vmtest-data",
+		"-drive", "file=" + ctl + ",format=raw,if=none,id=ctl", "-device", "virtio-blk-pci,drive=ctl,serial=vmtest-ctl"}
 	if e.initrd != "" {
 		initrd := filepath.Join(kdir, "initrd")
 		v.debugfs(fmt.Sprintf("dump %s %s", e.initrd, initrd))
