@@ -77,8 +77,18 @@ type bootResult struct {
 func TestVM(t *testing.T) {
 	testutil.Root(t)
 	testutil.RequireTool(t, "qemu-system-x86_64", "debugfs", "mkfs.ext4", "sfdisk", "debootstrap", "cp")
-	v := &vm{t: t, dir: t.TempDir(), start: time.Now(), total: 9}
+	// The work directory survives a failure, with every boot's console log and results.
+	dir, err := os.MkdirTemp("", "vm-test-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := &vm{t: t, dir: dir, start: time.Now(), total: 9}
 	defer func() {
+		if t.Failed() {
+			fmt.Printf("vm-test: console logs and results kept in %s\n", dir)
+		} else {
+			os.RemoveAll(dir)
+		}
 		fmt.Printf("vm-test: %d/%d steps passed in %s\n", v.passed, v.total, time.Since(v.start).Round(time.Second))
 	}()
 
@@ -545,6 +555,9 @@ ostree admin status > ostree-admin-status-switched.txt
 		t.Fatalf("%s: the marker never came; console tail:\n%s", name, tail(res.console, 40))
 	}
 	res.files = readControlDisk(t, ctl)
+	for name, body := range res.files {
+		os.WriteFile(filepath.Join(kdir, "result-"+name), []byte(body), 0o644)
+	}
 	if res.files["rc"] != "0\n" {
 		t.Fatalf("%s: the step failed (exit %q):\n%s", name, res.files["rc"], res.files["step.log"])
 	}
@@ -648,8 +661,8 @@ func version(e *entryStatus) string {
 func (v *vm) status(b *bootResult, file string) *hostStatus {
 	v.t.Helper()
 	var st hostStatus
-	if err := json.Unmarshal([]byte(b.files[file]), &st); err != nil {
-		v.t.Fatalf("%s: %v\n%s", file, err, b.files[file])
+	if err := json.Unmarshal([]byte(b.files[file]), &st); err != nil || st.Status.Booted == nil {
+		v.t.Fatalf("%s: %v\n%s\nstep log:\n%s", file, err, b.files[file], b.files["step.log"])
 	}
 	return &st
 }
