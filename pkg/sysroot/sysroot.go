@@ -333,8 +333,9 @@ func parseDeployName(name string) (ostree.Checksum, int, error) {
 	return ostree.Checksum{}, 0, fmt.Errorf("invalid deployment name %q: expected CHECKSUM.SERIAL", name)
 }
 
-// findBooted sets booted and live. On "/" it is the deployment whose directory is the one
-// the kernel command line's ostree= resolves to; in a sysroot directory, index 0.
+// findBooted sets booted and live. On "/" with ostree= on the kernel command line, it is the
+// deployment whose directory is the running root (else the one ostree= resolves to); in a
+// sysroot directory, index 0.
 func (s *Sysroot) findBooted() error {
 	if filepath.Clean(s.path) != "/" {
 		if len(s.deployments) > 0 {
@@ -356,9 +357,35 @@ func (s *Sysroot) findBooted() error {
 		return nil
 	}
 	s.live = true
-	// Before the switch to the deployment's root, the sysroot is mounted at /sysroot.
-	if s.booted = s.deploymentAt(link, "/"); s.booted == nil {
-		s.booted = s.deploymentAt(link, "/sysroot")
+	// The running root is the booted deployment's directory (ostree-prepare-root bind-mounts
+	// it), as libostree finds it: the ostree= link itself may name another deployment, or
+	// nothing, once a later boot version has replaced /ostree/boot.N. Before the switch to
+	// the deployment's root (in the initramfs), the sysroot is mounted at /sysroot and only
+	// the link tells.
+	if s.booted = s.deploymentWithRoot("/"); s.booted == nil {
+		if s.booted = s.deploymentAt(link, "/"); s.booted == nil {
+			s.booted = s.deploymentAt(link, "/sysroot")
+		}
+	}
+	return nil
+}
+
+// deploymentWithRoot returns the loaded deployment whose directory is root (same device and
+// inode), or nil.
+func (s *Sysroot) deploymentWithRoot(root string) *Deployment {
+	var want unix.Stat_t
+	if err := unix.Stat(root, &want); err != nil {
+		return nil
+	}
+	return s.deploymentWithStat(&want)
+}
+
+func (s *Sysroot) deploymentWithStat(want *unix.Stat_t) *Deployment {
+	for _, d := range s.deployments {
+		var st unix.Stat_t
+		if err := unix.Stat(s.abs(d.Dir()), &st); err == nil && st.Dev == want.Dev && st.Ino == want.Ino {
+			return d
+		}
 	}
 	return nil
 }
@@ -370,20 +397,15 @@ func (s *Sysroot) deploymentAt(bootlink, root string) *Deployment {
 	if err := unix.Stat(filepath.Join(root, bootlink), &want); err != nil {
 		return nil
 	}
-	for _, d := range s.deployments {
-		var st unix.Stat_t
-		if err := unix.Stat(s.abs(d.Dir()), &st); err == nil && st.Dev == want.Dev && st.Ino == want.Ino {
-			return d
-		}
-	}
-	return nil
+	return s.deploymentWithStat(&want)
 }
 
 // Deployments returns the deployments in boot order: index 0 is the default (next) boot.
 func (s *Sysroot) Deployments() []*Deployment { return slices.Clone(s.deployments) }
 
-// Booted returns the booted deployment, or nil. When the sysroot is "/", it is the deployment
-// the kernel command line's ostree= names (compared by device and inode). A sysroot directory
+// Booted returns the booted deployment, or nil. When the sysroot is "/" and the kernel
+// command line has ostree=, it is the deployment whose directory is the running root
+// (compared by device and inode, as libostree does). A sysroot directory
 // has no running kernel; there the default deployment (index 0) counts as booted, as if the
 // machine had just started from its default entry. The rule is documented in the package
 // README and in `bootc status --help`.

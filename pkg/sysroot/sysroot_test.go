@@ -499,6 +499,16 @@ func TestDeploymentAt(t *testing.T) {
 	if got := s.deploymentAt("/ostree/boot.0/myos/nope/0", s.Path()); got != nil {
 		t.Errorf("deploymentAt of a missing link = %s", got.Dir())
 	}
+	// The running root (a deployment directory, bind-mounted on /) names the booted
+	// deployment whatever the boot links say after later writes.
+	for _, d := range list {
+		if got := s.deploymentWithRoot(filepath.Join(s.Path(), d.Dir())); !got.Equal(d) {
+			t.Errorf("deploymentWithRoot(%s) = %v", d.Dir(), got)
+		}
+	}
+	if got := s.deploymentWithRoot(s.Path()); got != nil {
+		t.Errorf("deploymentWithRoot of the sysroot itself = %s", got.Dir())
+	}
 	if s.IsLive() {
 		t.Error("a sysroot directory is live")
 	}
