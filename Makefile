@@ -25,6 +25,7 @@ test: deps build
 	$(MAKE) --no-print-directory vet
 	$(GO) test -tags $(GO_TAGS) -count=1 -timeout 40m ./...
 	$(MAKE) --no-print-directory fuzz-smoke
+	GO=$(GO) GO_TAGS=$(GO_TAGS) scripts/vm-test.sh
 
 # Boots our image under qemu (TCG): install to-disk, switch, reboot, rollback, a broken update.
 vm-test: deps
