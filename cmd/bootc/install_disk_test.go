@@ -125,13 +125,30 @@ func TestInstallToDisk(t *testing.T) {
 		{"ext4-from-directory", "ext4", nil},
 		{"xfs-via-loopback", "xfs", []string{"--via-loopback", "--filesystem", "xfs"}},
 		{"ext4-via-loopback", "ext4", []string{"--via-loopback"}},
+		{"block-device", "ext4", nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
 			disk := filepath.Join(dir, "disk.img")
-			args := append([]string{"install", "to-disk", "--source-imgref", "oci-archive:" + archive, "--size", "1G", "--karg", "console=ttyS0"}, tc.args...)
-			out := mustRun(t, append(args, disk)...)
-			if !strings.Contains(out, "Installed to "+disk+": GPT, partition 1 "+tc.fs) {
+			args := append([]string{"install", "to-disk", "--source-imgref", "oci-archive:" + archive, "--karg", "console=ttyS0"}, tc.args...)
+			target := disk
+			if tc.name == "block-device" {
+				// A loop device stands for a disk: partitioned and installed through its own
+				// loop devices for the partition; --wipe since it is not created here.
+				if err := os.WriteFile(disk, nil, 0o644); err != nil {
+					t.Fatal(err)
+				}
+				must(t, os.Truncate(disk, 1<<30))
+				target = strings.TrimSpace(testutil.Run(t, "losetup", "--find", "--show", disk))
+				args = append(args, "--wipe")
+			} else {
+				args = append(args, "--size", "1G")
+			}
+			out := mustRun(t, append(args, target)...)
+			if target != disk {
+				testutil.Run(t, "losetup", "--detach", target)
+			}
+			if !strings.Contains(out, "Installed to "+target+": GPT, partition 1 "+tc.fs) {
 				t.Errorf("output:\n%s", out)
 			}
 			checkDisk(t, disk, tc.fs, 1<<30)
