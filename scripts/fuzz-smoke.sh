@@ -32,7 +32,27 @@ for dir in "${dirs[@]}"; do
 	for name in "${names[@]}"; do
 		[[ -n "${name}" ]] || continue
 		echo "fuzz-smoke: ${dir} ${name} (${FUZZTIME})"
-		go test -tags "${GO_TAGS}" -run '^$' -fuzz "^${name}\$" -fuzztime "${FUZZTIME}" -fuzzminimizetime "${FUZZMINIMIZETIME:-1s}" "${dir}"
+		corpus="${dir}/testdata/fuzz/${name}"
+		before=$(ls "${corpus}" 2>/dev/null | sort || true)
+		log=$(mktemp)
+		if go test -tags "${GO_TAGS}" -run '^$' -fuzz "^${name}\$" -fuzztime "${FUZZTIME}" -fuzzminimizetime "${FUZZMINIMIZETIME:-1s}" "${dir}" 2>&1 | tee "${log}"; then
+			:
+		else
+			# Go's fuzz coordinator can report "context deadline exceeded" when -fuzztime ends
+			# while a worker is mid-input (golang/go#75804, fixed in Go 1.27): no input failed.
+			# Only that, with no new failing input written, counts as a pass, after the seed
+			# corpus replays cleanly.
+			after=$(ls "${corpus}" 2>/dev/null | sort || true)
+			if [[ "${before}" == "${after}" ]] && grep -q '^    context deadline exceeded$' "${log}" &&
+				! grep -qE 'Failing input written|panic:' "${log}"; then
+				echo "fuzz-smoke: ${name}: the fuzz coordinator's end-of-time race (golang/go#75804), no failing input; replaying the corpus"
+				go test -tags "${GO_TAGS}" -count=1 -run "^${name}\$" "${dir}"
+			else
+				rm -f "${log}"
+				exit 1
+			fi
+		fi
+		rm -f "${log}"
 		count=$((count + 1))
 	done
 done
