@@ -16,7 +16,7 @@ import (
 	"github.com/urfave/cli/v2"
 	"golang.org/x/sys/unix"
 
-	"github.com/bootc-go/bootc/pkg/sysroot"
+	"github.com/bootc-go/bootc/internal/fsflags"
 )
 
 // The disk layout `install to-disk` writes: a GPT with one partition, the root filesystem,
@@ -189,7 +189,7 @@ func runInstallToDisk(c *cli.Context) (err error) {
 		if err != nil {
 			return fmt.Errorf("creating a staging directory next to %s: %w", disk.path, err)
 		}
-		defer sysroot.RemoveAll(stage)
+		defer fsflags.RemoveAll(stage)
 		if err := os.Chmod(stage, 0o755); err != nil {
 			return err
 		}

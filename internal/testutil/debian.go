@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/bootc-go/bootc/internal/fsflags"
 )
 
 const (
@@ -266,7 +268,7 @@ func RemoveTree(dir string) error {
 	if err := UnmountUnder(dir); err != nil {
 		return err
 	}
-	if err := removeImmutableAware(dir); err != nil {
+	if err := fsflags.RemoveAll(dir); err != nil {
 		return fmt.Errorf("remove %s: %w", dir, err)
 	}
 	return nil

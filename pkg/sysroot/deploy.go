@@ -10,8 +10,6 @@ import (
 	"slices"
 	"strings"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/bootc-go/bootc/internal/fsflags"
 	"github.com/bootc-go/bootc/pkg/ostree"
 )
@@ -145,7 +143,7 @@ func (s *Sysroot) Deploy(ctx context.Context, commit ostree.Checksum, o DeployOp
 	if err := syncDir(filepath.Dir(final)); err != nil {
 		return nil, nil, err
 	}
-	if err := setImmutable(final, true); err != nil {
+	if err := fsflags.SetImmutable(final, true); err != nil {
 		return nil, nil, err
 	}
 	return d, stats, nil
@@ -227,41 +225,6 @@ func writeFileSync(path string, data []byte) error {
 	return os.Rename(tmp, path)
 }
 
-// setImmutable sets or clears FS_IMMUTABLE_FL on a directory, as libostree does on deployment
-// roots. Filesystems without the flag (ENOTTY, EOPNOTSUPP) are ignored.
-func setImmutable(path string, on bool) error {
-	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return fmt.Errorf("opening %s: %w", path, err)
-	}
-	defer unix.Close(fd)
-	flags, err := unix.IoctlGetUint32(fd, unix.FS_IOC_GETFLAGS)
-	if err != nil {
-		if ignorableFlagsErr(err) {
-			return nil
-		}
-		return fmt.Errorf("reading the flags of %s: %w", path, err)
-	}
-	want := flags &^ fsImmutableFL
-	if on {
-		want = flags | fsImmutableFL
-	}
-	if want == flags {
-		return nil
-	}
-	if err := unix.IoctlSetPointerInt(fd, unix.FS_IOC_SETFLAGS, int(want)); err != nil {
-		if ignorableFlagsErr(err) {
-			return nil
-		}
-		return fmt.Errorf("changing the immutable flag of %s: %w", path, err)
-	}
-	return nil
-}
-
-func ignorableFlagsErr(err error) bool {
-	return errors.Is(err, unix.ENOTTY) || errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.ENOTSUP)
-}
-
 // removeAll removes a deployment (or staging) directory, clearing the immutable flag of its
 // root first. A missing path is not an error.
 func removeAll(path string) error {
@@ -273,7 +236,7 @@ func removeAll(path string) error {
 		return fmt.Errorf("removing %s: %w", path, err)
 	}
 	if st.IsDir() {
-		if err := setImmutable(path, false); err != nil {
+		if err := fsflags.SetImmutable(path, false); err != nil {
 			return err
 		}
 	}
@@ -282,6 +245,3 @@ func removeAll(path string) error {
 	}
 	return nil
 }
-
-// fsImmutableFL is FS_IMMUTABLE_FL of linux/fs.h.
-const fsImmutableFL = fsflags.Immutable

@@ -17,6 +17,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/bootc-go/bootc/internal/fsflags"
 	"github.com/bootc-go/bootc/internal/testutil"
 	"github.com/bootc-go/bootc/pkg/ostree"
 )
@@ -37,7 +38,7 @@ func clearImmutable(t *testing.T, root string) {
 	more, _ := filepath.Glob(filepath.Join(root, "ostree", "deploy", "*", "deploy", "*"))
 	for _, m := range append(matches, more...) {
 		if st, err := os.Lstat(m); err == nil && st.IsDir() {
-			if err := setImmutable(m, false); err != nil {
+			if err := fsflags.SetImmutable(m, false); err != nil {
 				t.Errorf("clearing the immutable flag: %v", err)
 			}
 		}
@@ -364,5 +365,5 @@ func isImmutable(t *testing.T, dir string) bool {
 	if err != nil {
 		return false
 	}
-	return flags&fsImmutableFL != 0
+	return flags&fsflags.Immutable != 0
 }
