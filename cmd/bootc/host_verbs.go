@@ -337,11 +337,11 @@ func runRollback(c *cli.Context) error {
 	if ref, ok := originRef(rb); ok {
 		name = ref.Image.String()
 	}
+	why := "the rollback deployment is now the default"
 	if undo {
-		fmt.Fprintf(h.out, "Next boot: %s %s (the booted deployment is the default again; the one ahead of it stays as the rollback)\n", name, describe(rb, state))
-	} else {
-		fmt.Fprintf(h.out, "Next boot: %s %s (the rollback deployment is now the default)\n", name, describe(rb, state))
+		why = "the booted deployment is the default again; the one ahead of it stays as the rollback"
 	}
+	fmt.Fprintf(h.out, "Next boot: %s %s (%s)\n", name, describe(rb, state), why)
 	return apply(c)
 }
 

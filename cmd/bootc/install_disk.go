@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -13,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 
+	units "github.com/docker/go-units"
+	"github.com/google/uuid"
 	"github.com/urfave/cli/v2"
 	"golang.org/x/sys/unix"
 
@@ -165,10 +166,7 @@ func runInstallToDisk(c *cli.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	uuid, err := newUUID()
-	if err != nil {
-		return err
-	}
+	uuid := uuid.NewString()
 	kargs := append([]string{"root=UUID=" + uuid, "rw"}, c.StringSlice("karg")...)
 	out := c.App.Writer
 
@@ -426,39 +424,11 @@ func toolOutput(c *cli.Context, name string, args ...string) (string, error) {
 	return strings.TrimSpace(string(out)), nil
 }
 
-// parseSize reads 8G, 512M, 10240K or plain bytes (binary units).
+// parseSize reads 8G, 512M, 10240K, 8GiB or plain bytes (binary units).
 func parseSize(s string) (int64, error) {
-	mult := int64(1)
-	num := strings.TrimSuffix(strings.ToUpper(strings.TrimSpace(s)), "B")
-	num = strings.TrimSuffix(num, "I")
-	if n := len(num); n > 0 {
-		switch num[n-1] {
-		case 'K':
-			mult = 1 << 10
-		case 'M':
-			mult = 1 << 20
-		case 'G':
-			mult = 1 << 30
-		case 'T':
-			mult = 1 << 40
-		}
-		if mult != 1 {
-			num = num[:n-1]
-		}
-	}
-	v, err := strconv.ParseInt(num, 10, 64)
-	if err != nil || v <= 0 || v > (1<<62)/mult {
+	v, err := units.RAMInBytes(strings.TrimSpace(s))
+	if err != nil || v <= 0 {
 		return 0, errors.New("expected a size such as 8G, 512M or a number of bytes")
 	}
-	return v * mult, nil
-}
-
-func newUUID() (string, error) {
-	var b [16]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		return "", err
-	}
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:]), nil
+	return v, nil
 }

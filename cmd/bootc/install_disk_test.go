@@ -135,10 +135,7 @@ func TestInstallToDisk(t *testing.T) {
 			if tc.name == "block-device" {
 				// A loop device stands for a disk: partitioned and installed through its own
 				// loop devices for the partition; --wipe since it is not created here.
-				if err := os.WriteFile(disk, nil, 0o644); err != nil {
-					t.Fatal(err)
-				}
-				must(t, os.Truncate(disk, 1<<30))
+				diskFile(t, disk, "", 1<<30)
 				target = strings.TrimSpace(testutil.Run(t, "losetup", "--find", "--show", disk))
 				args = append(args, "--wipe")
 			} else {
@@ -163,6 +160,13 @@ func TestInstallToDisk(t *testing.T) {
 	}
 }
 
+// diskFile writes a sparse disk image of size bytes that starts with data.
+func diskFile(t *testing.T, path, data string, size int64) {
+	t.Helper()
+	must(t, os.WriteFile(path, []byte(data), 0o644))
+	must(t, os.Truncate(path, size))
+}
+
 func fileSum(t *testing.T, path string) [32]byte {
 	t.Helper()
 	data, err := os.ReadFile(path)
@@ -182,12 +186,7 @@ func TestInstallToDiskRefusals(t *testing.T) {
 	dir := t.TempDir()
 
 	used := filepath.Join(dir, "used.img")
-	if err := os.WriteFile(used, []byte("an old partition table"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Truncate(used, 600<<20); err != nil {
-		t.Fatal(err)
-	}
+	diskFile(t, used, "an old partition table", 600<<20)
 	before := fileSum(t, used)
 	bad := filepath.Join(dir, "bad.ociarchive")
 	if err := os.WriteFile(bad, []byte("not a tar archive"), 0o644); err != nil {
@@ -227,12 +226,7 @@ func TestInstallToDiskRefusals(t *testing.T) {
 
 	// The refusal without --wipe changed nothing; with --wipe the install goes through.
 	fresh := filepath.Join(dir, "fresh.img")
-	if err := os.WriteFile(fresh, []byte("data"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Truncate(fresh, 600<<20); err != nil {
-		t.Fatal(err)
-	}
+	diskFile(t, fresh, "data", 600<<20)
 	sum := fileSum(t, fresh)
 	if _, _, code := run(t, "install", "to-disk", "--source-imgref", "oci-archive:"+archive, fresh); code != 2 {
 		t.Fatalf("exit %d", code)
