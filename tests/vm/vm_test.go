@@ -66,7 +66,6 @@ type bootEntry struct {
 
 // bootResult is what one boot left: the console log and the files the step saved.
 type bootResult struct {
-	entry   bootEntry
 	console string
 	files   map[string]string
 	panic   bool
@@ -109,7 +108,13 @@ cat /proc/cmdline > cmdline
 echo "edited=by-the-operator" >> /etc/bootc-vmtest.conf
 echo "local=1" > /etc/bootc-vmtest-local.conf
 mkdir -p /var/lib/bootc-vmtest && echo kept > /var/lib/bootc-vmtest/data
-`, "stay-then-switch")
+# Step 3 reads what the switch to v2 leaves, in this same boot.
+mkdir -p /run/vmtest-data && mount -o ro /dev/disk/by-id/virtio-vmtest-data /run/vmtest-data
+bootc switch --transport oci-archive /run/vmtest-data/v2.ociarchive > switch.log
+umount /run/vmtest-data
+bootc status --format json > status-switched.json
+ostree admin status > ostree-admin-status-switched.txt
+`, "poweroff")
 		st := v.status(b1, "status.json")
 		v.want(version(st.Status.Booted) == ver("1") && st.Status.Staged == nil && st.Status.Rollback == nil,
 			"after install: booted %s, staged %v, rollback %v", version(st.Status.Booted), st.Status.Staged, st.Status.Rollback)
@@ -456,8 +461,7 @@ func (v *vm) entries() []bootEntry {
 
 // boot starts the machine from entry index (0: the default, 1: the next one in the menu)
 // with a control disk holding the step, and waits until qemu exits: the guest reboots or
-// powers off after the step, or the kernel panics. then is reboot, poweroff, or
-// stay-then-switch (boot 1: the step continues with a switch to v2 in the same boot).
+// powers off after the step, or the kernel panics. then is reboot or poweroff.
 func (v *vm) boot(want string, index int, step, then string) *bootResult {
 	t := v.t
 	t.Helper()
@@ -471,16 +475,6 @@ func (v *vm) boot(want string, index int, step, then string) *bootResult {
 		t.Fatalf("boot entry %d is %q, not %s: %+v", index, e.title, want, entries)
 	}
 	name := fmt.Sprintf("boot%d-%s", v.boots, want)
-	if then == "stay-then-switch" {
-		step += `
-mkdir -p /run/vmtest-data && mount -o ro /dev/disk/by-id/virtio-vmtest-data /run/vmtest-data
-bootc switch --transport oci-archive /run/vmtest-data/v2.ociarchive > switch.log
-umount /run/vmtest-data
-bootc status --format json > status-switched.json
-ostree admin status > ostree-admin-status-switched.txt
-`
-		then = "poweroff"
-	}
 	ctl := v.controlDisk(name, "set -e\n"+step, then)
 
 	kdir := filepath.Join(v.dir, name)
@@ -519,7 +513,7 @@ ostree admin status > ostree-admin-status-switched.txt
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	res := &bootResult{entry: e}
+	res := &bootResult{}
 	var console strings.Builder
 	sc := bufio.NewScanner(stdout)
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
