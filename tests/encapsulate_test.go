@@ -21,6 +21,7 @@ import (
 	"github.com/bootc-go/bootc/pkg/encapsulate/bootable"
 	"github.com/bootc-go/bootc/pkg/imgref"
 	"github.com/bootc-go/bootc/pkg/ostree"
+	"github.com/bootc-go/bootc/pkg/ostreecontainer"
 	"github.com/bootc-go/bootc/pkg/transport"
 )
 
@@ -75,7 +76,7 @@ func TestEncapsulateDebianRunsInPodman(t *testing.T) {
 	if err := json.Unmarshal([]byte(testutil.Run(t, "skopeo", "inspect", "oci-archive:"+archive)), &inspect); err != nil {
 		t.Fatal(err)
 	}
-	for k, v := range map[string]string{encapsulate.LabelCommit: c.String(), encapsulate.LabelBootable: "true", encapsulate.LabelBootc: "1", encapsulate.LabelLinux: "6.1.0-99-amd64"} {
+	for k, v := range map[string]string{ostreecontainer.LabelCommit: c.String(), ostreecontainer.LabelBootable: "true", ostreecontainer.LabelBootc: "1", ostreecontainer.LabelLinux: "6.1.0-99-amd64"} {
 		if inspect.Labels[k] != v {
 			t.Errorf("label %s = %q, want %q", k, inspect.Labels[k], v)
 		}

@@ -11,10 +11,11 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/bootc-go/bootc/pkg/deploy"
+	"github.com/bootc-go/bootc/pkg/imagestore"
 	"github.com/bootc-go/bootc/pkg/imgref"
 	"github.com/bootc-go/bootc/pkg/kargs"
 	"github.com/bootc-go/bootc/pkg/ostree"
+	"github.com/bootc-go/bootc/pkg/ostreecontainer"
 	"github.com/bootc-go/bootc/pkg/sysroot"
 	"github.com/bootc-go/bootc/pkg/verify"
 )
@@ -113,23 +114,23 @@ func globalString(c *cli.Context, name string) string {
 // pullOptions verifies ref's image by the trust policy (--signature-policy) when ref asks for
 // it (ostree-image-signed:), and pins what was verified: the pull then fetches that manifest
 // digest and nothing else.
-func pullOptions(c *cli.Context, ref imgref.OstreeRef) (deploy.PullOptions, error) {
+func pullOptions(c *cli.Context, ref imgref.OstreeRef) (imagestore.PullOptions, error) {
 	v, err := verify.Verify(c.Context, ref, verify.Options{
 		PolicyPath:    globalString(c, "signature-policy"),
 		RegistriesDir: globalString(c, "registries-d"),
 	})
 	if err != nil || v == nil {
-		return deploy.PullOptions{}, err
+		return imagestore.PullOptions{}, err
 	}
 	fmt.Fprintf(c.App.ErrWriter, "Verified %s (%s) by the trust policy, scope %s\n", ref.Image, v.Digest, v.Scope)
-	return deploy.PullOptions{ExpectDigest: &v.Digest}, nil
+	return imagestore.PullOptions{ExpectDigest: &v.Digest}, nil
 }
 
 // pull verifies (pullOptions) and imports ref's image, drawing progress on stderr. When the
 // image's content is refused (a digest mismatch, a hostile or unbootable tree), the layers
 // this pull added are dropped again, so that nothing of a refused image stays in the
 // repository; a pull cut off by the network or a signal keeps them, to resume.
-func (h *hostOp) pull(ctx context.Context, ref imgref.OstreeRef) (*deploy.PullResult, error) {
+func (h *hostOp) pull(ctx context.Context, ref imgref.OstreeRef) (*imagestore.PullResult, error) {
 	o, err := pullOptions(h.c, ref)
 	if err != nil {
 		return nil, err
@@ -140,10 +141,10 @@ func (h *hostOp) pull(ctx context.Context, ref imgref.OstreeRef) (*deploy.PullRe
 	}
 	p := newProgress(h.c.App.ErrWriter)
 	defer p.done()
-	o.Progress = func(pr deploy.PullProgress) {
+	o.Progress = func(pr imagestore.PullProgress) {
 		p.update("%s", pullLine(pr, p.tty))
 	}
-	res, err := deploy.Pull(ctx, h.sys.Repo(), ref, o)
+	res, err := imagestore.Pull(ctx, h.sys.Repo(), ref, o)
 	if err != nil {
 		if refused(err) {
 			h.dropNewRefs(ctx, before)
@@ -155,7 +156,7 @@ func (h *hostOp) pull(ctx context.Context, ref imgref.OstreeRef) (*deploy.PullRe
 
 // refused tells content errors (the image is bad) from transient ones.
 func refused(err error) bool {
-	for _, e := range []error{deploy.ErrDigestMismatch, deploy.ErrBadLayer, deploy.ErrNotBootable, deploy.ErrImageChanged} {
+	for _, e := range []error{imagestore.ErrDigestMismatch, imagestore.ErrBadLayer, imagestore.ErrNotBootable, imagestore.ErrImageChanged} {
 		if errors.Is(err, e) {
 			return true
 		}
@@ -171,7 +172,7 @@ func imageStoreRefs(repo *ostree.Repo) (map[string]bool, error) {
 	}
 	m := map[string]bool{}
 	for _, r := range refs {
-		if strings.HasPrefix(r.Name, "ostree/container/") {
+		if strings.HasPrefix(r.Name, ostreecontainer.RefPrefix) {
 			m[r.Name] = true
 		}
 	}
@@ -197,7 +198,7 @@ func (h *hostOp) dropNewRefs(ctx context.Context, before map[string]bool) {
 	}
 }
 
-func pullLine(pr deploy.PullProgress, tty bool) string {
+func pullLine(pr imagestore.PullProgress, tty bool) string {
 	switch pr.Phase {
 	case "merging", "committing":
 		return fmt.Sprintf("%s%s image layers (%d/%d layers fetched)", strings.ToUpper(pr.Phase[:1]), pr.Phase[1:], pr.LayersDone, pr.Layers)
@@ -220,7 +221,7 @@ func bar(frac float64, width int) string {
 	return "[" + s + "]"
 }
 
-func pullSummary(res *deploy.PullResult) string {
+func pullSummary(res *imagestore.PullResult) string {
 	if res.LayersFetched == 0 {
 		return fmt.Sprintf("all %d layers were already present", res.LayersReused)
 	}
@@ -316,7 +317,7 @@ func (h *hostOp) cleanup(ctx context.Context) error {
 			images = append(images, ref)
 		}
 	}
-	if _, err := deploy.GC(ctx, h.sys.Repo(), commits, images); err != nil {
+	if _, err := imagestore.GC(ctx, h.sys.Repo(), commits, images); err != nil {
 		return err
 	}
 	_, err := h.sys.Cleanup(ctx)
@@ -356,7 +357,7 @@ func specDeployment(sys *sysroot.Sysroot) *sysroot.Deployment {
 	return r.booted
 }
 
-func describe(d *sysroot.Deployment, state *deploy.ImageState) string {
+func describe(d *sysroot.Deployment, state *imagestore.ImageState) string {
 	s := fmt.Sprintf("%s.%d", shortSum(d.Commit), d.Serial)
 	if state != nil && state.Version != "" {
 		s = "version " + state.Version + " (" + s + ")"

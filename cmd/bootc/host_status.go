@@ -13,7 +13,7 @@ import (
 	"go.yaml.in/yaml/v3"
 	"golang.org/x/term"
 
-	"github.com/bootc-go/bootc/pkg/deploy"
+	"github.com/bootc-go/bootc/pkg/imagestore"
 	"github.com/bootc-go/bootc/pkg/imgref"
 	"github.com/bootc-go/bootc/pkg/ostree"
 	"github.com/bootc-go/bootc/pkg/sysroot"
@@ -258,12 +258,12 @@ func entryFor(sys *sysroot.Sysroot, d *sysroot.Deployment, deployed map[ostree.C
 	}
 	store := "ostreeContainer"
 	e.Store = &store
-	if state, err := deploy.ImageStateOf(sys.Repo(), d.Commit); err == nil {
+	if state, err := imagestore.ImageStateOf(sys.Repo(), d.Commit); err == nil {
 		e.Image = imageStatusOf(ref, state)
 	} else {
 		e.Image = &imageStatus{Image: imageReferenceOf(ref)}
 	}
-	if cached, err := deploy.QueryImage(sys.Repo(), ref); err == nil && !deployed[cached.Commit] &&
+	if cached, err := imagestore.QueryImage(sys.Repo(), ref); err == nil && !deployed[cached.Commit] &&
 		(e.Image.ImageDigest == "" || cached.Digest.String() != e.Image.ImageDigest) {
 		e.CachedUpdate = imageStatusOf(ref, cached)
 	}
@@ -299,7 +299,7 @@ func imageReferenceOf(ref imgref.OstreeRef) imageReference {
 	return r
 }
 
-func imageStatusOf(ref imgref.OstreeRef, s *deploy.ImageState) *imageStatus {
+func imageStatusOf(ref imgref.OstreeRef, s *imagestore.ImageState) *imageStatus {
 	is := &imageStatus{Image: imageReferenceOf(ref), ImageDigest: s.Digest.String()}
 	if s.Version != "" {
 		v := s.Version

@@ -11,7 +11,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/bootc-go/bootc/pkg/deploy"
+	"github.com/bootc-go/bootc/pkg/imagestore"
 	"github.com/bootc-go/bootc/pkg/imgref"
 	"github.com/bootc-go/bootc/pkg/sysroot"
 )
@@ -157,14 +157,14 @@ func runUpgrade(c *cli.Context) error {
 	if !ok {
 		return fmt.Errorf("deployment %s does not follow a container image (its origin has no container-image-reference): choose one with 'bootc switch IMAGE'", spec.Dir())
 	}
-	current, _ := deploy.ImageStateOf(h.sys.Repo(), spec.Commit)
+	current, _ := imagestore.ImageStateOf(h.sys.Repo(), spec.Commit)
 	if check {
 		return upgradeCheck(c, h, ref, current, asJSON)
 	}
-	var next *deploy.ImageState
+	var next *imagestore.ImageState
 	if fromDl {
-		next, err = deploy.QueryImage(h.sys.Repo(), ref)
-		if errors.Is(err, deploy.ErrImageNotPulled) || (err == nil && next.Commit == spec.Commit) {
+		next, err = imagestore.QueryImage(h.sys.Repo(), ref)
+		if errors.Is(err, imagestore.ErrImageNotPulled) || (err == nil && next.Commit == spec.Commit) {
 			return fmt.Errorf("no downloaded update for %s: run 'bootc upgrade --download-only' first", ref.Image)
 		}
 		if err != nil {
@@ -217,7 +217,7 @@ type transferSize struct {
 	Bytes  int64 `json:"bytes"`
 }
 
-func checkedOf(s *deploy.ImageState) *checkedImage {
+func checkedOf(s *imagestore.ImageState) *checkedImage {
 	ci := &checkedImage{Digest: s.Digest.String(), Version: s.Version}
 	if !s.Created.IsZero() {
 		ci.Timestamp = s.Created.UTC().Format(time.RFC3339)
@@ -226,19 +226,19 @@ func checkedOf(s *deploy.ImageState) *checkedImage {
 }
 
 // upgradeCheck says what an upgrade would do, from the manifest and config alone.
-func upgradeCheck(c *cli.Context, h *hostOp, ref imgref.OstreeRef, current *deploy.ImageState, asJSON bool) error {
+func upgradeCheck(c *cli.Context, h *hostOp, ref imgref.OstreeRef, current *imagestore.ImageState, asJSON bool) error {
 	o, err := pullOptions(c, ref)
 	if err != nil {
 		return err
 	}
-	plan, err := deploy.Inspect(c.Context, h.sys.Repo(), ref, o)
+	plan, err := imagestore.Inspect(c.Context, h.sys.Repo(), ref, o)
 	if err != nil {
 		return fmt.Errorf("checking %s: %w", ref.Image, err)
 	}
 	res := updateCheck{
 		Image:           imageReferenceOf(ref),
 		UpdateAvailable: current == nil || current.Digest != plan.Digest,
-		Available:       *checkedOf(&deploy.ImageState{Digest: plan.Digest, Version: plan.Version, Created: plan.Created}),
+		Available:       *checkedOf(&imagestore.ImageState{Digest: plan.Digest, Version: plan.Version, Created: plan.Created}),
 		Total:           transferSize{Layers: len(plan.Layers)},
 	}
 	if current != nil {
@@ -281,7 +281,7 @@ func orNone(s string) string {
 	return s
 }
 
-func versionOf(s *deploy.ImageState) string {
+func versionOf(s *imagestore.ImageState) string {
 	if s.Version != "" {
 		return "version " + s.Version + " (" + s.Digest.String() + ")"
 	}
@@ -332,7 +332,7 @@ func runRollback(c *cli.Context) error {
 	if err := h.sys.WriteDeployments(c.Context, list, sysroot.WriteOptions{}); err != nil {
 		return fmt.Errorf("writing the boot configuration: %w", err)
 	}
-	state, _ := deploy.ImageStateOf(h.sys.Repo(), rb.Commit)
+	state, _ := imagestore.ImageStateOf(h.sys.Repo(), rb.Commit)
 	name := rb.Dir()
 	if ref, ok := originRef(rb); ok {
 		name = ref.Image.String()

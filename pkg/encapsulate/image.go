@@ -26,18 +26,7 @@ import (
 
 	"github.com/bootc-go/bootc/pkg/encapsulate/chunk"
 	"github.com/bootc-go/bootc/pkg/ostree"
-)
-
-// Labels and annotations of the format.
-const (
-	LabelCommit      = "ostree.commit"
-	LabelFinalDiffID = "ostree.final-diffid"
-	LabelBootable    = "ostree.bootable"
-	LabelBootc       = "containers.bootc"
-	LabelLinux       = "ostree.linux"
-	LabelVersion     = "org.opencontainers.image.version"
-	// AnnotationComponents lists, on each chunk layer, the components it holds.
-	AnnotationComponents = "ostree.components"
+	"github.com/bootc-go/bootc/pkg/ostreecontainer"
 )
 
 // DefaultMaxLayers is the default number of layers of an image: layer 0 and 63 chunk layers, half
@@ -242,18 +231,18 @@ func assemble(ctx context.Context, ix *commitIndex, plan []chunk.Layer, cfg *con
 	if cfg.created != nil {
 		created = cfg.created.UTC()
 	}
-	labels := map[string]string{LabelCommit: ix.checksum.String()}
+	labels := map[string]string{ostreecontainer.LabelCommit: ix.checksum.String()}
 	final, _ := layers[len(layers)-1].DiffID()
-	labels[LabelFinalDiffID] = final.String()
+	labels[ostreecontainer.LabelFinalDiffID] = final.String()
 	if v, ok := ix.commit.Metadata.String("version"); ok {
-		labels[LabelVersion] = v
+		labels[ostreecontainer.LabelVersion] = v
 	}
-	if v, ok := ix.commit.Metadata.Lookup("ostree.bootable"); ok && v.Type.String() == "b" && v.Value.(bool) {
-		labels[LabelBootable] = "true"
-		labels[LabelBootc] = "1"
+	if v, ok := ix.commit.Metadata.Lookup(ostreecontainer.KeyBootable); ok && v.Type.String() == "b" && v.Value.(bool) {
+		labels[ostreecontainer.LabelBootable] = "true"
+		labels[ostreecontainer.LabelBootc] = "1"
 	}
-	if v, ok := ix.commit.Metadata.String("ostree.linux"); ok {
-		labels[LabelLinux] = v
+	if v, ok := ix.commit.Metadata.String(ostreecontainer.KeyLinux); ok {
+		labels[ostreecontainer.LabelLinux] = v
 	}
 	for k, v := range cfg.labels {
 		labels[k] = v
@@ -266,7 +255,7 @@ func assemble(ctx context.Context, ix *commitIndex, plan []chunk.Layer, cfg *con
 		Config:       v1.Config{Labels: labels},
 		RootFS:       v1.RootFS{Type: "layers"},
 	}
-	if v, ok := ix.commit.Metadata.Lookup("ostree.container-cmd"); ok && v.Type.String() == "as" {
+	if v, ok := ix.commit.Metadata.Lookup(ostreecontainer.KeyContainerCmd); ok && v.Type.String() == "as" {
 		for _, s := range v.Value.([]any) {
 			cf.Config.Cmd = append(cf.Config.Cmd, s.(string))
 		}
@@ -286,7 +275,7 @@ func assemble(ctx context.Context, ix *commitIndex, plan []chunk.Layer, cfg *con
 		adds = append(adds, mutate.Addendum{
 			Layer:       layers[i+1],
 			History:     v1.History{Created: v1.Time{Time: created}, CreatedBy: layerName(l)},
-			Annotations: layerAnnotations(layers[i+1], map[string]string{AnnotationComponents: strings.Join(l.Components, ",")}),
+			Annotations: layerAnnotations(layers[i+1], map[string]string{ostreecontainer.AnnotationComponents: strings.Join(l.Components, ",")}),
 			MediaType:   cfg.compression.mediaType(),
 		})
 	}
@@ -336,9 +325,9 @@ func PriorLayers(img v1.Image) ([][]string, error) {
 	}
 	var prior [][]string
 	for i, l := range m.Layers[1:] {
-		v, ok := l.Annotations[AnnotationComponents]
+		v, ok := l.Annotations[ostreecontainer.AnnotationComponents]
 		if !ok {
-			return nil, fmt.Errorf("layer %d of the previous build has no %s annotation: not a chunked image of ours (build without --previous-build)", i+1, AnnotationComponents)
+			return nil, fmt.Errorf("layer %d of the previous build has no %s annotation: not a chunked image of ours (build without --previous-build)", i+1, ostreecontainer.AnnotationComponents)
 		}
 		var comps []string
 		if v != "" {

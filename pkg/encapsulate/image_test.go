@@ -15,8 +15,9 @@ import (
 
 	"github.com/bootc-go/bootc/internal/testutil"
 	"github.com/bootc-go/bootc/internal/treediff"
-	"github.com/bootc-go/bootc/pkg/deploy"
+	"github.com/bootc-go/bootc/pkg/imagestore"
 	"github.com/bootc-go/bootc/pkg/ostree"
+	"github.com/bootc-go/bootc/pkg/ostreecontainer"
 )
 
 var fixedTime = ostree.WithTimestamp(time.Date(2021, 1, 1, 0, 0, 0, 0, time.UTC))
@@ -61,7 +62,7 @@ func importImage(t *testing.T, img v1.Image) *ostree.Repo {
 		if err != nil {
 			t.Fatal(err)
 		}
-		st, err := deploy.ImportObjects(tx, rc)
+		st, err := imagestore.ImportObjects(tx, rc)
 		rc.Close()
 		if err != nil {
 			t.Fatalf("layer %d: %v", i, err)
@@ -92,28 +93,28 @@ func TestRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	labels := cf.Config.Labels
-	if labels[LabelCommit] != c.String() || labels[LabelVersion] != "1.2.3" || labels["extra"] != "yes" {
+	if labels[ostreecontainer.LabelCommit] != c.String() || labels[ostreecontainer.LabelVersion] != "1.2.3" || labels["extra"] != "yes" {
 		t.Errorf("labels = %v", labels)
 	}
-	if _, ok := labels[LabelBootable]; ok {
+	if _, ok := labels[ostreecontainer.LabelBootable]; ok {
 		t.Error("a commit without ostree.bootable got the bootable label")
 	}
 	m, _ := img.Manifest()
-	if m.Annotations[LabelCommit] != c.String() {
+	if m.Annotations[ostreecontainer.LabelCommit] != c.String() {
 		t.Errorf("manifest annotations = %v", m.Annotations)
 	}
 	if len(m.Layers) < 3 || len(m.Layers) > 8 {
 		t.Fatalf("%d layers, want 3..8", len(m.Layers))
 	}
 	for i, l := range m.Layers[1:] {
-		if _, ok := l.Annotations[AnnotationComponents]; !ok {
-			t.Errorf("layer %d has no %s annotation", i+1, AnnotationComponents)
+		if _, ok := l.Annotations[ostreecontainer.AnnotationComponents]; !ok {
+			t.Errorf("layer %d has no %s annotation", i+1, ostreecontainer.AnnotationComponents)
 		}
 	}
 	last, _ := img.Layers()
 	finalDiff, _ := last[len(last)-1].DiffID()
-	if labels[LabelFinalDiffID] != finalDiff.String() {
-		t.Errorf("final diffid label %s, last layer %s", labels[LabelFinalDiffID], finalDiff)
+	if labels[ostreecontainer.LabelFinalDiffID] != finalDiff.String() {
+		t.Errorf("final diffid label %s, last layer %s", labels[ostreecontainer.LabelFinalDiffID], finalDiff)
 	}
 	if cf.History[0].CreatedBy != "fixture tree" || !cf.Created.Time.Equal(time.Date(2021, 1, 1, 0, 0, 0, 0, time.UTC)) {
 		t.Errorf("history[0] %q, created %v", cf.History[0].CreatedBy, cf.Created)

@@ -42,13 +42,7 @@ import (
 	"time"
 
 	"github.com/bootc-go/bootc/pkg/ostree"
-)
-
-// Metadata keys Commit sets.
-const (
-	KeyVersion  = "version"
-	KeyBootable = "ostree.bootable"
-	KeyLinux    = "ostree.linux"
+	"github.com/bootc-go/bootc/pkg/ostreecontainer"
 )
 
 // ErrEtcConflict means the rootfs has both /etc and a non-empty /usr/etc.
@@ -132,7 +126,7 @@ func Commit(ctx context.Context, repo *ostree.Repo, rootfs string, opts ...Optio
 	for _, o := range opts {
 		o(cfg)
 	}
-	for _, k := range []string{KeyBootable, KeyLinux} {
+	for _, k := range []string{ostreecontainer.KeyBootable, ostreecontainer.KeyLinux} {
 		if _, ok := cfg.metadata.Lookup(k); ok {
 			return ostree.Checksum{}, fmt.Errorf("metadata key %s is set by the bootable commit itself and cannot be given", k)
 		}
@@ -163,10 +157,10 @@ func Commit(ctx context.Context, repo *ostree.Repo, rootfs string, opts ...Optio
 	}
 	md := append(ostree.Metadata(nil), cfg.metadata...)
 	if p.version != "" {
-		md.Set(KeyVersion, ostree.StringValue(p.version))
+		md.Set(ostreecontainer.KeyVersion, ostree.StringValue(p.version))
 	}
-	md.Set(KeyBootable, ostree.BoolValue(true))
-	md.Set(KeyLinux, ostree.StringValue(p.kernel.Version))
+	md.Set(ostreecontainer.KeyBootable, ostree.BoolValue(true))
+	md.Set(ostreecontainer.KeyLinux, ostree.StringValue(p.kernel.Version))
 	for _, e := range md {
 		copts = append(copts, ostree.WithMetadata(e.Key, e.Value))
 	}
@@ -220,7 +214,7 @@ func plan(root *os.Root, cfg *config) (*commitPlan, error) {
 	case cfg.version != nil:
 		p.version = *cfg.version
 	default:
-		if _, ok := cfg.metadata.Lookup(KeyVersion); ok {
+		if _, ok := cfg.metadata.Lookup(ostreecontainer.KeyVersion); ok {
 			break // the caller's metadata string stands
 		}
 		fields, src, err := readOSRelease(root)

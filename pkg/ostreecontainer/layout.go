@@ -1,13 +1,10 @@
-package deploy
+package ostreecontainer
 
 import (
 	"fmt"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
-
-// LabelFinalDiffID marks the last chunk layer of an ostree-container image.
-const LabelFinalDiffID = "ostree.final-diffid"
 
 // Layout says which layers of an image are what (spec §3.4, ostree-ext's parse_manifest_layout).
 type Layout struct {

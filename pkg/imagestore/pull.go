@@ -1,4 +1,4 @@
-package deploy
+package imagestore
 
 import (
 	"bytes"
@@ -17,10 +17,11 @@ import (
 
 	"github.com/bootc-go/bootc/pkg/imgref"
 	"github.com/bootc-go/bootc/pkg/ostree"
+	"github.com/bootc-go/bootc/pkg/ostreecontainer"
 	"github.com/bootc-go/bootc/pkg/transport"
 )
 
-// Pulled images are recorded under ImageRefPrefix+EscapeRef(ref.String()) (ref is the canonical
+// Pulled images are recorded under ostreecontainer.ImageRef(ref) (ref is the canonical
 // imgref.OstreeRef), naming the image's merged commit.
 
 // Errors callers test for.
@@ -157,22 +158,6 @@ type PullResult struct {
 	BytesFetched                int64
 }
 
-// Commit metadata keys of a pulled image's merged commit (spec §3.4).
-const (
-	MetaManifestDigest  = "ostree.manifest-digest"
-	MetaManifest        = "ostree.manifest"
-	MetaImageConfig     = "ostree.container.image-config"
-	MetaImporterVersion = "ostree.importer.version"
-	// ImporterVersion is what this importer records under ostree.importer.version.
-	ImporterVersion = "bootc-go 1"
-)
-
-// ImageRef is the ref under which the repository keeps ref's image.
-func ImageRef(ref imgref.OstreeRef) string { return ImageRefPrefix + EscapeRef(ref.String()) }
-
-// LayerRef is the ref under which the repository keeps a layer, by its diff ID.
-func LayerRef(diffID v1.Hash) string { return LayerRefPrefix + EscapeRef(diffID.String()) }
-
 func (o *PullOptions) platform() v1.Platform {
 	if o.Platform != nil {
 		return *o.Platform
@@ -233,7 +218,7 @@ func checkSigVerify(ref imgref.OstreeRef, o PullOptions) error {
 // committed and recorded under their blob refs too, then merged over the base in order;
 // images without ostree layers are imported as all derived. The merged commit records
 // ostree.manifest-digest, ostree.manifest and ostree.container.image-config, and is refused
-// (ErrNotBootable) without a kernel. Only then is the image ref ImageRefPrefix+EscapeRef(ref)
+// (ErrNotBootable) without a kernel. Only then is the image ref ostreecontainer.ImageRef(ref)
 // set. A failure or kill at any point leaves the repository consistent; a rerun reuses the
 // layers that were complete.
 //
@@ -266,7 +251,7 @@ func Pull(ctx context.Context, repo *ostree.Repo, ref imgref.OstreeRef, o PullOp
 type source struct {
 	img                    v1.Image
 	rawManifest, rawConfig []byte
-	layout                 *Layout
+	layout                 *ostreecontainer.Layout
 	base                   ostree.Checksum // the ostree.commit label, for images with an ostree layer
 }
 
@@ -312,13 +297,13 @@ func inspect(ctx context.Context, repo *ostree.Repo, img v1.Image, ref *imgref.O
 	if len(m.Layers) != len(cf.RootFS.DiffIDs) {
 		return nil, nil, fmt.Errorf("the manifest lists %d layers but the config %d diff IDs: the image is damaged", len(m.Layers), len(cf.RootFS.DiffIDs))
 	}
-	if src.layout, err = ParseLayout(cf); err != nil {
+	if src.layout, err = ostreecontainer.ParseLayout(cf); err != nil {
 		return nil, nil, err
 	}
 	if src.layout.Ostree >= 0 {
-		label, ok := cf.Config.Labels["ostree.commit"]
+		label, ok := cf.Config.Labels[ostreecontainer.LabelCommit]
 		if !ok {
-			return nil, nil, fmt.Errorf("the image has the %s label but no ostree.commit label: it was not built by an ostree-container encapsulator", LabelFinalDiffID)
+			return nil, nil, fmt.Errorf("the image has the %s label but no ostree.commit label: it was not built by an ostree-container encapsulator", ostreecontainer.LabelFinalDiffID)
 		}
 		if src.base, err = ostree.ParseChecksum(label); err != nil {
 			return nil, nil, fmt.Errorf("the image's ostree.commit label: %w", err)
@@ -341,7 +326,7 @@ func inspect(ctx context.Context, repo *ostree.Repo, img v1.Image, ref *imgref.O
 	}
 	for i, d := range m.Layers {
 		li := LayerInfo{Digest: d.Digest, DiffID: cf.RootFS.DiffIDs[i], Size: d.Size, Kind: kinds[i]}
-		c, err := repo.ReadRef(LayerRef(li.DiffID))
+		c, err := repo.ReadRef(ostreecontainer.LayerRef(li.DiffID))
 		switch {
 		case err == nil && li.Kind == LayerOstree:
 			// The ostree layer's ref names the image's commit; anything else is a stale
@@ -370,12 +355,12 @@ func inspect(ctx context.Context, repo *ostree.Repo, img v1.Image, ref *imgref.O
 // versionCreated reads the version and creation time from a config (spec §5.4).
 func versionCreated(cf *v1.ConfigFile) (string, time.Time) {
 	labels := cf.Config.Labels
-	version, ok := labels["org.opencontainers.image.version"]
+	version, ok := labels[ostreecontainer.LabelVersion]
 	if !ok {
 		version = labels["version"]
 	}
 	created := cf.Created.Time
-	if s, ok := labels["org.opencontainers.image.created"]; ok {
+	if s, ok := labels[ostreecontainer.LabelCreated]; ok {
 		if t, err := time.Parse(time.RFC3339, s); err == nil {
 			created = t
 		}
@@ -450,15 +435,15 @@ func pullImage(ctx context.Context, repo *ostree.Repo, img v1.Image, ref *imgref
 		ts = time.Unix(0, 0)
 	}
 	opts = append(opts, ostree.WithTimestamp(ts),
-		ostree.WithMetadataString(MetaManifestDigest, plan.Digest.String()),
-		ostree.WithMetadataString(MetaManifest, string(src.rawManifest)),
-		ostree.WithMetadataString(MetaImageConfig, string(src.rawConfig)),
-		ostree.WithMetadataString(MetaImporterVersion, ImporterVersion))
+		ostree.WithMetadataString(ostreecontainer.MetaManifestDigest, plan.Digest.String()),
+		ostree.WithMetadataString(ostreecontainer.MetaManifest, string(src.rawManifest)),
+		ostree.WithMetadataString(ostreecontainer.MetaImageConfig, string(src.rawConfig)),
+		ostree.WithMetadataString(ostreecontainer.MetaImporterVersion, ostreecontainer.ImporterVersion))
 	if state.Commit, err = repo.CommitTree(ctx, tree, meta, opts...); err != nil {
 		return nil, fmt.Errorf("committing the merged tree: %w", err)
 	}
 	if ref != nil {
-		if err := repo.SetRef(ImageRef(*ref), state.Commit); err != nil {
+		if err := repo.SetRef(ostreecontainer.ImageRef(*ref), state.Commit); err != nil {
 			return nil, err
 		}
 	}
@@ -577,7 +562,7 @@ func (p *puller) fetchObjects(ctx context.Context, i int) error {
 		return nil
 	}
 	objects := st.Contents
-	_, err = p.repo.CommitEntries(ctx, emptySource{}, ostree.WithBranch(LayerRef(p.plan.Layers[i].DiffID)),
+	_, err = p.repo.CommitEntries(ctx, emptySource{}, ostree.WithBranch(ostreecontainer.LayerRef(p.plan.Layers[i].DiffID)),
 		ostree.WithTimestamp(time.Unix(0, 0)), ostree.WithNoParent(), ostree.WithoutBindings(),
 		ostree.WithTreeEdit(func(_ context.Context, _ *ostree.Transaction, root *ostree.MutableTree) error {
 			for _, c := range objects {
@@ -617,14 +602,14 @@ func (p *puller) fetchDerived(ctx context.Context, i int) error {
 	ts := ostree.NewTarSource(blob.Tar())
 	ts.Filter = derivedFilter(dropped, p.src.layout.Ostree < 0)
 	_, err = p.repo.CommitEntries(ctx, &verifiedSource{ts: ts, blob: blob},
-		ostree.WithBranch(LayerRef(p.plan.Layers[i].DiffID)), ostree.WithTimestamp(time.Unix(0, 0)),
-		ostree.WithNoParent(), ostree.WithoutBindings(), ostree.WithMetadataString(MetaImporterVersion, ImporterVersion))
+		ostree.WithBranch(ostreecontainer.LayerRef(p.plan.Layers[i].DiffID)), ostree.WithTimestamp(time.Unix(0, 0)),
+		ostree.WithNoParent(), ostree.WithoutBindings(), ostree.WithMetadataString(ostreecontainer.MetaImporterVersion, ostreecontainer.ImporterVersion))
 	if err := blob.finish(err); err != nil {
 		if blob.blobErr != nil {
 			return err
 		}
 		if dropped["sysroot"] > 0 && p.src.layout.Ostree < 0 {
-			err = fmt.Errorf("%w (the layer holds an ostree repository under /sysroot: it looks like an ostree-container layer of an image that lost its %s label; rebuild or re-encapsulate the image)", err, LabelFinalDiffID)
+			err = fmt.Errorf("%w (the layer holds an ostree repository under /sysroot: it looks like an ostree-container layer of an image that lost its %s label; rebuild or re-encapsulate the image)", err, ostreecontainer.LabelFinalDiffID)
 		}
 		return fmt.Errorf("%w: derived layer %d (%s): %w", ErrBadLayer, i, p.plan.Layers[i].Digest, err)
 	}
@@ -664,7 +649,7 @@ func (p *puller) baseCommit(ctx context.Context) (*ostree.Commit, error) {
 	if _, err := tx.WriteMetadata(ostree.ObjectCommit, data); err != nil {
 		return nil, err
 	}
-	if err := tx.SetRef(LayerRef(l.DiffID), &base); err != nil {
+	if err := tx.SetRef(ostreecontainer.LayerRef(l.DiffID), &base); err != nil {
 		return nil, err
 	}
 	if err := tx.Commit(ctx); err != nil {
@@ -711,7 +696,7 @@ func (p *puller) merge(ctx context.Context, root *mnode) (tree, meta ostree.Chec
 	}
 	m := &treeMerger{repo: p.repo}
 	for _, i := range derived {
-		c, err := p.repo.ReadRef(LayerRef(p.plan.Layers[i].DiffID))
+		c, err := p.repo.ReadRef(ostreecontainer.LayerRef(p.plan.Layers[i].DiffID))
 		if err != nil {
 			return tree, meta, fmt.Errorf("derived layer %d: %w", i, err)
 		}
@@ -755,7 +740,7 @@ func (p *puller) merge(ctx context.Context, root *mnode) (tree, meta ostree.Chec
 
 // QueryImage returns the image the repository holds for ref (ErrImageNotPulled if none).
 func QueryImage(repo *ostree.Repo, ref imgref.OstreeRef) (*ImageState, error) {
-	c, err := repo.ReadRef(ImageRef(ref))
+	c, err := repo.ReadRef(ostreecontainer.ImageRef(ref))
 	if err != nil {
 		if errors.Is(err, ostree.ErrRefNotFound) {
 			return nil, fmt.Errorf("%w: %s (pull it first)", ErrImageNotPulled, ref)
@@ -772,22 +757,22 @@ func ImageStateOf(repo *ostree.Repo, commit ostree.Checksum) (*ImageState, error
 	if err != nil {
 		return nil, err
 	}
-	d, ok := c.Metadata.String(MetaManifestDigest)
+	d, ok := c.Metadata.String(ostreecontainer.MetaManifestDigest)
 	if !ok {
-		return nil, fmt.Errorf("commit %s has no %s: it was not pulled from a container image", commit, MetaManifestDigest)
+		return nil, fmt.Errorf("commit %s has no %s: it was not pulled from a container image", commit, ostreecontainer.MetaManifestDigest)
 	}
 	st := &ImageState{Commit: commit}
 	if st.Digest, err = v1.NewHash(d); err != nil {
-		return nil, fmt.Errorf("commit %s: %s: %w", commit, MetaManifestDigest, err)
+		return nil, fmt.Errorf("commit %s: %s: %w", commit, ostreecontainer.MetaManifestDigest, err)
 	}
-	if s, ok := c.Metadata.String(MetaManifest); ok {
+	if s, ok := c.Metadata.String(ostreecontainer.MetaManifest); ok {
 		if st.Manifest, err = v1.ParseManifest(bytes.NewReader([]byte(s))); err != nil {
-			return nil, fmt.Errorf("commit %s: %s: %w", commit, MetaManifest, err)
+			return nil, fmt.Errorf("commit %s: %s: %w", commit, ostreecontainer.MetaManifest, err)
 		}
 	}
-	if s, ok := c.Metadata.String(MetaImageConfig); ok {
+	if s, ok := c.Metadata.String(ostreecontainer.MetaImageConfig); ok {
 		if st.Config, err = v1.ParseConfigFile(bytes.NewReader([]byte(s))); err != nil {
-			return nil, fmt.Errorf("commit %s: %s: %w", commit, MetaImageConfig, err)
+			return nil, fmt.Errorf("commit %s: %s: %w", commit, ostreecontainer.MetaImageConfig, err)
 		}
 		st.Version, st.Created = versionCreated(st.Config)
 	}
@@ -813,7 +798,7 @@ func GC(ctx context.Context, repo *ostree.Repo, keepCommits []ostree.Checksum, k
 	}
 	keepI := map[string]bool{}
 	for _, r := range keepImages {
-		keepI[ImageRef(r)] = true
+		keepI[ostreecontainer.ImageRef(r)] = true
 	}
 	st := &GCStats{}
 	// The layers the kept images and commits list (by their configs' diff IDs).
@@ -833,7 +818,7 @@ func GC(ctx context.Context, repo *ostree.Repo, keepCommits []ostree.Checksum, k
 			return nil
 		}
 		for _, d := range s.Config.RootFS.DiffIDs {
-			layers[LayerRef(d)] = true
+			layers[ostreecontainer.LayerRef(d)] = true
 		}
 		return nil
 	}
@@ -848,7 +833,7 @@ func GC(ctx context.Context, repo *ostree.Repo, keepCommits []ostree.Checksum, k
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		if len(r.Name) <= len(ImageRefPrefix) || r.Name[:len(ImageRefPrefix)] != ImageRefPrefix {
+		if len(r.Name) <= len(ostreecontainer.ImageRefPrefix) || r.Name[:len(ostreecontainer.ImageRefPrefix)] != ostreecontainer.ImageRefPrefix {
 			continue
 		}
 		if keepC[r.Checksum] || keepI[r.Name] {
@@ -863,7 +848,7 @@ func GC(ctx context.Context, repo *ostree.Repo, keepCommits []ostree.Checksum, k
 		st.Images++
 	}
 	for _, r := range refs {
-		if len(r.Name) <= len(LayerRefPrefix) || r.Name[:len(LayerRefPrefix)] != LayerRefPrefix || layers[r.Name] {
+		if len(r.Name) <= len(ostreecontainer.LayerRefPrefix) || r.Name[:len(ostreecontainer.LayerRefPrefix)] != ostreecontainer.LayerRefPrefix || layers[r.Name] {
 			continue
 		}
 		if err := repo.DeleteRef(r.Name); err != nil {

@@ -1,4 +1,4 @@
-package deploy
+package imagestore
 
 import (
 	"archive/tar"
@@ -19,6 +19,7 @@ import (
 
 	"github.com/bootc-go/bootc/pkg/imgref"
 	"github.com/bootc-go/bootc/pkg/ostree"
+	"github.com/bootc-go/bootc/pkg/ostreecontainer"
 )
 
 // Hostile images: each is refused with an error naming the problem, nothing is written outside
@@ -60,7 +61,7 @@ func pullConfined(t *testing.T, ref imgref.OstreeRef, outside string) (*ostree.R
 		t.Errorf("the pull wrote %s outside the repository", outside)
 	}
 	if pullErr != nil {
-		if _, err := repo.ReadRef(ImageRef(ref)); !errors.Is(err, ostree.ErrRefNotFound) {
+		if _, err := repo.ReadRef(ostreecontainer.ImageRef(ref)); !errors.Is(err, ostree.ErrRefNotFound) {
 			t.Errorf("a failed pull set the image ref: %v", err)
 		}
 	}
@@ -140,7 +141,7 @@ func replaceLayer(t *testing.T, base v1.Image, i int, edit func(v1.Layer) v1.Lay
 		cf.Config.Labels[k] = v
 	}
 	d, _ := l.DiffID()
-	cf.Config.Labels[LabelFinalDiffID] = d.String()
+	cf.Config.Labels[ostreecontainer.LabelFinalDiffID] = d.String()
 	if img, err = mutate.ConfigFile(img, cf); err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package deploy
+package imagestore
 
 import (
 	"archive/tar"

@@ -1,5 +1,9 @@
-// Package deploy pulls ostree-container images into an OSTree repository and deploys them.
-package deploy
+// Package imagestore keeps container images in an OSTree repository: it pulls
+// ostree-container images (only the layers the repository lacks, each checked against its
+// digest while streaming), imports their layers as objects and derived layers as merged trees,
+// records each image as a commit under its image ref, and collects images no deployment uses.
+// It deploys nothing: pkg/sysroot makes deployments of the commits it stores.
+package imagestore
 
 import (
 	"archive/tar"

@@ -1,16 +1,10 @@
-package deploy
+package ostreecontainer
 
 import (
 	"fmt"
 	"strconv"
 	"strings"
 	"unicode/utf8"
-)
-
-// Refs under which pulled images and layers are kept in the repository (spec §3.4).
-const (
-	LayerRefPrefix = "ostree/container/blob/"
-	ImageRefPrefix = "ostree/container/image/"
 )
 
 // EscapeRef turns an arbitrary string (an image reference, a layer digest) into a valid ref

@@ -1,4 +1,4 @@
-package deploy
+package imagestore
 
 import (
 	"archive/tar"
@@ -19,6 +19,7 @@ import (
 	"github.com/bootc-go/bootc/internal/testutil"
 	"github.com/bootc-go/bootc/pkg/imgref"
 	"github.com/bootc-go/bootc/pkg/ostree"
+	"github.com/bootc-go/bootc/pkg/ostreecontainer"
 	"github.com/bootc-go/bootc/pkg/transport"
 )
 
@@ -92,7 +93,7 @@ func TestPullOCI(t *testing.T) {
 	if calls == 0 || last.Phase != "committing" || last.LayersDone != last.Layers || last.BytesDone != size {
 		t.Errorf("progress: %d calls, last %+v", calls, last)
 	}
-	if c, err := repo.ReadRef(ImageRef(ref)); err != nil || c != res.Image.Commit {
+	if c, err := repo.ReadRef(ostreecontainer.ImageRef(ref)); err != nil || c != res.Image.Commit {
 		t.Fatalf("image ref: %s %v, want %s", c, err, res.Image.Commit)
 	}
 	bc, _ := repo.ReadCommit(base)
@@ -100,15 +101,15 @@ func TestPullOCI(t *testing.T) {
 	if mc.RootTree != bc.RootTree {
 		t.Fatal("the merged commit of an image without derived layers has another tree than its ostree commit")
 	}
-	if c, err := repo.ReadRef(LayerRef(plan.Layers[0].DiffID)); err != nil || c != base {
+	if c, err := repo.ReadRef(ostreecontainer.LayerRef(plan.Layers[0].DiffID)); err != nil || c != base {
 		t.Fatalf("the ostree layer's ref names %s (%v), want the image's commit %s", c, err, base)
 	}
-	for _, key := range []string{MetaManifest, MetaImageConfig, MetaImporterVersion} {
+	for _, key := range []string{ostreecontainer.MetaManifest, ostreecontainer.MetaImageConfig, ostreecontainer.MetaImporterVersion} {
 		if _, ok := mc.Metadata.String(key); !ok {
 			t.Errorf("merged commit lacks %s", key)
 		}
 	}
-	if raw, _ := img.RawConfigFile(); func() string { s, _ := mc.Metadata.String(MetaImageConfig); return s }() != string(raw) {
+	if raw, _ := img.RawConfigFile(); func() string { s, _ := mc.Metadata.String(ostreecontainer.MetaImageConfig); return s }() != string(raw) {
 		t.Error("ostree.container.image-config is not the raw config")
 	}
 	st, err := QueryImage(repo, ref)
@@ -212,13 +213,13 @@ func TestPullPlainImage(t *testing.T) {
 		if l.Kind != LayerDerived {
 			t.Errorf("layer %s is %s, want derived", l.Digest, l.Kind)
 		}
-		if _, err := repo.ReadRef(LayerRef(l.DiffID)); err != nil {
+		if _, err := repo.ReadRef(ostreecontainer.LayerRef(l.DiffID)); err != nil {
 			t.Errorf("derived layer not recorded: %v", err)
 		}
 	}
 	fsckClean(t, repo)
 	// The derived layers are reused; the merge gives the same commit.
-	if err := repo.DeleteRef(ImageRef(ref)); err != nil {
+	if err := repo.DeleteRef(ostreecontainer.ImageRef(ref)); err != nil {
 		t.Fatal(err)
 	}
 	res2, err := Pull(ctx, repo, ref, PullOptions{})
@@ -238,7 +239,7 @@ func TestPullNotBootable(t *testing.T) {
 	if !errors.Is(err, ErrNotBootable) || !strings.Contains(err.Error(), "/usr/lib/modules/KVER/vmlinuz") || !strings.Contains(err.Error(), "containers.bootc=1") {
 		t.Fatalf("err = %v", err)
 	}
-	if _, err := repo.ReadRef(ImageRef(ref)); !errors.Is(err, ostree.ErrRefNotFound) {
+	if _, err := repo.ReadRef(ostreecontainer.ImageRef(ref)); !errors.Is(err, ostree.ErrRefNotFound) {
 		t.Fatalf("image ref set for an unbootable image: %v", err)
 	}
 	fsckClean(t, repo)
@@ -275,7 +276,7 @@ func TestGC(t *testing.T) {
 		t.Fatalf("image a still there: %v", err)
 	}
 	for _, l := range rb.Plan.Layers {
-		if _, err := repo.ReadRef(LayerRef(l.DiffID)); err != nil {
+		if _, err := repo.ReadRef(ostreecontainer.LayerRef(l.DiffID)); err != nil {
 			t.Errorf("kept image's layer ref gone: %v", err)
 		}
 	}
@@ -390,7 +391,7 @@ func layerRefs(t *testing.T, repo *ostree.Repo) []string {
 	}
 	var out []string
 	for _, r := range refs {
-		if strings.HasPrefix(r.Name, LayerRefPrefix) {
+		if strings.HasPrefix(r.Name, ostreecontainer.LayerRefPrefix) {
 			out = append(out, r.Name)
 		}
 	}

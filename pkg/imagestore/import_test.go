@@ -1,4 +1,4 @@
-package deploy
+package imagestore
 
 import (
 	"archive/tar"
@@ -17,6 +17,7 @@ import (
 
 	"github.com/bootc-go/bootc/pkg/encapsulate"
 	"github.com/bootc-go/bootc/pkg/ostree"
+	"github.com/bootc-go/bootc/pkg/ostreecontainer"
 )
 
 func buildImage(t *testing.T) (*encapsulate.Image, ostree.Checksum) {
@@ -184,13 +185,13 @@ func TestImportRefusesNonOstreeImage(t *testing.T) {
 	base, _ := buildImage(t)
 	cf, _ := base.ConfigFile()
 	cf = cf.DeepCopy()
-	delete(cf.Config.Labels, LabelFinalDiffID)
+	delete(cf.Config.Labels, ostreecontainer.LabelFinalDiffID)
 	img, err := mutate.ConfigFile(base, cf)
 	if err != nil {
 		t.Fatal(err)
 	}
 	repo, _ := ostree.Init(context.Background(), filepath.Join(t.TempDir(), "host"), ostree.ModeBareUser)
-	if _, err := Import(context.Background(), repo, img); err == nil || !strings.Contains(err.Error(), LabelFinalDiffID) {
+	if _, err := Import(context.Background(), repo, img); err == nil || !strings.Contains(err.Error(), ostreecontainer.LabelFinalDiffID) {
 		t.Fatalf("err = %v", err)
 	}
 }
