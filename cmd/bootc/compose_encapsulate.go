@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"runtime"
 	"strings"
 	"time"
 
@@ -106,7 +105,7 @@ func imageOptions(c *cli.Context, target imgref.Ref) ([]encapsulate.Option, erro
 	return opts, nil
 }
 
-var hostPlatform = v1.Platform{OS: "linux", Architecture: runtime.GOARCH}
+var hostPlatform = transport.DefaultPlatform()
 
 func previousBuild(c *cli.Context, target imgref.Ref) ([][]string, error) {
 	if s := c.String("previous-build"); s != "" {

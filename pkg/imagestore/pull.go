@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"runtime"
 	"sync"
 	"time"
 
@@ -60,6 +59,9 @@ type PullOptions struct {
 	// (ostree-image-signed:, ostree-remote-*:), which are otherwise refused (ErrNotVerified):
 	// the signature check itself is the caller's (package verify), not Pull's.
 	ExpectDigest *v1.Hash
+	// Registries is the registry configuration (registries.conf, auth, certificates) and where
+	// large temporary data goes.
+	Registries transport.Registries
 }
 
 // ImageChangedError says that the manifest read is not the one that was verified.
@@ -162,7 +164,7 @@ func (o *PullOptions) platform() v1.Platform {
 	if o.Platform != nil {
 		return *o.Platform
 	}
-	return v1.Platform{OS: "linux", Architecture: runtime.GOARCH}
+	return transport.DefaultPlatform()
 }
 
 func (o *PullOptions) logger() *slog.Logger {

@@ -57,7 +57,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"runtime"
 	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -72,6 +71,7 @@ import (
 	"go.podman.io/image/v5/types"
 
 	"github.com/bootc-go/bootc/pkg/imgref"
+	"github.com/bootc-go/bootc/pkg/transport"
 )
 
 // DefaultPolicyPath is where the trust policy is read from unless Options.PolicyPath says.
@@ -102,6 +102,9 @@ type Options struct {
 	// Platform selects the instance of a multi-platform index (default: linux and this
 	// machine's architecture, as the pull does).
 	Platform *v1.Platform
+	// Registries is the registry configuration the image and its signatures are read with; the
+	// pull that follows must use the same.
+	Registries transport.Registries
 }
 
 func (o *Options) policyPath() string {
@@ -115,7 +118,7 @@ func (o *Options) platform() v1.Platform {
 	if o.Platform != nil {
 		return *o.Platform
 	}
-	return v1.Platform{OS: "linux", Architecture: runtime.GOARCH}
+	return transport.DefaultPlatform()
 }
 
 // Verified is what Verify checked: pull exactly Digest.
