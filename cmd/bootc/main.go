@@ -75,7 +75,7 @@ Examples:
 		ErrWriter:            stderr,
 		EnableBashCompletion: true,
 		HideHelpCommand:      true,
-		Flags:                append([]cli.Flag{sysrootFlag()}, policyFlags()...),
+		Flags:                append(append([]cli.Flag{sysrootFlag()}, policyFlags()...), registriesFlags()...),
 		Commands: []*cli.Command{
 			statusCommand(),
 			switchCommand(),
