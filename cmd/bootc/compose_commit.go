@@ -3,16 +3,11 @@ package main
 import (
 	"errors"
 	"fmt"
-	"io"
-	"io/fs"
-	"log/slog"
-	"os"
-	"strings"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/bootc-go/bootc/pkg/encapsulate/bootable"
-	"github.com/bootc-go/bootc/pkg/ostree"
+	"github.com/bootc-go/bootc/pkg/encapsulate/compose"
 )
 
 func composeCommitCommand() *cli.Command {
@@ -71,96 +66,37 @@ func runComposeCommit(c *cli.Context) error {
 			return usageError(c, "--%s is required", f)
 		}
 	}
-	rootfs, repoPath := c.String("rootfs"), c.String("repo")
-	opts := []bootable.Option{
-		bootable.WithBranch(c.String("branch")),
-		bootable.WithSubject(c.String("subject")),
-		bootable.WithBody(c.String("body")),
-	}
-	if c.IsSet("version") {
-		opts = append(opts, bootable.WithVersion(c.String("version")))
-	}
-	if ts := c.String("timestamp"); ts != "" {
-		t, err := parseTimestamp(ts)
-		if err != nil {
-			return usageError(c, "%v", err)
-		}
-		opts = append(opts, bootable.WithTimestamp(t))
-	}
-	for _, kv := range c.StringSlice("add-metadata-string") {
-		k, v, ok := strings.Cut(kv, "=")
-		if !ok || k == "" {
-			return usageError(c, "--add-metadata-string %q: expected KEY=VALUE", kv)
-		}
-		opts = append(opts, bootable.WithMetadataString(k, v))
-	}
-	if c.Bool("no-bindings") {
-		opts = append(opts, bootable.WithoutBindings())
-	}
-	if !c.Bool("quiet") {
-		p := newProgress(c.App.ErrWriter)
-		defer p.done()
-		opts = append(opts, bootable.WithLogger(stderrLogger(progressAwareWriter{p})))
-		opts = append(opts, bootable.WithProgress(func(cp ostree.CommitProgress) {
-			p.update("committing: %d files, %s read, %d new objects", cp.Files, humanBytes(cp.Bytes), cp.NewObjects)
-		}))
-	}
-	// Check the rootfs before creating a repository for it.
-	if st, err := os.Stat(rootfs); err != nil {
-		return fmt.Errorf("--rootfs: %w", err)
-	} else if !st.IsDir() {
-		return fmt.Errorf("--rootfs %s is not a directory", rootfs)
-	}
-	repo, err := openOrInitRepo(c, repoPath)
+	opts, err := commitOptions(c)
 	if err != nil {
 		return err
 	}
-	sum, err := bootable.Commit(c.Context, repo, rootfs, opts...)
-	if err != nil {
+	events, done := composeEvents(c, true)
+	defer done()
+	sum, err := compose.Commit(c.Context, c.String("repo"), c.String("rootfs"), append(opts, events...)...)
+	if errors.Is(err, compose.ErrRootfs) {
+		return fmt.Errorf("--rootfs: %w", err)
+	} else if err != nil {
 		return err
 	}
 	fmt.Fprintln(c.App.Writer, sum)
 	return nil
 }
 
-// openOrInitRepo opens the repository at path, first creating it in mode bare-user if path does
-// not exist or is an empty directory.
-func openOrInitRepo(c *cli.Context, path string) (*ostree.Repo, error) {
-	entries, err := os.ReadDir(path)
-	if errors.Is(err, fs.ErrNotExist) || (err == nil && len(entries) == 0) {
-		repo, err := ostree.Init(c.Context, path, ostree.ModeBareUser)
-		if err != nil {
-			return nil, err
-		}
-		fmt.Fprintf(c.App.ErrWriter, "created repository %s in mode bare-user\n", path)
-		return repo, nil
+// commitOptions turns the commit flags of compose commit and compose image into options; a flag
+// a command lacks reads as unset.
+func commitOptions(c *cli.Context) ([]compose.Option, error) {
+	opts := []bootable.Option{bootable.WithBranch(c.String("branch")), bootable.WithSubject(c.String("subject")), bootable.WithBody(c.String("body"))}
+	if c.IsSet("version") {
+		opts = append(opts, bootable.WithVersion(c.String("version")))
 	}
-	return ostree.Open(c.Context, path)
-}
-
-// stderrLogger logs Info and above to w as plain key=value lines, without timestamps.
-func stderrLogger(w io.Writer) *slog.Logger {
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{
-		Level: slog.LevelInfo,
-		ReplaceAttr: func(groups []string, a slog.Attr) slog.Attr {
-			if len(groups) == 0 && a.Key == slog.TimeKey {
-				return slog.Attr{}
-			}
-			return a
-		},
-	}))
-}
-
-// progressAwareWriter writes log lines through p, clearing a progress line drawn on a terminal
-// first so that the two do not share a line.
-type progressAwareWriter struct{ p *progress }
-
-func (w progressAwareWriter) Write(b []byte) (int, error) {
-	w.p.mu.Lock()
-	defer w.p.mu.Unlock()
-	if w.p.tty && w.p.drawn {
-		fmt.Fprint(w.p.w, "\r\033[K")
-		w.p.drawn = false
+	md, err := keyValueOptions(c, "add-metadata-string", bootable.WithMetadataString)
+	if err != nil {
+		return nil, err
 	}
-	return w.p.w.Write(b)
+	opts = append(append(opts, md...), boolOptions(c, map[string]bootable.Option{"no-bindings": bootable.WithoutBindings()})...)
+	ts, err := timestampOption(c, compose.WithTimestamp)
+	if err != nil {
+		return nil, err
+	}
+	return append(ts, compose.WithCommit(opts...)), nil
 }

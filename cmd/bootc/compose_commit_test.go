@@ -159,3 +159,35 @@ func parseChecksum(t *testing.T, s string) ostree.Checksum {
 	}
 	return c
 }
+
+// SOURCE_DATE_EPOCH, read by the CLI and passed down as the commit time, gives the commit
+// --timestamp gives; --timestamp wins over it; a bad value is an error.
+func TestSourceDateEpoch(t *testing.T) {
+	rootfs := kernelRootfs(t)
+	for _, cmd := range []string{"compose", "ostree"} {
+		t.Run(cmd, func(t *testing.T) {
+			// Each commit goes to a new repository, so that none has a parent.
+			commit := func(extra ...string) []string {
+				repo := filepath.Join(t.TempDir(), "repo")
+				if cmd == "ostree" {
+					mustRun(t, "ostree", "init", "--repo", repo, "--mode", "bare-user")
+					return append(append([]string{"ostree", "commit", "-q", "--repo", repo, "-b", "x"}, extra...), rootfs)
+				}
+				return append([]string{"compose", "commit", "-q", "--rootfs", rootfs, "--repo", repo, "-b", "x"}, extra...)
+			}
+			t.Setenv("SOURCE_DATE_EPOCH", "")
+			want := lastLine(mustRun(t, commit("--timestamp", "@1700000000")...))
+			t.Setenv("SOURCE_DATE_EPOCH", "1700000000")
+			if got := lastLine(mustRun(t, commit()...)); got != want {
+				t.Errorf("with SOURCE_DATE_EPOCH: %s, want %s (as --timestamp)", got, want)
+			}
+			if got := lastLine(mustRun(t, commit("--timestamp", "@1700000001")...)); got == want {
+				t.Error("--timestamp did not win over SOURCE_DATE_EPOCH")
+			}
+			t.Setenv("SOURCE_DATE_EPOCH", "yesterday")
+			if _, errs, code := run(t, commit()...); code != 1 || !strings.Contains(errs, `SOURCE_DATE_EPOCH="yesterday"`) {
+				t.Errorf("bad SOURCE_DATE_EPOCH: exit %d, %q", code, errs)
+			}
+		})
+	}
+}

@@ -1,21 +1,14 @@
 package main
 
 import (
-	"context"
-	"errors"
 	"fmt"
 	"io"
-	"strings"
-	"time"
 
-	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/urfave/cli/v2"
 
 	"github.com/bootc-go/bootc/pkg/encapsulate"
+	"github.com/bootc-go/bootc/pkg/encapsulate/compose"
 	"github.com/bootc-go/bootc/pkg/imgref"
-	"github.com/bootc-go/bootc/pkg/ostree"
-	"github.com/bootc-go/bootc/pkg/sign"
-	"github.com/bootc-go/bootc/pkg/transport"
 )
 
 // imageFlags are the flags encapsulate and image share.
@@ -58,113 +51,50 @@ Examples:
 			if err != nil {
 				return usageError(c, "%v", err)
 			}
-			opts, err := imageOptions(c, target)
+			opts, done, err := imageOptions(c)
 			if err != nil {
 				return err
 			}
-			repo, err := ostree.Open(c.Context, c.String("repo"))
+			defer done()
+			res, err := compose.Encapsulate(c.Context, c.String("repo"), c.Args().Get(0), target, opts...)
 			if err != nil {
 				return err
 			}
-			return buildAndWrite(c, repo, c.Args().Get(0), target, nil, opts)
+			printImageSummary(c.App.Writer, res)
+			return nil
 		},
 	}
 }
 
-// imageOptions turns the shared flags into encapsulate options, reading the previous build.
-func imageOptions(c *cli.Context, target imgref.Ref) ([]encapsulate.Option, error) {
+// imageOptions turns the flags encapsulate and image share into options, with the registry
+// configuration and the rendering of events; done clears the progress line.
+func imageOptions(c *cli.Context) (opts []compose.Option, done func(), err error) {
 	comp, err := encapsulate.ParseCompression(c.String("compression"))
 	if err != nil {
-		return nil, usageError(c, "%v", err)
-	}
-	labels := map[string]string{}
-	for _, kv := range c.StringSlice("label") {
-		k, v, ok := strings.Cut(kv, "=")
-		if !ok || k == "" {
-			return nil, usageError(c, "--label %q: expected KEY=VALUE", kv)
-		}
-		labels[k] = v
+		return nil, nil, usageError(c, "%v", err)
 	}
 	if n := c.Int("max-layers"); n < 1 || n == 2 {
-		return nil, usageError(c, "--max-layers %d: use 1 for a single layer, or at least 3 (layer 0, content, and a layer reserved for new packages)", n)
+		return nil, nil, usageError(c, "--max-layers %d: use 1 for a single layer, or at least 3 (layer 0, content, and a layer reserved for new packages)", n)
 	}
-	opts := []encapsulate.Option{encapsulate.WithLabels(labels), encapsulate.WithMaxLayers(c.Int("max-layers")), encapsulate.WithCompression(comp)}
-	prior, err := previousBuild(c, target)
+	image, err := keyValueOptions(c, "label", func(k, v string) encapsulate.Option { return encapsulate.WithLabels(map[string]string{k: v}) })
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	if prior != nil {
-		opts = append(opts, encapsulate.WithPriorBuild(prior))
-	}
-	if !c.Bool("quiet") {
-		p := newProgress(c.App.ErrWriter)
-		opts = append(opts, encapsulate.WithProgress(func(ep encapsulate.Progress) {
-			p.update("writing layers: %d of %d", ep.LayersDone, ep.Layers)
-		}))
-	}
-	return opts, nil
-}
-
-var hostPlatform = transport.DefaultPlatform()
-
-func previousBuild(c *cli.Context, target imgref.Ref) ([][]string, error) {
+	opts = []compose.Option{compose.WithImage(append(image, encapsulate.WithMaxLayers(c.Int("max-layers")), encapsulate.WithCompression(comp))...)}
 	if s := c.String("previous-build"); s != "" {
 		ref, err := imgref.Parse(s)
 		if err != nil {
-			return nil, usageError(c, "--previous-build: %v", err)
+			return nil, nil, usageError(c, "--previous-build: %v", err)
 		}
-		img, err := transport.Read(c.Context, ref, hostPlatform)
-		if err != nil {
-			return nil, fmt.Errorf("reading the previous build: %w", err)
-		}
-		defer img.Close()
-		return encapsulate.PriorLayers(img)
+		opts = append(opts, compose.WithPreviousBuild(ref))
+	} else if c.Bool("no-previous-build") {
+		opts = append(opts, compose.WithoutPreviousBuild())
 	}
-	if c.Bool("no-previous-build") {
-		return nil, nil
-	}
-	img, err := transport.Read(c.Context, target, hostPlatform)
-	if err != nil {
-		if !errors.Is(err, transport.ErrNotFound) {
-			fmt.Fprintf(c.App.ErrWriter, "note: not reusing the layout of %s: %v\n", target, err)
-		}
-		return nil, nil
-	}
-	defer img.Close()
-	prior, err := encapsulate.PriorLayers(img)
-	if err != nil {
-		fmt.Fprintf(c.App.ErrWriter, "note: the image at %s is not a chunked build (%v); planning layers afresh\n", target, err)
-		return nil, nil
-	}
-	fmt.Fprintf(c.App.ErrWriter, "keeping the layer assignment of the image at %s (%d chunk layers)\n", target, len(prior))
-	return prior, nil
+	events, done := composeEvents(c, false)
+	return append(append(opts, events...), compose.WithRegistries(registriesConfig(c, ""))), done, nil
 }
 
-// buildAndWrite builds the image, writes it to target and, with a signer, signs it there.
-func buildAndWrite(c *cli.Context, repo *ostree.Repo, rev string, target imgref.Ref, signer *sign.Signer, opts []encapsulate.Option) error {
-	img, err := encapsulate.Build(c.Context, repo, rev, opts...)
-	if err != nil {
-		return fmt.Errorf("encapsulate: %w", err)
-	}
-	defer img.Close()
-	digest, err := transport.Write(c.Context, img, target)
-	if err != nil {
-		return err
-	}
-	if signer != nil {
-		start := time.Now()
-		if err := signer.Sign(c.Context, target, digest); err != nil {
-			return fmt.Errorf("pushed %s as %s but %w", target, digest, err)
-		}
-		if !c.Bool("quiet") {
-			fmt.Fprintf(c.App.ErrWriter, "signed %s in %s\n", digest, time.Since(start).Round(time.Millisecond))
-		}
-	}
-	printImageSummary(c.Context, c.App.Writer, img, digest)
-	return nil
-}
-
-func printImageSummary(_ context.Context, w io.Writer, img *encapsulate.Image, digest v1.Hash) {
-	fmt.Fprintf(w, "commit %s encapsulated in %d layers\n", img.Commit, len(img.Plan)+1)
-	fmt.Fprintln(w, digest)
+func printImageSummary(w io.Writer, res *compose.Result) {
+	fmt.Fprintf(w, "commit %s encapsulated in %d layers\n", res.Commit, res.Layers)
+	fmt.Fprintln(w, res.Digest)
 }

@@ -1,18 +1,19 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/bootc-go/bootc/pkg/encapsulate"
-	"github.com/bootc-go/bootc/pkg/encapsulate/bootable"
+	"github.com/bootc-go/bootc/pkg/encapsulate/compose"
 	"github.com/bootc-go/bootc/pkg/imgref"
 	"github.com/bootc-go/bootc/pkg/ostree"
 	"github.com/bootc-go/bootc/pkg/sign"
+	"github.com/bootc-go/bootc/pkg/transport"
 )
 
 func composeImageCommand() *cli.Command {
@@ -65,8 +66,8 @@ func runComposeImage(c *cli.Context) error {
 	if c.NArg() != 0 {
 		return usageError(c, "image takes no arguments")
 	}
-	rootfs, from := c.String("rootfs"), c.String("from")
-	if (rootfs == "") == (from == "") {
+	src := compose.Source{Rootfs: c.String("rootfs")}
+	if (src.Rootfs == "") == (c.String("from") == "") {
 		return usageError(c, "give exactly one of --rootfs DIR and --from IMAGE")
 	}
 	target, err := imgref.Parse(c.String("output"))
@@ -80,58 +81,34 @@ func runComposeImage(c *cli.Context) error {
 	if signer != nil {
 		defer signer.Close()
 	}
-	opts, err := imageOptions(c, target)
+	opts, done, err := imageOptions(c)
 	if err != nil {
 		return err
 	}
-	commitOpts := []bootable.Option{bootable.WithBranch(c.String("branch"))}
-	if s := c.String("subject"); s != "" {
-		commitOpts = append(commitOpts, bootable.WithSubject(s))
-	}
-	if v := c.String("version"); v != "" {
-		commitOpts = append(commitOpts, bootable.WithVersion(v))
-	}
-	if ts := c.String("timestamp"); ts != "" {
-		t, err := parseTimestamp(ts)
-		if err != nil {
-			return usageError(c, "%v", err)
-		}
-		commitOpts = append(commitOpts, bootable.WithTimestamp(t))
-	}
-
-	scratch, err := os.MkdirTemp("/var/tmp", "bootc-compose-")
+	defer done()
+	commitOpts, err := commitOptions(c)
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(scratch)
-	repoPath := c.String("repo")
-	if repoPath == "" {
-		repoPath = filepath.Join(scratch, "repo")
-	}
-	repo, err := ostree.Init(c.Context, repoPath, ostree.ModeBareUser)
-	if err != nil {
-		return err
-	}
-	if from != "" {
+	if from := c.String("from"); from != "" {
 		ref, err := imgref.Parse(from)
 		if err != nil {
 			return usageError(c, "--from: %v", err)
 		}
-		rootfs = filepath.Join(scratch, "rootfs")
-		created, err := flattenImage(c, repo, ref, rootfs)
-		if err != nil {
-			return err
-		}
-		if c.String("timestamp") == "" && os.Getenv("SOURCE_DATE_EPOCH") == "" && !created.IsZero() {
-			commitOpts = append(commitOpts, bootable.WithTimestamp(created))
+		src.Unpack = func(_ context.Context, repo *ostree.Repo, dir string) (time.Time, error) {
+			return flattenImage(c, repo, ref, dir)
 		}
 	}
-	sum, err := bootable.Commit(c.Context, repo, rootfs, commitOpts...)
+	opts = append(append(opts, commitOpts...), compose.WithRepo(c.String("repo")), compose.WithSigner(signer))
+	res, err := compose.Image(c.Context, src, target, opts...)
 	if err != nil {
-		return fmt.Errorf("compose: %w", err)
+		return err
 	}
-	return buildAndWrite(c, repo, sum.String(), target, signer, append(opts, encapsulate.WithTempDir(scratch)))
+	printImageSummary(c.App.Writer, res)
+	return nil
 }
+
+var hostPlatform = transport.DefaultPlatform()
 
 // loadSigner loads the --sign-key key, or returns nil without --sign-key. It runs before anything
 // is built, so that a bad key or passphrase changes nothing.

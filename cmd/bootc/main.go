@@ -9,10 +9,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/signal"
+	"slices"
+	"strings"
 	"syscall"
+	"time"
 
+	"github.com/bootc-go/bootc/pkg/ostree"
 	"github.com/urfave/cli/v2"
 	"go.podman.io/storage/pkg/reexec"
 )
@@ -142,4 +147,48 @@ func checkFormat(c *cli.Context) (bool, error) {
 // usageError reports a wrong invocation with exit code 2.
 func usageError(c *cli.Context, format string, args ...any) error {
 	return &exitError{code: 2, err: fmt.Errorf("%s (see '%s --help')", fmt.Sprintf(format, args...), c.Command.HelpName)}
+}
+
+// timestampOption is the commit time option: from --timestamp, else from SOURCE_DATE_EPOCH (read
+// here: the libraries read no environment), else none (the libraries then use the current time).
+func timestampOption[T any](c *cli.Context, with func(time.Time) T) ([]T, error) {
+	if ts := c.String("timestamp"); ts != "" {
+		t, err := ostree.ParseTimestamp(ts)
+		if err != nil {
+			return nil, usageError(c, "%v", err)
+		}
+		return []T{with(t)}, nil
+	}
+	if sde := os.Getenv("SOURCE_DATE_EPOCH"); sde != "" {
+		t, err := ostree.ParseSourceDateEpoch(sde)
+		if err != nil {
+			return nil, err
+		}
+		return []T{with(t)}, nil
+	}
+	return nil, nil
+}
+
+// keyValueOptions turns each KEY=VALUE of a repeatable flag into an option, in order.
+func keyValueOptions[T any](c *cli.Context, flag string, with func(k, v string) T) ([]T, error) {
+	var opts []T
+	for _, kv := range c.StringSlice(flag) {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return nil, usageError(c, "--%s %q: expected KEY=VALUE", flag, kv)
+		}
+		opts = append(opts, with(k, v))
+	}
+	return opts, nil
+}
+
+// boolOptions returns the option of each boolean flag that is set, in the flags' name order.
+func boolOptions[T any](c *cli.Context, flags map[string]T) []T {
+	var opts []T
+	for _, name := range slices.Sorted(maps.Keys(flags)) {
+		if c.Bool(name) {
+			opts = append(opts, flags[name])
+		}
+	}
+	return opts
 }

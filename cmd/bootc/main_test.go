@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"go.podman.io/storage/pkg/reexec"
 
@@ -152,21 +151,6 @@ func TestUsageErrors(t *testing.T) {
 	_, errs, code = run(t, "ostree", "show", "--repo", repo, "no/such/ref")
 	if code != 1 || !strings.Contains(errs, "ref not found: no/such/ref") {
 		t.Errorf("missing ref: exit %d, %q", code, errs)
-	}
-}
-
-func TestParseTimestamp(t *testing.T) {
-	want := time.Date(2021, 1, 1, 0, 0, 0, 0, time.UTC)
-	for _, s := range []string{"2021-01-01T00:00:00Z", "2021-01-01 00:00:00 UTC", "@1609459200", "2021-01-01 01:00:00 +0100", "2021-01-01"} {
-		got, err := parseTimestamp(s)
-		if err != nil || !got.Equal(want) {
-			t.Errorf("parseTimestamp(%q) = %v, %v", s, got, err)
-		}
-	}
-	for _, s := range []string{"", "@-1", "@x", "tomorrow", "1969-12-31"} {
-		if _, err := parseTimestamp(s); err == nil {
-			t.Errorf("parseTimestamp(%q) accepted", s)
-		}
 	}
 }
 

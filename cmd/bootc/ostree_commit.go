@@ -2,9 +2,7 @@ package main
 
 import (
 	"fmt"
-	"strconv"
 	"strings"
-	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -68,13 +66,11 @@ func runOstreeCommit(c *cli.Context) error {
 		return usageError(c, "a branch is required (-b BRANCH), or --orphan for a commit no ref points at")
 	}
 	opts := []ostree.CommitOption{ostree.WithBranch(branch), ostree.WithSubject(c.String("subject")), ostree.WithBody(c.String("body"))}
-	if ts := c.String("timestamp"); ts != "" {
-		t, err := parseTimestamp(ts)
-		if err != nil {
-			return usageError(c, "%v", err)
-		}
-		opts = append(opts, ostree.WithTimestamp(t))
+	ts, err := timestampOption(c, ostree.WithTimestamp)
+	if err != nil {
+		return err
 	}
+	opts = append(opts, ts...)
 	for _, kv := range c.StringSlice("add-metadata-string") {
 		k, v, ok := strings.Cut(kv, "=")
 		if !ok || k == "" {
@@ -135,25 +131,4 @@ func runOstreeCommit(c *cli.Context) error {
 	}
 	fmt.Fprintln(c.App.Writer, sum)
 	return nil
-}
-
-// parseTimestamp accepts RFC 3339, "YYYY-MM-DD HH:MM:SS" with an optional zone ("UTC", "+0100"),
-// a bare date, and "@SECONDS".
-func parseTimestamp(s string) (time.Time, error) {
-	if rest, ok := strings.CutPrefix(s, "@"); ok {
-		secs, err := strconv.ParseInt(rest, 10, 64)
-		if err != nil || secs < 0 {
-			return time.Time{}, fmt.Errorf("timestamp %q: expected @ and a non-negative number of seconds", s)
-		}
-		return time.Unix(secs, 0).UTC(), nil
-	}
-	for _, layout := range []string{time.RFC3339Nano, "2006-01-02 15:04:05 MST", "2006-01-02 15:04:05 -0700", "2006-01-02 15:04:05Z07:00", "2006-01-02 15:04:05", "2006-01-02T15:04:05", "2006-01-02"} {
-		if t, err := time.Parse(layout, s); err == nil {
-			if t.Unix() < 0 {
-				return time.Time{}, fmt.Errorf("timestamp %q is before 1970", s)
-			}
-			return t, nil
-		}
-	}
-	return time.Time{}, fmt.Errorf("timestamp %q: use RFC 3339 (2024-05-01T12:00:00Z), 'YYYY-MM-DD HH:MM:SS UTC' or @UNIXSECONDS", s)
 }

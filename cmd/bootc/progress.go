@@ -3,11 +3,14 @@ package main
 import (
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"sync"
 	"time"
 
 	"golang.org/x/term"
+
+	"github.com/bootc-go/bootc/pkg/ostree"
 )
 
 // progress draws a one-line status that rewrites itself on a terminal, and prints plain lines at
@@ -55,6 +58,38 @@ func (p *progress) done() {
 	if p.tty && p.drawn {
 		fmt.Fprint(p.w, "\r\033[K")
 	}
+}
+
+// commit draws a commit's progress.
+func (p *progress) commit(cp ostree.CommitProgress) {
+	p.update("committing: %d files, %s read, %d new objects", cp.Files, humanBytes(cp.Bytes), cp.NewObjects)
+}
+
+// progressAwareWriter writes log lines through p, clearing a progress line drawn on a terminal
+// first so that the two do not share a line.
+type progressAwareWriter struct{ p *progress }
+
+func (w progressAwareWriter) Write(b []byte) (int, error) {
+	w.p.mu.Lock()
+	defer w.p.mu.Unlock()
+	if w.p.tty && w.p.drawn {
+		fmt.Fprint(w.p.w, "\r\033[K")
+		w.p.drawn = false
+	}
+	return w.p.w.Write(b)
+}
+
+// stderrLogger logs Info and above to w as plain key=value lines, without timestamps.
+func stderrLogger(w io.Writer) *slog.Logger {
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{
+		Level: slog.LevelInfo,
+		ReplaceAttr: func(groups []string, a slog.Attr) slog.Attr {
+			if len(groups) == 0 && a.Key == slog.TimeKey {
+				return slog.Attr{}
+			}
+			return a
+		},
+	}))
 }
 
 func humanBytes(n int64) string {

@@ -9,7 +9,6 @@ import (
 	"path"
 	"runtime"
 	"sort"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -65,17 +64,8 @@ func newCommitConfig(opts []CommitOption) (*commitConfig, error) {
 		c.workers = 1
 	}
 	if c.timestamp == nil {
-		if sde := os.Getenv("SOURCE_DATE_EPOCH"); sde != "" {
-			secs, err := strconv.ParseInt(sde, 10, 64)
-			if err != nil || secs < 0 {
-				return nil, fmt.Errorf("SOURCE_DATE_EPOCH=%q is not a non-negative number of seconds", sde)
-			}
-			t := time.Unix(secs, 0)
-			c.timestamp = &t
-		} else {
-			t := time.Now()
-			c.timestamp = &t
-		}
+		t := time.Now()
+		c.timestamp = &t
 	}
 	return c, nil
 }
@@ -89,7 +79,8 @@ func WithSubject(s string) CommitOption { return func(c *commitConfig) { c.subje
 // WithBody sets the commit body.
 func WithBody(s string) CommitOption { return func(c *commitConfig) { c.body = s } }
 
-// WithTimestamp sets the commit time (default: SOURCE_DATE_EPOCH if set, else now).
+// WithTimestamp sets the commit time (default: now). For reproducible commits, callers pass a
+// fixed time, such as SOURCE_DATE_EPOCH, which the CLI reads: the library reads no environment.
 func WithTimestamp(t time.Time) CommitOption { return func(c *commitConfig) { c.timestamp = &t } }
 
 // WithMetadata adds a metadata key, after those added before it.

@@ -67,8 +67,8 @@ var bootSymlinks = []string{"vmlinuz", "vmlinuz.old", "initrd.img", "initrd.img.
 //
 // Defaults: no branch (the commit is an orphan), empty subject and body; the version is
 // VERSION_ID, else VERSION, from usr/lib/os-release, else etc/os-release, else there is none; the
-// timestamp is SOURCE_DATE_EPOCH if set, else the current time (as ostree does: the newest mtime
-// in the tree would not be reproducible); the commit is bound to its branch (ostree.ref-binding);
+// timestamp is the current time (as ostree's: the newest mtime in the tree would not be
+// reproducible; callers pass a fixed time, such as SOURCE_DATE_EPOCH, with WithTimestamp); the commit is bound to its branch (ostree.ref-binding);
 // no progress reports; no log.
 type Option func(*config)
 
