@@ -6,6 +6,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -130,6 +131,51 @@ func repoFlag() *cli.StringFlag {
 
 func formatFlag() *cli.StringFlag {
 	return &cli.StringFlag{Name: "format", Value: "text", Usage: "output format: text or json"}
+}
+
+// repoCommand is an ostree subcommand on an existing repository.
+type repoCommand struct {
+	cli.Command
+	json             bool // takes --format text|json
+	minArgs, maxArgs int  // the arguments it takes (maxArgs -1: any number)
+	argsError        string
+	run              func(c *cli.Context, repo *ostree.Repo, asJSON bool) error
+}
+
+// command puts --repo (and --format) first among the flags, and makes an Action that checks the
+// arguments and --format (usage errors), opens the repository and calls run.
+func (r repoCommand) command() *cli.Command {
+	cmd := r.Command
+	common := []cli.Flag{repoFlag()}
+	if r.json {
+		common = append(common, formatFlag())
+	}
+	cmd.Flags = append(common, cmd.Flags...)
+	cmd.Action = func(c *cli.Context) error {
+		if n := c.NArg(); n < r.minArgs || (r.maxArgs >= 0 && n > r.maxArgs) {
+			return usageError(c, "%s", r.argsError)
+		}
+		var asJSON bool
+		if r.json {
+			var err error
+			if asJSON, err = checkFormat(c); err != nil {
+				return err
+			}
+		}
+		repo, err := ostree.Open(c.Context, c.String("repo"))
+		if err != nil {
+			return err
+		}
+		return r.run(c, repo, asJSON)
+	}
+	return &cmd
+}
+
+// writeJSON writes v as indented JSON.
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
 }
 
 // checkFormat reports whether --format asks for JSON; an unknown format is a usage error.

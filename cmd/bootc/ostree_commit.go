@@ -61,65 +61,14 @@ func runOstreeCommit(c *cli.Context) error {
 	if dir == "" || c.NArg() > 1 {
 		return usageError(c, "commit takes exactly one directory")
 	}
-	branch := c.String("branch")
-	if branch == "" && !c.Bool("orphan") {
-		return usageError(c, "a branch is required (-b BRANCH), or --orphan for a commit no ref points at")
-	}
-	opts := []ostree.CommitOption{ostree.WithBranch(branch), ostree.WithSubject(c.String("subject")), ostree.WithBody(c.String("body"))}
-	ts, err := timestampOption(c, ostree.WithTimestamp)
+	opts, err := ostreeCommitOptions(c)
 	if err != nil {
 		return err
-	}
-	opts = append(opts, ts...)
-	for _, kv := range c.StringSlice("add-metadata-string") {
-		k, v, ok := strings.Cut(kv, "=")
-		if !ok || k == "" {
-			return usageError(c, "--add-metadata-string %q: expected KEY=VALUE", kv)
-		}
-		opts = append(opts, ostree.WithMetadataString(k, v))
-	}
-	switch p := c.String("parent"); p {
-	case "":
-	case "none":
-		opts = append(opts, ostree.WithNoParent())
-	default:
-		pc, err := ostree.ParseChecksum(p)
-		if err != nil {
-			return usageError(c, "--parent: %v", err)
-		}
-		opts = append(opts, ostree.WithParent(pc))
-	}
-	if c.Bool("no-bindings") {
-		opts = append(opts, ostree.WithoutBindings())
-	}
-	if refs := c.StringSlice("bind-ref"); len(refs) > 0 {
-		opts = append(opts, ostree.WithBindRefs(refs...))
-	}
-	if c.Bool("no-xattrs") {
-		opts = append(opts, ostree.WithoutXattrs())
-	}
-	for _, o := range []struct {
-		flag string
-		opt  func(uint32) ostree.CommitOption
-	}{{"owner-uid", ostree.WithOwnerUID}, {"owner-gid", ostree.WithOwnerGID}} {
-		if v := c.Int64(o.flag); v >= 0 {
-			if v > 1<<32-1 {
-				return usageError(c, "--%s %d is out of range", o.flag, v)
-			}
-			opts = append(opts, o.opt(uint32(v)))
-		} else if v != -1 {
-			return usageError(c, "--%s must not be negative", o.flag)
-		}
-	}
-	if c.Bool("canonical-permissions") {
-		opts = append(opts, ostree.WithCanonicalPermissions())
 	}
 	if !c.Bool("quiet") {
 		p := newProgress(c.App.ErrWriter)
 		defer p.done()
-		opts = append(opts, ostree.WithProgress(func(cp ostree.CommitProgress) {
-			p.update("committing: %d files, %s read, %d new objects", cp.Files, humanBytes(cp.Bytes), cp.NewObjects)
-		}))
+		opts = append(opts, ostree.WithProgress(p.commit))
 	}
 	repo, err := ostree.Open(c.Context, c.String("repo"))
 	if err != nil {
@@ -131,4 +80,53 @@ func runOstreeCommit(c *cli.Context) error {
 	}
 	fmt.Fprintln(c.App.Writer, sum)
 	return nil
+}
+
+// ostreeCommitOptions turns the flags of ostree commit into options.
+func ostreeCommitOptions(c *cli.Context) ([]ostree.CommitOption, error) {
+	branch := c.String("branch")
+	if branch == "" && !c.Bool("orphan") {
+		return nil, usageError(c, "a branch is required (-b BRANCH), or --orphan for a commit no ref points at")
+	}
+	opts := []ostree.CommitOption{ostree.WithBranch(branch), ostree.WithSubject(c.String("subject")), ostree.WithBody(c.String("body"))}
+	ts, err := timestampOption(c, ostree.WithTimestamp)
+	if err != nil {
+		return nil, err
+	}
+	md, err := keyValueOptions(c, "add-metadata-string", ostree.WithMetadataString)
+	if err != nil {
+		return nil, err
+	}
+	opts = append(append(opts, ts...), md...)
+	switch p := c.String("parent"); p {
+	case "":
+	case "none":
+		opts = append(opts, ostree.WithNoParent())
+	default:
+		pc, err := ostree.ParseChecksum(p)
+		if err != nil {
+			return nil, usageError(c, "--parent: %v", err)
+		}
+		opts = append(opts, ostree.WithParent(pc))
+	}
+	opts = append(opts, boolOptions(c, map[string]ostree.CommitOption{
+		"no-bindings": ostree.WithoutBindings(), "no-xattrs": ostree.WithoutXattrs(), "canonical-permissions": ostree.WithCanonicalPermissions(),
+	})...)
+	if refs := c.StringSlice("bind-ref"); len(refs) > 0 {
+		opts = append(opts, ostree.WithBindRefs(refs...))
+	}
+	for _, o := range []struct {
+		flag string
+		opt  func(uint32) ostree.CommitOption
+	}{{"owner-uid", ostree.WithOwnerUID}, {"owner-gid", ostree.WithOwnerGID}} {
+		if v := c.Int64(o.flag); v >= 0 {
+			if v > 1<<32-1 {
+				return nil, usageError(c, "--%s %d is out of range", o.flag, v)
+			}
+			opts = append(opts, o.opt(uint32(v)))
+		} else if v != -1 {
+			return nil, usageError(c, "--%s must not be negative", o.flag)
+		}
+	}
+	return opts, nil
 }

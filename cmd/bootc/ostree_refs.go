@@ -10,70 +10,58 @@ import (
 )
 
 func ostreeRefsCommand() *cli.Command {
-	return &cli.Command{
-		Name:  "refs",
-		Usage: "list, create or delete refs",
-		Description: `Without flags, lists every ref (remote refs as REMOTE:REF).
+	return repoCommand{
+		Command: cli.Command{
+			Name:  "refs",
+			Usage: "list, create or delete refs",
+			Description: `Without flags, lists every ref (remote refs as REMOTE:REF).
 
 Examples:
    bootc ostree refs --repo repo
    bootc ostree refs --repo repo --create os/stable 3f2a…   # or: --create os/stable os/testing
    bootc ostree refs --repo repo --delete os/old
    bootc ostree refs --repo repo --format json`,
-		Flags: []cli.Flag{
-			repoFlag(), formatFlag(),
-			&cli.StringFlag{Name: "create", Usage: "create ref NEWREF pointing at the commit given as argument", Aliases: []string{"c"}},
-			&cli.BoolFlag{Name: "delete", Usage: "delete the refs given as arguments"},
+			Flags: []cli.Flag{
+				&cli.StringFlag{Name: "create", Usage: "create ref NEWREF pointing at the commit given as argument", Aliases: []string{"c"}},
+				&cli.BoolFlag{Name: "delete", Usage: "delete the refs given as arguments"},
+			},
 		},
-		Action: func(c *cli.Context) error {
-			asJSON, err := checkFormat(c)
-			if err != nil {
+		json: true, maxArgs: -1,
+		run: runOstreeRefs,
+	}.command()
+}
+
+func runOstreeRefs(c *cli.Context, repo *ostree.Repo, asJSON bool) error {
+	switch {
+	case c.String("create") != "":
+		if c.NArg() != 1 {
+			return usageError(c, "--create NEWREF takes the target commit (checksum or ref) as its one argument")
+		}
+		target, err := repo.ResolveRev(c.Args().First())
+		if err != nil {
+			return err
+		}
+		return repo.SetRef(c.String("create"), target)
+	case c.Bool("delete"):
+		if c.NArg() == 0 {
+			return usageError(c, "--delete takes the refs to delete as arguments")
+		}
+		for _, ref := range c.Args().Slice() {
+			if err := repo.DeleteRef(ref); err != nil {
 				return err
 			}
-			repo, err := ostree.Open(c.Context, c.String("repo"))
-			if err != nil {
-				return err
-			}
-			switch {
-			case c.String("create") != "":
-				if c.NArg() != 1 {
-					return usageError(c, "--create NEWREF takes the target commit (checksum or ref) as its one argument")
-				}
-				target, err := repo.ResolveRev(c.Args().First())
-				if err != nil {
-					return err
-				}
-				return repo.SetRef(c.String("create"), target)
-			case c.Bool("delete"):
-				if c.NArg() == 0 {
-					return usageError(c, "--delete takes the refs to delete as arguments")
-				}
-				for _, ref := range c.Args().Slice() {
-					if err := repo.DeleteRef(ref); err != nil {
-						return err
-					}
-				}
-				return nil
-			}
-			refs, err := repo.ListRefs()
-			if err != nil {
-				return err
-			}
-			if asJSON {
-				type refJSON struct {
-					Name     string `json:"name"`
-					Checksum string `json:"checksum"`
-				}
-				out := make([]refJSON, 0, len(refs))
-				for _, r := range refs {
-					out = append(out, refJSON{r.Name, r.Checksum.String()})
-				}
-				return json.NewEncoder(c.App.Writer).Encode(out)
-			}
-			for _, r := range refs {
-				fmt.Fprintln(c.App.Writer, r.Name)
-			}
-			return nil
-		},
+		}
+		return nil
 	}
+	refs, err := repo.ListRefs()
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		return json.NewEncoder(c.App.Writer).Encode(append([]ostree.Ref{}, refs...))
+	}
+	for _, r := range refs {
+		fmt.Fprintln(c.App.Writer, r.Name)
+	}
+	return nil
 }
