@@ -1,7 +1,7 @@
 package main
 
 import (
-	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 
@@ -46,44 +46,39 @@ Examples:
 			&cli.BoolFlag{Name: "no-truncate", Usage: "name every offending path, not only the first few"},
 			formatFlag(),
 		},
-		Action: func(c *cli.Context) error {
-			if c.Args().Len() > 0 {
-				return usageError(c, "unexpected argument %q", c.Args().First())
-			}
-			asJSON, err := checkFormat(c)
-			if err != nil {
-				return err
-			}
-			if c.Bool("list") {
-				return writeLintList(c.App.Writer, asJSON)
-			}
-			skip := c.StringSlice("skip")
-			if err := lint.CheckNames(skip...); err != nil {
-				return usageError(c, "--skip: %v", err)
-			}
-			opts := []lint.Option{lint.WithSkip(skip...)}
-			if c.Bool("no-truncate") {
-				opts = append(opts, lint.WithNoTruncate())
-			}
-			rep, err := lint.Run(c.Context, c.String("rootfs"), opts...)
-			if err != nil {
-				return err
-			}
-			if asJSON {
-				enc := json.NewEncoder(c.App.Writer)
-				enc.SetIndent("", "  ")
-				if err := enc.Encode(rep); err != nil {
-					return err
-				}
-			} else {
-				writeLintReport(c.App.Writer, rep)
-			}
-			if n := rep.Failures(c.Bool("fatal-warnings")); n > 0 {
-				return &exitError{code: 1, err: fmt.Errorf("Checks failed: %d", n)}
-			}
-			return nil
-		},
+		Action: runContainerLint,
 	}
+}
+
+func runContainerLint(c *cli.Context) error {
+	if c.Args().Len() > 0 {
+		return usageError(c, "unexpected argument %q", c.Args().First())
+	}
+	asJSON, err := checkFormat(c)
+	if err != nil {
+		return err
+	}
+	if c.Bool("list") {
+		return writeLintList(c.App.Writer, asJSON)
+	}
+	opts := append(boolOptions(c, map[string]lint.Option{"no-truncate": lint.WithNoTruncate()}), lint.WithSkip(c.StringSlice("skip")...))
+	rep, err := lint.Run(c.Context, c.String("rootfs"), opts...)
+	if errors.Is(err, lint.ErrUnknownLint) {
+		return usageError(c, "--skip: %v", err)
+	} else if err != nil {
+		return err
+	}
+	if asJSON {
+		if err := writeJSON(c.App.Writer, rep); err != nil {
+			return err
+		}
+	} else {
+		writeLintReport(c.App.Writer, rep)
+	}
+	if n := rep.Failures(c.Bool("fatal-warnings")); n > 0 {
+		return &exitError{code: 1, err: fmt.Errorf("Checks failed: %d", n)}
+	}
+	return nil
 }
 
 // writeLintReport prints the report as bootc does: the failures, then the counts.
@@ -107,27 +102,14 @@ func writeLintReport(w io.Writer, rep *lint.Report) {
 	}
 }
 
-// lintInfo is one lint in --list's output, with bootc's field names.
-type lintInfo struct {
-	Name        string `json:"name" yaml:"name"`
-	Type        string `json:"type" yaml:"type"`
-	Description string `json:"description" yaml:"description"`
-	RootType    string `json:"root-type,omitempty" yaml:"root-type,omitempty"`
-}
-
+// writeLintList writes the lints as bootc's --list does: YAML, or JSON.
 func writeLintList(w io.Writer, asJSON bool) error {
-	var list []lintInfo
-	for _, l := range lint.Lints() {
-		list = append(list, lintInfo{Name: l.Name, Type: l.Type.String(), Description: l.Description, RootType: l.RootType.String()})
-	}
 	if asJSON {
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		return enc.Encode(list)
+		return writeJSON(w, lint.Lints())
 	}
 	enc := yaml.NewEncoder(w)
 	enc.SetIndent(2)
-	if err := enc.Encode(list); err != nil {
+	if err := enc.Encode(lint.Lints()); err != nil {
 		return err
 	}
 	return enc.Close()

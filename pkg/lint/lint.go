@@ -38,6 +38,9 @@ func (t Type) String() string {
 	return "warning"
 }
 
+// MarshalText writes the type as its String.
+func (t Type) MarshalText() ([]byte, error) { return []byte(t.String()), nil }
+
 // RootType says which roots a lint applies to.
 type RootType int
 
@@ -60,16 +63,21 @@ func (r RootType) String() string {
 	return ""
 }
 
+// MarshalText writes the root type as its String ("" for AnyRoot).
+func (r RootType) MarshalText() ([]byte, error) { return []byte(r.String()), nil }
+
 // checkFunc runs one lint on root. It returns the problem found ("" when the lint passes); an
 // error means the lint could not run at all (an I/O error, a cancelled context).
 type checkFunc func(ctx context.Context, root *Root) (string, error)
 
-// Lint is one check of the registry.
+// Lint is one check of the registry. Its JSON and YAML forms are bootc's `container lint --list`
+// entries: name, type ("fatal" or "warning"), description and, unless it applies to every root,
+// root-type ("running" or "alternative").
 type Lint struct {
-	Name        string
-	Type        Type
-	RootType    RootType
-	Description string
+	Name        string   `json:"name" yaml:"name"`
+	Type        Type     `json:"type" yaml:"type"`
+	Description string   `json:"description" yaml:"description"`
+	RootType    RootType `json:"root-type,omitempty" yaml:"root-type,omitempty"`
 	check       checkFunc
 }
 

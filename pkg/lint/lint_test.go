@@ -2,6 +2,7 @@ package lint
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -357,5 +358,26 @@ func TestMountPointsAreNotContent(t *testing.T) {
 	}
 	if _, msgs := failed(rep); msgs != "nonempty-run-tmp: Found content in runtime-only directories:\n  /run/leftover\n" {
 		t.Errorf("with /run/leftover next to the mount:\n%s", msgs)
+	}
+}
+
+// The list's JSON form is bootc's: type as a word, root-type only for lints limited to one.
+func TestLintJSON(t *testing.T) {
+	js, err := json.Marshal(Lints())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		`{"name":"var-run","type":"fatal","description":"Check for /var/run`,
+		`"name":"var-log","type":"warning",`,
+		`"name":"buildah-injected","type":"warning","description":`,
+		`"root-type":"alternative"}`,
+	} {
+		if !strings.Contains(string(js), want) {
+			t.Errorf("JSON lacks %s:\n%s", want, js)
+		}
+	}
+	if strings.Contains(string(js), `"root-type":""`) {
+		t.Errorf("a lint for any root has a root-type:\n%s", js)
 	}
 }
