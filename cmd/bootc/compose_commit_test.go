@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/bootc-go/bootc/internal/testutil"
 	"github.com/bootc-go/bootc/pkg/ostree"
 )
 
@@ -14,22 +15,14 @@ import (
 func kernelRootfs(t *testing.T) string {
 	t.Helper()
 	r := filepath.Join(t.TempDir(), "rootfs")
-	for rel, data := range map[string]string{
+	testutil.WriteFiles(t, r, map[string]string{
 		"boot/vmlinuz-6.1.0-cli":                "KERNEL",
 		"boot/initrd.img-6.1.0-cli":             "INITRD",
 		"usr/lib/modules/6.1.0-cli/modules.dep": "",
 		"usr/lib/os-release":                    "ID=clitest\nVERSION_ID=3\n",
 		"etc/hostname":                          "cli\n",
 		"var/lib/state":                         "x\n",
-	} {
-		p := filepath.Join(r, rel)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	})
 	return r
 }
 

@@ -300,3 +300,18 @@ func fixtureContent(seed string, size int) []byte {
 	}
 	return buf[:size:size]
 }
+
+// WriteFiles writes each file of files (path relative to dir: content) with mode 0644, creating
+// its parent directories.
+func WriteFiles(t testing.TB, dir string, files map[string]string) {
+	t.Helper()
+	for rel, data := range files {
+		p := filepath.Join(dir, rel)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bootc-go/bootc/internal/testutil"
 	"github.com/bootc-go/bootc/pkg/encapsulate"
 	"github.com/bootc-go/bootc/pkg/encapsulate/bootable"
 	"github.com/bootc-go/bootc/pkg/imgref"
@@ -22,21 +23,13 @@ var fixedTime = time.Date(2024, 5, 1, 0, 0, 0, 0, time.UTC)
 func rootfs(t *testing.T) string {
 	t.Helper()
 	r := filepath.Join(t.TempDir(), "rootfs")
-	for rel, data := range map[string]string{
+	testutil.WriteFiles(t, r, map[string]string{
 		"boot/vmlinuz-6.1.0-lib":                "KERNEL",
 		"usr/lib/modules/6.1.0-lib/modules.dep": "",
 		"usr/lib/os-release":                    "ID=libtest\nVERSION_ID=2\n",
 		"usr/bin/tool":                          "#!/bin/sh\n",
 		"etc/hostname":                          "lib\n",
-	} {
-		p := filepath.Join(r, rel)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	})
 	return r
 }
 
