@@ -113,7 +113,7 @@ func previousBuild(c *cli.Context, target imgref.Ref) ([][]string, error) {
 		if err != nil {
 			return nil, usageError(c, "--previous-build: %v", err)
 		}
-		img, err := transport.Read(c.Context, ref, hostPlatform)
+		img, err := transport.Read(c.Context, ref, hostPlatform, transport.WithRegistries(registriesConfig(c, "")))
 		if err != nil {
 			return nil, fmt.Errorf("reading the previous build: %w", err)
 		}
@@ -123,7 +123,7 @@ func previousBuild(c *cli.Context, target imgref.Ref) ([][]string, error) {
 	if c.Bool("no-previous-build") {
 		return nil, nil
 	}
-	img, err := transport.Read(c.Context, target, hostPlatform)
+	img, err := transport.Read(c.Context, target, hostPlatform, transport.WithRegistries(registriesConfig(c, "")))
 	if err != nil {
 		if !errors.Is(err, transport.ErrNotFound) {
 			fmt.Fprintf(c.App.ErrWriter, "note: not reusing the layout of %s: %v\n", target, err)
@@ -147,13 +147,13 @@ func buildAndWrite(c *cli.Context, repo *ostree.Repo, rev string, target imgref.
 		return fmt.Errorf("encapsulate: %w", err)
 	}
 	defer img.Close()
-	digest, err := transport.Write(c.Context, img, target)
+	digest, err := transport.Write(c.Context, img, target, transport.WithRegistries(registriesConfig(c, "")))
 	if err != nil {
 		return err
 	}
 	if signer != nil {
 		start := time.Now()
-		if err := signer.Sign(c.Context, target, digest); err != nil {
+		if err := signer.Sign(c.Context, target, digest, registriesConfig(c, "")); err != nil {
 			return fmt.Errorf("pushed %s as %s but %w", target, digest, err)
 		}
 		if !c.Bool("quiet") {

@@ -79,7 +79,7 @@ func signImage(t *testing.T, key, ref string, digest v1.Hash) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	if err := s.Sign(t.Context(), imgref.Ref{Transport: imgref.Registry, Name: ref}, digest); err != nil {
+	if err := s.Sign(t.Context(), imgref.Ref{Transport: imgref.Registry, Name: ref}, digest, transport.Registries{}); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -98,7 +98,7 @@ func policyAllows(t *testing.T, policyJSON, ref string) (bool, error) {
 	}
 	defer pc.Destroy()
 	regd := t.TempDir()
-	if err := os.WriteFile(filepath.Join(regd, "sigstore.yaml"), sign.RegistriesDConfig, 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(regd, "sigstore.yaml"), transport.RegistriesDConfig, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	sys := &types.SystemContext{RegistriesDirPath: regd, DockerInsecureSkipTLSVerify: types.OptionalBoolTrue}
@@ -247,11 +247,11 @@ func TestSignRefusesOtherTargets(t *testing.T) {
 		{Transport: imgref.OCIArchive, Name: "x.ociarchive"},
 		{Transport: imgref.ContainersStorage, Name: "localhost/x:1"},
 	} {
-		if err := s.Sign(t.Context(), ref, d); !errors.Is(err, sign.ErrNotRegistry) {
+		if err := s.Sign(t.Context(), ref, d, transport.Registries{}); !errors.Is(err, sign.ErrNotRegistry) {
 			t.Errorf("Sign(%s) = %v, want ErrNotRegistry", ref, err)
 		}
 	}
-	err = s.Sign(t.Context(), imgref.Ref{Transport: imgref.Registry, Name: "127.0.0.1:1/x@" + d.String()}, d)
+	err = s.Sign(t.Context(), imgref.Ref{Transport: imgref.Registry, Name: "127.0.0.1:1/x@" + d.String()}, d, transport.Registries{})
 	if err == nil || !strings.Contains(err.Error(), "by tag") {
 		t.Errorf("Sign by digest = %v, want a request for a tag", err)
 	}
