@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"runtime"
 	"strings"
@@ -45,6 +46,10 @@ type Registries struct {
 	// TmpDir is where large temporary data (an unpacked oci-archive) goes; "" means the system
 	// temp directory. Callers that own a repository put it next to the repository.
 	TmpDir string
+	// Proxy, when set, returns the HTTP proxy for a registry request's URL (nil for a direct
+	// connection); nil means containers/image's default (the HTTPS_PROXY, HTTP_PROXY and
+	// NO_PROXY variables).
+	Proxy func(*url.URL) (*url.URL, error)
 }
 
 // ErrBlocked reports a reference whose registry registries.conf blocks (`blocked = true`). No
@@ -99,6 +104,7 @@ func (r Registries) baseContext(platform v1.Platform) *types.SystemContext {
 		OSChoice:                 platform.OS,
 		ArchitectureChoice:       platform.Architecture,
 		VariantChoice:            platform.Variant,
+		DockerProxy:              r.Proxy,
 	}
 	if r.ConfPath != "" {
 		sys.SystemRegistriesConfPath = r.ConfPath
