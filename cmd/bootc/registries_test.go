@@ -4,11 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
-
-	"go.podman.io/image/v5/signature/sigstore"
 
 	"github.com/bootc-go/bootc/internal/testutil"
 )
@@ -18,19 +15,9 @@ import (
 // push and signing) follows the same registries.conf. The registries are
 // testutil.CountingRegistry instances, so that a test sees which requests reached them.
 
-// registriesConf writes a registries.conf with an empty drop-in directory beside it (so that the
-// host's drop-ins do not apply) and returns its path.
-func registriesConf(t *testing.T, content string) string {
-	t.Helper()
-	path := filepath.Join(t.TempDir(), "registries.conf")
-	must(t, os.WriteFile(path, []byte(content), 0o644))
-	must(t, os.Mkdir(path+".d", 0o755))
-	return path
-}
-
 // mirrorConf mirrors registry.invalid/os, a name that resolves nowhere, to addr/os.
 func mirrorConf(t *testing.T, addr string, insecure bool) string {
-	return registriesConf(t, fmt.Sprintf(`[[registry]]
+	return testutil.RegistriesConf(t, fmt.Sprintf(`[[registry]]
 prefix = "registry.invalid/os"
 location = "registry.invalid/os"
 [[registry.mirror]]
@@ -39,20 +26,12 @@ insecure = %v
 `, addr, insecure))
 }
 
-// signingKey writes a cosign key pair with an empty passphrase (the format `cosign
-// generate-key-pair` writes, made in-process) and returns the private and public key paths.
+// signingKey makes a cosign key pair with an empty passphrase (COSIGN_PASSWORD, which compose
+// reads, is set empty) and returns the private and public key paths.
 func signingKey(t *testing.T) (string, string) {
 	t.Helper()
 	t.Setenv("COSIGN_PASSWORD", "")
-	kp, err := sigstore.GenerateKeyPair([]byte{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	priv, pub := filepath.Join(dir, "cosign.key"), filepath.Join(dir, "cosign.pub")
-	must(t, os.WriteFile(priv, kp.PrivateKey, 0o600))
-	must(t, os.WriteFile(pub, kp.PublicKey, 0o644))
-	return priv, pub
+	return testutil.SigstoreKeyPair(t, "")
 }
 
 // registryStatus is what these tests read of `status --format json`.
@@ -147,7 +126,7 @@ func TestRegistriesMirror(t *testing.T) {
 
 			// The name alone resolves nowhere; a mirror not declared insecure is not spoken to
 			// over plain HTTP.
-			for _, c := range []struct{ what, conf string }{{"no registries.conf", registriesConf(t, "")}, {"mirror not insecure", mirrorConf(t, r.Addr, false)}} {
+			for _, c := range []struct{ what, conf string }{{"no registries.conf", testutil.RegistriesConf(t, "")}, {"mirror not insecure", mirrorConf(t, r.Addr, false)}} {
 				r.Reset()
 				sys := testutil.SysrootDir(t)
 				_, errs, code := run(t, append([]string{"--registries-conf", c.conf, "--signature-policy", policy}, append(install, sys)...)...)
@@ -207,7 +186,7 @@ func TestRegistriesBlocked(t *testing.T) {
 	mustRun(t, "install", "to-filesystem", "--source-imgref", "docker://"+r.Addr+"/os:1", installed)
 	before := sysrootState(t, installed)
 
-	conf := registriesConf(t, fmt.Sprintf("[[registry]]\nlocation = %q\nblocked = true\n", r.Addr))
+	conf := testutil.RegistriesConf(t, fmt.Sprintf("[[registry]]\nlocation = %q\nblocked = true\n", r.Addr))
 	policy := writePolicy(t, map[string][]map[string]any{r.Addr + "/os": sigstoreKey(pub)})
 	g := []string{"--registries-conf", conf, "--signature-policy", policy}
 	for _, tc := range []struct {

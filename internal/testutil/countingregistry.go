@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 
@@ -78,4 +80,19 @@ func (r *CountingRegistry) Reset() {
 // Proxy sends every request to the registry, as its HTTP proxy (for transport.Registries.Proxy).
 func (r *CountingRegistry) Proxy(*url.URL) (*url.URL, error) {
 	return &url.URL{Scheme: "http", Host: r.Addr}, nil
+}
+
+// RegistriesConf writes a registries.conf with an empty drop-in directory beside it (so that the
+// host's drop-ins do not apply) and returns its path, for transport.Registries.ConfPath or
+// --registries-conf.
+func RegistriesConf(t testing.TB, content string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "registries.conf")
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(path+".d", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }

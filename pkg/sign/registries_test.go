@@ -3,8 +3,6 @@ package sign_test
 import (
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"slices"
 	"testing"
 
@@ -15,18 +13,6 @@ import (
 	"github.com/bootc-go/bootc/pkg/sign"
 	"github.com/bootc-go/bootc/pkg/transport"
 )
-
-func registriesConf(t *testing.T, content string) string {
-	t.Helper()
-	path := filepath.Join(t.TempDir(), "registries.conf")
-	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Mkdir(path+".d", 0o755); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
 
 // TestSignRegistries: Sign reaches the registry with the caller's configuration: over plain HTTP
 // for a name that is not loopback (through a proxy that refuses HTTPS) only when registries.conf
@@ -40,7 +26,7 @@ func TestSignRegistries(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	insecure := transport.Registries{ConfPath: registriesConf(t, "[[registry]]\nlocation = \"registry.invalid\"\ninsecure = true\n"), Proxy: r.Proxy, RegistriesDir: t.TempDir()}
+	insecure := transport.Registries{ConfPath: testutil.RegistriesConf(t, "[[registry]]\nlocation = \"registry.invalid\"\ninsecure = true\n"), Proxy: r.Proxy, RegistriesDir: t.TempDir()}
 	img, err := random.Image(1024, 1)
 	if err != nil {
 		t.Fatal(err)
@@ -53,7 +39,7 @@ func TestSignRegistries(t *testing.T) {
 
 	r.Reset()
 	secure := insecure
-	secure.ConfPath = registriesConf(t, "")
+	secure.ConfPath = testutil.RegistriesConf(t, "")
 	if err := s.Sign(ctx, ref, digest, secure); err == nil {
 		t.Error("signed over plain HTTP without insecure = true")
 	}
@@ -63,7 +49,7 @@ func TestSignRegistries(t *testing.T) {
 
 	r.Reset()
 	blocked := insecure
-	blocked.ConfPath = registriesConf(t, "[[registry]]\nlocation = \"registry.invalid\"\nblocked = true\n")
+	blocked.ConfPath = testutil.RegistriesConf(t, "[[registry]]\nlocation = \"registry.invalid\"\nblocked = true\n")
 	if err := s.Sign(ctx, ref, digest, blocked); !errors.Is(err, transport.ErrBlocked) {
 		t.Errorf("blocked: %v; want ErrBlocked", err)
 	}

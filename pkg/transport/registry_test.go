@@ -20,21 +20,6 @@ import (
 	"github.com/bootc-go/bootc/pkg/imgref"
 )
 
-// writeConf writes a registries.conf (and an empty drop-in directory beside it, so that the
-// host's drop-ins are not read) and returns its path.
-func writeConf(t *testing.T, content string) string {
-	t.Helper()
-	dir := t.TempDir()
-	path := filepath.Join(dir, "registries.conf")
-	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Mkdir(path+".d", 0o755); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
-
 func registryRef(t *testing.T, name string) imgref.Ref {
 	t.Helper()
 	r, err := imgref.Parse("docker://" + name)
@@ -48,7 +33,7 @@ func registryRef(t *testing.T, name string) imgref.Ref {
 // names, plain HTTP for loopback registries only (not RFC 1918 ones, as go-containerregistry
 // allows), per-endpoint `insecure` left to containers/image, and blocked registries refused.
 func TestSystemContext(t *testing.T) {
-	conf := writeConf(t, `
+	conf := testutil.RegistriesConf(t, `
 [[registry]]
 prefix = "registry.invalid/os"
 location = "registry.invalid/os"
@@ -123,7 +108,7 @@ location = "127.0.0.1:5002/mirrored"
 		})
 	}
 	// A drop-in (ConfPath + ".d") blocks what the main file allows.
-	withDropIn := writeConf(t, "[[registry]]\nlocation = \"10.1.2.3:5000\"\ninsecure = true\n")
+	withDropIn := testutil.RegistriesConf(t, "[[registry]]\nlocation = \"10.1.2.3:5000\"\ninsecure = true\n")
 	if err := os.WriteFile(filepath.Join(withDropIn+".d", "50-block.conf"), []byte("[[registry]]\nlocation = \"10.1.2.3:5000\"\nblocked = true\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -214,7 +199,7 @@ func TestRegistryMirror(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	conf := writeConf(t, fmt.Sprintf(`
+	conf := testutil.RegistriesConf(t, fmt.Sprintf(`
 [[registry]]
 prefix = "registry.invalid/os"
 location = "registry.invalid/os"
@@ -250,7 +235,7 @@ insecure = true
 	}
 	// Without insecure = true the plain-HTTP mirror is not used (TLS fails), and the name itself
 	// resolves nowhere.
-	plain := writeConf(t, fmt.Sprintf("[[registry]]\nprefix = \"registry.invalid/os\"\nlocation = \"registry.invalid/os\"\n[[registry.mirror]]\nlocation = \"%s/os\"\n", r.Addr))
+	plain := testutil.RegistriesConf(t, fmt.Sprintf("[[registry]]\nprefix = \"registry.invalid/os\"\nlocation = \"registry.invalid/os\"\n[[registry.mirror]]\nlocation = \"%s/os\"\n", r.Addr))
 	r.Reset()
 	if _, err := Read(ctx, ref, DefaultPlatform(), WithRegistries(Registries{ConfPath: plain})); err == nil {
 		t.Error("a plain-HTTP mirror was read without insecure = true")
@@ -277,7 +262,7 @@ func TestRegistryBlocked(t *testing.T) {
 		t.Fatal(err)
 	}
 	r.Reset()
-	reg := Registries{ConfPath: writeConf(t, fmt.Sprintf("[[registry]]\nlocation = %q\nblocked = true\n", r.Addr))}
+	reg := Registries{ConfPath: testutil.RegistriesConf(t, fmt.Sprintf("[[registry]]\nlocation = %q\nblocked = true\n", r.Addr))}
 	if _, err := Read(ctx, ref, DefaultPlatform(), WithRegistries(reg)); !errors.Is(err, ErrBlocked) {
 		t.Errorf("Read: %v; want ErrBlocked", err)
 	}
@@ -300,14 +285,14 @@ func TestRegistryInsecure(t *testing.T) {
 		t.Fatal(err)
 	}
 	ref := registryRef(t, "registry.invalid/os:1")
-	secure := Registries{ConfPath: writeConf(t, ""), Proxy: r.Proxy}
+	secure := Registries{ConfPath: testutil.RegistriesConf(t, ""), Proxy: r.Proxy}
 	if _, err := Write(ctx, img, ref, WithRegistries(secure)); err == nil {
 		t.Fatal("pushed over plain HTTP without insecure = true")
 	}
 	if got := r.Requests(); len(got) != 0 || r.Connects() == 0 {
 		t.Fatalf("without insecure = true: plain requests %q, %d HTTPS attempts; want none and some", got, r.Connects())
 	}
-	insecure := Registries{ConfPath: writeConf(t, "[[registry]]\nlocation = \"registry.invalid\"\ninsecure = true\n"), Proxy: r.Proxy}
+	insecure := Registries{ConfPath: testutil.RegistriesConf(t, "[[registry]]\nlocation = \"registry.invalid\"\ninsecure = true\n"), Proxy: r.Proxy}
 	want, err := Write(ctx, img, ref, WithRegistries(insecure))
 	if err != nil {
 		t.Fatal(err)

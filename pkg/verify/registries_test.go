@@ -3,8 +3,6 @@ package verify
 import (
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -16,18 +14,6 @@ import (
 	"github.com/bootc-go/bootc/pkg/transport"
 )
 
-func writeRegistriesConf(t *testing.T, content string) string {
-	t.Helper()
-	path := filepath.Join(t.TempDir(), "registries.conf")
-	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Mkdir(path+".d", 0o755); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
-
 // TestVerifyRegistries: Verify reads the image and its signatures with Options.Registries: through
 // a registries.conf mirror, over plain HTTP only where `insecure = true` says so (a name that
 // is not loopback, reached through a proxy that refuses HTTPS, or a loopback mirror of it), and
@@ -36,7 +22,7 @@ func TestVerifyRegistries(t *testing.T) {
 	ctx := t.Context()
 	r := testutil.NewCountingRegistry(t)
 	k := newKeyPair(t, t.TempDir(), "k")
-	viaProxy := transport.Registries{ConfPath: writeRegistriesConf(t, "[[registry]]\nlocation = \"registry.invalid\"\ninsecure = true\n"), Proxy: r.Proxy}
+	viaProxy := transport.Registries{ConfPath: testutil.RegistriesConf(t, "[[registry]]\nlocation = \"registry.invalid\"\ninsecure = true\n"), Proxy: r.Proxy}
 	img, err := random.Image(1024, 2)
 	if err != nil {
 		t.Fatal(err)
@@ -57,7 +43,7 @@ func TestVerifyRegistries(t *testing.T) {
 	policy := writePolicy(t, fmt.Sprintf(`{"default": [{"type": "reject"}], "transports": {"docker": {"registry.invalid/os": [%s]}}}`, sigstoreReq(k.pub, matchRepository)))
 	ref := signedRef(t, "docker://registry.invalid/os:1")
 	mirror := func(insecure bool) string {
-		return writeRegistriesConf(t, fmt.Sprintf("[[registry]]\nprefix = \"registry.invalid/os\"\nlocation = \"registry.invalid/os\"\n[[registry.mirror]]\nlocation = \"%s/os\"\ninsecure = %v\n", r.Addr, insecure))
+		return testutil.RegistriesConf(t, fmt.Sprintf("[[registry]]\nprefix = \"registry.invalid/os\"\nlocation = \"registry.invalid/os\"\n[[registry.mirror]]\nlocation = \"%s/os\"\ninsecure = %v\n", r.Addr, insecure))
 	}
 	for _, tc := range []struct {
 		name string
@@ -68,11 +54,11 @@ func TestVerifyRegistries(t *testing.T) {
 		blocked bool
 	}{
 		{name: "proxy, insecure", reg: viaProxy, ok: true, host: "registry.invalid"},
-		{name: "proxy, not insecure", reg: transport.Registries{ConfPath: writeRegistriesConf(t, ""), Proxy: r.Proxy}},
+		{name: "proxy, not insecure", reg: transport.Registries{ConfPath: testutil.RegistriesConf(t, ""), Proxy: r.Proxy}},
 		{name: "loopback mirror, insecure", reg: transport.Registries{ConfPath: mirror(true)}, ok: true, host: r.Addr},
 		{name: "loopback mirror, not insecure", reg: transport.Registries{ConfPath: mirror(false)}},
-		{name: "blocked", reg: transport.Registries{ConfPath: writeRegistriesConf(t, "[[registry]]\nlocation = \"registry.invalid\"\nblocked = true\n"), Proxy: r.Proxy}, blocked: true},
-		{name: "blocked, with a mirror", reg: transport.Registries{ConfPath: writeRegistriesConf(t, fmt.Sprintf("[[registry]]\nprefix = \"registry.invalid/os\"\nlocation = \"registry.invalid/os\"\nblocked = true\n[[registry.mirror]]\nlocation = \"%s/os\"\ninsecure = true\n", r.Addr))}, blocked: true},
+		{name: "blocked", reg: transport.Registries{ConfPath: testutil.RegistriesConf(t, "[[registry]]\nlocation = \"registry.invalid\"\nblocked = true\n"), Proxy: r.Proxy}, blocked: true},
+		{name: "blocked, with a mirror", reg: transport.Registries{ConfPath: testutil.RegistriesConf(t, fmt.Sprintf("[[registry]]\nprefix = \"registry.invalid/os\"\nlocation = \"registry.invalid/os\"\nblocked = true\n[[registry.mirror]]\nlocation = \"%s/os\"\ninsecure = true\n", r.Addr))}, blocked: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r.Reset()
