@@ -18,7 +18,6 @@ import (
 	"go.podman.io/image/v5/docker"
 	"go.podman.io/image/v5/image"
 	"go.podman.io/image/v5/signature"
-	"go.podman.io/image/v5/signature/sigstore"
 	"go.podman.io/image/v5/types"
 
 	"github.com/bootc-go/bootc/internal/testutil"
@@ -31,19 +30,7 @@ import (
 // format `cosign generate-key-pair` writes, and returns the private and public key paths.
 func keyPair(t *testing.T, passphrase string) (string, string) {
 	t.Helper()
-	kp, err := sigstore.GenerateKeyPair([]byte(passphrase))
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	priv, pub := filepath.Join(dir, "cosign.key"), filepath.Join(dir, "cosign.pub")
-	if err := os.WriteFile(priv, kp.PrivateKey, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(pub, kp.PublicKey, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return priv, pub
+	return testutil.SigstoreKeyPair(t, passphrase)
 }
 
 // push writes a random image of layers layers of size bytes to registry ref (HOST/REPO:TAG) and
