@@ -4,9 +4,10 @@
 //
 // # API
 //
-//	v, err := verify.Verify(ctx, ref, verify.Options{})
+//	reg := transport.Registries{ConfPath: "/etc/containers/registries.conf"} // or the zero value
+//	v, err := verify.Verify(ctx, ref, verify.Options{Registries: reg})
 //	// v == nil for ostree-unverified-* references: nothing to check.
-//	deploy.Pull(ctx, repo, ref, deploy.PullOptions{ExpectDigest: &v.Digest})
+//	imagestore.Pull(ctx, repo, ref, imagestore.PullOptions{ExpectDigest: &v.Digest, Registries: reg})
 //
 // Verify evaluates the policy with go.podman.io/image/v5's signature package, so every
 // requirement it knows works as it does for podman and skopeo: insecureAcceptAnything,
