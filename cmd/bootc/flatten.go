@@ -17,7 +17,7 @@ import (
 // dest/sysroot like any other files (its objects are the checkout's files, so the repository
 // stores them once); composing the tree leaves /sysroot out.
 func flattenImage(c *cli.Context, repo *ostree.Repo, ref imgref.Ref, dest string) (time.Time, error) {
-	img, err := transport.Read(c.Context, ref, hostPlatform)
+	img, err := transport.Read(c.Context, ref, hostPlatform, transport.WithRegistries(registriesConfig(c, "")))
 	if err != nil {
 		return time.Time{}, err
 	}

@@ -115,15 +115,16 @@ func globalString(c *cli.Context, name string) string {
 // it (ostree-image-signed:), and pins what was verified: the pull then fetches that manifest
 // digest and nothing else.
 func pullOptions(c *cli.Context, ref imgref.OstreeRef) (imagestore.PullOptions, error) {
+	reg := registriesConfig(c, "")
 	v, err := verify.Verify(c.Context, ref, verify.Options{
-		PolicyPath:    globalString(c, "signature-policy"),
-		RegistriesDir: globalString(c, "registries-d"),
+		PolicyPath: globalString(c, "signature-policy"),
+		Registries: reg,
 	})
 	if err != nil || v == nil {
-		return imagestore.PullOptions{}, err
+		return imagestore.PullOptions{Registries: reg}, err
 	}
 	fmt.Fprintf(c.App.ErrWriter, "Verified %s (%s) by the trust policy, scope %s\n", ref.Image, v.Digest, v.Scope)
-	return imagestore.PullOptions{ExpectDigest: &v.Digest}, nil
+	return imagestore.PullOptions{ExpectDigest: &v.Digest, Registries: reg}, nil
 }
 
 // pull verifies (pullOptions) and imports ref's image, drawing progress on stderr. When the

@@ -1,8 +1,11 @@
 package testutil
 
 import (
+	"os"
 	"path/filepath"
 	"testing"
+
+	"go.podman.io/image/v5/signature/sigstore"
 )
 
 // Cosign prepares the test to run the cosign CLI offline: it requires the tool (a Go tool that
@@ -23,4 +26,24 @@ func CosignKeyPair(t *testing.T) (string, string) {
 	prefix := filepath.Join(t.TempDir(), "cosign")
 	Run(t, "cosign", "generate-key-pair", "--output-key-prefix", prefix)
 	return prefix + ".key", prefix + ".pub"
+}
+
+// SigstoreKeyPair writes a cosign key pair encrypted with passphrase, made in-process by
+// containers/image (the format `cosign generate-key-pair` writes; no cosign CLI needed), and
+// returns the private and public key paths.
+func SigstoreKeyPair(t testing.TB, passphrase string) (string, string) {
+	t.Helper()
+	kp, err := sigstore.GenerateKeyPair([]byte(passphrase))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	priv, pub := filepath.Join(dir, "cosign.key"), filepath.Join(dir, "cosign.pub")
+	if err := os.WriteFile(priv, kp.PrivateKey, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(pub, kp.PublicKey, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return priv, pub
 }

@@ -10,7 +10,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"golang.org/x/sync/errgroup"
 
@@ -28,8 +27,8 @@ var (
 	// ErrNotBootable: the image has no kernel (usr/lib/modules/KVER/vmlinuz) to boot.
 	ErrNotBootable = errors.New("image is not bootable")
 	// ErrDigestMismatch: a blob's bytes do not hash to the digest the manifest (or config, for
-	// diff IDs) names.
-	ErrDigestMismatch = errors.New("digest mismatch")
+	// diff IDs) names. It is transport's: the transport's own checks report the same error.
+	ErrDigestMismatch = transport.ErrDigestMismatch
 	// ErrNotVerified: the reference asks for a signature check (ostree-image-signed:,
 	// ostree-remote-*:) but PullOptions.ExpectDigest names no verified manifest; the image is
 	// refused rather than taken unchecked.
@@ -59,8 +58,10 @@ type PullOptions struct {
 	// (ostree-image-signed:, ostree-remote-*:), which are otherwise refused (ErrNotVerified):
 	// the signature check itself is the caller's (package verify), not Pull's.
 	ExpectDigest *v1.Hash
-	// Registries is the registry configuration (registries.conf, auth, certificates) and where
-	// large temporary data goes.
+	// Registries is the registry configuration (registries.conf mirrors, blocked and insecure
+	// registries, auth, certificates; see package transport) and where large temporary data
+	// (an unpacked oci-archive) goes. Verify with the same, so that the image verified is the
+	// one read.
 	Registries transport.Registries
 }
 
@@ -186,21 +187,21 @@ func Inspect(ctx context.Context, repo *ostree.Repo, ref imgref.OstreeRef, o Pul
 	return plan, err
 }
 
-// readImage opens ref's image for Inspect and Pull: by digest when the registry image is
-// pinned by o.ExpectDigest.
+// readImage opens ref's image for Inspect and Pull with o.Registries: by digest
+// (NAME@DIGEST) when the registry image is pinned by o.ExpectDigest, so that it is read through
+// the same registries.conf (mirrors included) as the verification that returned the digest.
 func readImage(ctx context.Context, ref imgref.OstreeRef, o PullOptions) (*transport.Image, error) {
 	if err := checkSigVerify(ref, o); err != nil {
 		return nil, err
 	}
 	src := ref.Image
 	if o.ExpectDigest != nil && src.Transport == imgref.Registry {
-		r, err := name.ParseReference(src.Name)
-		if err != nil {
+		var err error
+		if src, err = transport.PinDigest(src, *o.ExpectDigest); err != nil {
 			return nil, fmt.Errorf("%s: %w", ref, err)
 		}
-		src.Name = r.Context().Name() + "@" + o.ExpectDigest.String()
 	}
-	return transport.Read(ctx, src, o.platform())
+	return transport.Read(ctx, src, o.platform(), transport.WithRegistries(o.Registries))
 }
 
 // checkSigVerify refuses references that ask for a signature check unless the caller

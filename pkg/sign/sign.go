@@ -10,17 +10,18 @@
 // digest is checked) and the new signature. The signature's identity (critical.identity.
 // docker-reference) is the reference as given, tag included, as `skopeo copy --sign-by-sigstore`
 // writes it; `cosign sign` writes the repository without the tag.
+//
+// The registry is reached with the caller's transport.Registries, the configuration the push and
+// every reader use (registries.conf `blocked` and `insecure`, auth.json, certs.d; the sigstore
+// attachments setting of transport.RegistriesDConfig unless registries.d says otherwise).
 package sign
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 
-	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	godigest "github.com/opencontainers/go-digest"
 	"go.podman.io/image/v5/copy"
@@ -30,9 +31,9 @@ import (
 	"go.podman.io/image/v5/signature"
 	"go.podman.io/image/v5/signature/signer"
 	"go.podman.io/image/v5/signature/sigstore"
-	"go.podman.io/image/v5/types"
 
 	"github.com/bootc-go/bootc/pkg/imgref"
+	"github.com/bootc-go/bootc/pkg/transport"
 )
 
 // ErrKey reports a private key that cannot be used: unreadable, not a cosign key, or encrypted
@@ -71,8 +72,9 @@ func (s *Signer) Close() error { return s.s.Close() }
 // Sign signs the image with manifest digest at ref, a registry reference whose tag (default
 // "latest") becomes the signature's identity, and stores the signature as a sigstore attachment in
 // ref's repository, beside any signatures already there. The image must already be in that
-// repository; Sign fails if the manifest would change.
-func (s *Signer) Sign(ctx context.Context, ref imgref.Ref, digest v1.Hash) error {
+// repository; Sign fails if the manifest would change. reg is the registry configuration (the
+// one the image was pushed with).
+func (s *Signer) Sign(ctx context.Context, ref imgref.Ref, digest v1.Hash, reg transport.Registries) error {
 	if ref.Transport != imgref.Registry {
 		return fmt.Errorf("signing %s: %w", ref, ErrNotRegistry)
 	}
@@ -100,7 +102,7 @@ func (s *Signer) Sign(ctx context.Context, ref imgref.Ref, digest v1.Hash) error
 	if err != nil {
 		return fmt.Errorf("signing %s: %w", ref, err)
 	}
-	sys, cleanup, err := systemContext(ref.Name)
+	sys, cleanup, err := reg.SystemContext(ref.Name, transport.DefaultPlatform())
 	if err != nil {
 		return fmt.Errorf("signing %s: %w", ref, err)
 	}
@@ -131,28 +133,3 @@ func (s *Signer) Sign(ctx context.Context, ref imgref.Ref, digest v1.Hash) error
 	}
 	return nil
 }
-
-// systemContext makes containers/image write sigstore attachments for every registry (a private
-// registries.d that says so; the host's registries.d is not read) and reach the registry over
-// plain HTTP exactly when go-containerregistry, which pushed the image, does (loopback and private
-// addresses).
-func systemContext(refName string) (*types.SystemContext, func(), error) {
-	dir, err := os.MkdirTemp("", "bootc-sign-registries.d-")
-	if err != nil {
-		return nil, nil, err
-	}
-	cleanup := func() { os.RemoveAll(dir) }
-	if err := os.WriteFile(filepath.Join(dir, "sigstore.yaml"), RegistriesDConfig, 0o644); err != nil {
-		cleanup()
-		return nil, nil, err
-	}
-	sys := &types.SystemContext{RegistriesDirPath: dir}
-	if r, err := name.ParseReference(refName); err == nil && r.Context().Scheme() == "http" {
-		sys.DockerInsecureSkipTLSVerify = types.OptionalBoolTrue
-	}
-	return sys, cleanup, nil
-}
-
-// RegistriesDConfig is the registries.d file that makes containers/image read (and write) sigstore
-// attachments for every registry, as verifiers of these signatures need.
-var RegistriesDConfig = []byte("default-docker:\n  use-sigstore-attachments: true\n")

@@ -18,7 +18,6 @@ import (
 	"go.podman.io/image/v5/docker"
 	"go.podman.io/image/v5/image"
 	"go.podman.io/image/v5/signature"
-	"go.podman.io/image/v5/signature/sigstore"
 	"go.podman.io/image/v5/types"
 
 	"github.com/bootc-go/bootc/internal/testutil"
@@ -31,19 +30,7 @@ import (
 // format `cosign generate-key-pair` writes, and returns the private and public key paths.
 func keyPair(t *testing.T, passphrase string) (string, string) {
 	t.Helper()
-	kp, err := sigstore.GenerateKeyPair([]byte(passphrase))
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	priv, pub := filepath.Join(dir, "cosign.key"), filepath.Join(dir, "cosign.pub")
-	if err := os.WriteFile(priv, kp.PrivateKey, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(pub, kp.PublicKey, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return priv, pub
+	return testutil.SigstoreKeyPair(t, passphrase)
 }
 
 // push writes a random image of layers layers of size bytes to registry ref (HOST/REPO:TAG) and
@@ -79,7 +66,7 @@ func signImage(t *testing.T, key, ref string, digest v1.Hash) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	if err := s.Sign(t.Context(), imgref.Ref{Transport: imgref.Registry, Name: ref}, digest); err != nil {
+	if err := s.Sign(t.Context(), imgref.Ref{Transport: imgref.Registry, Name: ref}, digest, transport.Registries{}); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -98,7 +85,7 @@ func policyAllows(t *testing.T, policyJSON, ref string) (bool, error) {
 	}
 	defer pc.Destroy()
 	regd := t.TempDir()
-	if err := os.WriteFile(filepath.Join(regd, "sigstore.yaml"), sign.RegistriesDConfig, 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(regd, "sigstore.yaml"), transport.RegistriesDConfig, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	sys := &types.SystemContext{RegistriesDirPath: regd, DockerInsecureSkipTLSVerify: types.OptionalBoolTrue}
@@ -247,11 +234,11 @@ func TestSignRefusesOtherTargets(t *testing.T) {
 		{Transport: imgref.OCIArchive, Name: "x.ociarchive"},
 		{Transport: imgref.ContainersStorage, Name: "localhost/x:1"},
 	} {
-		if err := s.Sign(t.Context(), ref, d); !errors.Is(err, sign.ErrNotRegistry) {
+		if err := s.Sign(t.Context(), ref, d, transport.Registries{}); !errors.Is(err, sign.ErrNotRegistry) {
 			t.Errorf("Sign(%s) = %v, want ErrNotRegistry", ref, err)
 		}
 	}
-	err = s.Sign(t.Context(), imgref.Ref{Transport: imgref.Registry, Name: "127.0.0.1:1/x@" + d.String()}, d)
+	err = s.Sign(t.Context(), imgref.Ref{Transport: imgref.Registry, Name: "127.0.0.1:1/x@" + d.String()}, d, transport.Registries{})
 	if err == nil || !strings.Contains(err.Error(), "by tag") {
 		t.Errorf("Sign by digest = %v, want a request for a tag", err)
 	}

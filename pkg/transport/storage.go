@@ -28,11 +28,12 @@ func copyImage(ctx context.Context, src, dst types.ImageReference) error {
 	return err
 }
 
-// writeContainersStorage writes the image as an OCI layout in a temporary directory and copies
+// writeContainersStorage writes the image as an OCI layout in a temporary directory (in tmpDir,
+// "" for the system's) and copies
 // it into containers-storage. ref.Name may carry a store specification, as in
 // "[overlay@/var/lib/containers/storage+/run/containers/storage]localhost/os:latest".
-func writeContainersStorage(ctx context.Context, img v1.Image, ref imgref.Ref) error {
-	dir, err := os.MkdirTemp("", "bootc-to-storage-")
+func writeContainersStorage(ctx context.Context, img v1.Image, ref imgref.Ref, tmpDir string) error {
+	dir, err := os.MkdirTemp(tmpDir, "bootc-to-storage-")
 	if err != nil {
 		return err
 	}
@@ -54,9 +55,10 @@ func writeContainersStorage(ctx context.Context, img v1.Image, ref imgref.Ref) e
 	return nil
 }
 
-// readContainersStorage copies the image out of containers-storage into a temporary OCI layout.
-func readContainersStorage(ctx context.Context, ref imgref.Ref) (*Image, error) {
-	dir, err := os.MkdirTemp("", "bootc-from-storage-")
+// readContainersStorage copies the image out of containers-storage into a temporary OCI layout
+// (in tmpDir, "" for the system's).
+func readContainersStorage(ctx context.Context, ref imgref.Ref, tmpDir string) (*Image, error) {
+	dir, err := os.MkdirTemp(tmpDir, "bootc-from-storage-")
 	if err != nil {
 		return nil, err
 	}

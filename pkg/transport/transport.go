@@ -1,6 +1,31 @@
 // Package transport reads and writes images at image references (package imgref): OCI layout
 // directories, OCI archives, registries, and containers-storage.
 //
+// # Registries: one client, one configuration
+//
+// Every registry request – reading an image for a pull or an inspection, verifying it
+// (package verify), pushing and signing (package sign) – goes through containers/image
+// (go.podman.io/image/v5) with the types.SystemContext that [Registries.SystemContext] makes of
+// the one [Registries] configuration. containers/image is the only Go client that implements
+// registries.conf (mirrors, `blocked`, `insecure`, pull-from-mirror rules), certs.d and
+// auth.json as podman and skopeo do; go-containerregistry's remote ignores registries.conf and
+// allows plain HTTP for RFC 1918 addresses, so a second client would disagree with the policy
+// check about which registry it talks to and how.
+//
+// Reading: the image's containers/image ImageSource is wrapped as a go-containerregistry
+// v1.Image (partial.CompressedToImage), so the rest of the pipeline (package imagestore: layers
+// fetched by digest, several at once, digests checked while streaming) is unchanged. The
+// manifest is checked against the digest of a NAME@DIGEST reference (or the index's entry for
+// the platform), the config and every blob against their descriptors while they stream. The
+// blobs come from the endpoint (mirror or registry) that served the manifest.
+//
+// Writing: the blobs are uploaded through a containers/image ImageDestination (several at
+// once, each skipped when the repository has it), then the manifest; the same rules apply
+// (a blocked registry is refused, `insecure` honoured).
+//
+// OCI layouts and archives are read and written with go-containerregistry's layout package;
+// containers-storage goes through containers/image.
+//
 // Programs that use containers-storage must call go.podman.io/storage/pkg/reexec.Init first thing
 // in main (and in TestMain): the store runs some of its work in a re-executed copy of the binary.
 package transport
@@ -12,20 +37,15 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"net/http"
 	"os"
 	"path/filepath"
 	"sort"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/authn"
-	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/match"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
-	rtransport "github.com/google/go-containerregistry/pkg/v1/remote/transport"
 
 	"github.com/bootc-go/bootc/internal/ociarchive"
 	"github.com/bootc-go/bootc/pkg/imgref"
@@ -37,9 +57,31 @@ const RefNameAnnotation = "org.opencontainers.image.ref.name"
 // ErrNotFound reports an image reference with no image behind it.
 var ErrNotFound = errors.New("image not found")
 
+// Option configures Read and Write.
+type Option func(*options)
+
+type options struct {
+	registries Registries
+}
+
+// WithRegistries sets the registry configuration (default: the zero Registries, the system's
+// configuration), and where large temporary data goes (Registries.TmpDir).
+func WithRegistries(r Registries) Option {
+	return func(o *options) { o.registries = r }
+}
+
+func makeOptions(opts []Option) options {
+	var o options
+	for _, f := range opts {
+		f(&o)
+	}
+	return o
+}
+
 // Write stores img at ref and returns the manifest digest. An image already there under the same
 // tag is replaced.
-func Write(ctx context.Context, img v1.Image, ref imgref.Ref) (v1.Hash, error) {
+func Write(ctx context.Context, img v1.Image, ref imgref.Ref, opts ...Option) (v1.Hash, error) {
+	o := makeOptions(opts)
 	digest, err := img.Digest()
 	if err != nil {
 		return v1.Hash{}, err
@@ -50,16 +92,9 @@ func Write(ctx context.Context, img v1.Image, ref imgref.Ref) (v1.Hash, error) {
 	case imgref.OCIArchive:
 		return digest, writeArchive(img, ref.Name, ref.Tag)
 	case imgref.Registry:
-		r, err := name.ParseReference(ref.Name)
-		if err != nil {
-			return v1.Hash{}, fmt.Errorf("%s: %w", ref, err)
-		}
-		if err := remote.Write(r, img, remote.WithContext(ctx), remote.WithAuthFromKeychain(authn.DefaultKeychain)); err != nil {
-			return v1.Hash{}, fmt.Errorf("pushing to %s: %w", ref, err)
-		}
-		return digest, nil
+		return digest, writeRegistry(ctx, img, ref, o.registries)
 	case imgref.ContainersStorage:
-		return digest, writeContainersStorage(ctx, img, ref)
+		return digest, writeContainersStorage(ctx, img, ref, o.registries.TmpDir)
 	}
 	return v1.Hash{}, fmt.Errorf("writing to %s: unsupported transport", ref)
 }
@@ -176,7 +211,10 @@ func (i *Image) Close() error {
 }
 
 // Read opens the image at ref, for the given platform when ref names a multi-platform index.
-func Read(ctx context.Context, ref imgref.Ref, platform v1.Platform) (*Image, error) {
+// An oci-archive is unpacked into Registries.TmpDir (WithRegistries), a registry image read as
+// the package documentation says.
+func Read(ctx context.Context, ref imgref.Ref, platform v1.Platform, opts ...Option) (*Image, error) {
+	o := makeOptions(opts)
 	switch ref.Transport {
 	case imgref.OCI:
 		img, err := readLayout(ref.Name, ref.Tag, platform)
@@ -185,7 +223,7 @@ func Read(ctx context.Context, ref imgref.Ref, platform v1.Platform) (*Image, er
 		}
 		return &Image{Image: img}, nil
 	case imgref.OCIArchive:
-		dir, err := os.MkdirTemp("", "bootc-oci-archive-")
+		dir, err := os.MkdirTemp(o.registries.TmpDir, "bootc-oci-archive-")
 		if err != nil {
 			return nil, err
 		}
@@ -203,21 +241,9 @@ func Read(ctx context.Context, ref imgref.Ref, platform v1.Platform) (*Image, er
 		}
 		return &Image{Image: img, close: func() error { return os.RemoveAll(dir) }}, nil
 	case imgref.Registry:
-		r, err := name.ParseReference(ref.Name)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", ref, err)
-		}
-		img, err := remote.Image(r, remote.WithContext(ctx), remote.WithAuthFromKeychain(authn.DefaultKeychain), remote.WithPlatform(platform))
-		if err != nil {
-			var te *rtransport.Error
-			if errors.As(err, &te) && te.StatusCode == http.StatusNotFound {
-				return nil, fmt.Errorf("%w: %s", ErrNotFound, ref)
-			}
-			return nil, fmt.Errorf("reading %s: %w", ref, err)
-		}
-		return &Image{Image: img}, nil
+		return readRegistry(ctx, ref, platform, o.registries)
 	case imgref.ContainersStorage:
-		return readContainersStorage(ctx, ref)
+		return readContainersStorage(ctx, ref, o.registries.TmpDir)
 	}
 	return nil, fmt.Errorf("reading %s: unsupported transport", ref)
 }

@@ -4,9 +4,10 @@
 //
 // # API
 //
-//	v, err := verify.Verify(ctx, ref, verify.Options{})
+//	reg := transport.Registries{ConfPath: "/etc/containers/registries.conf"} // or the zero value
+//	v, err := verify.Verify(ctx, ref, verify.Options{Registries: reg})
 //	// v == nil for ostree-unverified-* references: nothing to check.
-//	deploy.Pull(ctx, repo, ref, deploy.PullOptions{ExpectDigest: &v.Digest})
+//	imagestore.Pull(ctx, repo, ref, imagestore.PullOptions{ExpectDigest: &v.Digest, Registries: reg})
 //
 // Verify evaluates the policy with go.podman.io/image/v5's signature package, so every
 // requirement it knows works as it does for podman and skopeo: insecureAcceptAnything,
@@ -37,17 +38,19 @@
 // Registry signatures are read as containers/image reads them: lookaside storage configured in
 // registries.d, and sigstore attachments (cosign's "sha256-DIGEST.sig" tags). Because a
 // sigstoreSigned policy would otherwise fail on a host whose registries.d does not mention
-// attachments, Verify runs with a private copy of the registries.d configuration (the files
-// containers/image would read: Options.RegistriesDir, or the system's drop-in directories)
-// to which, when no file defines "default-docker", it adds
-// "default-docker: {use-sigstore-attachments: true}". A host that defines default-docker, or a
-// per-registry entry, keeps its own choice.
+// attachments, Verify runs with a private copy of the registries.d configuration to which
+// transport.RegistriesDConfig is added when no file defines "default-docker" (see
+// transport.Registries.SystemContext). A host that defines default-docker, or a per-registry
+// entry, keeps its own choice.
 //
 // OCI layouts and archives cannot hold signatures: a policy that requires one for an oci: or
 // oci-archive: image refuses it, and the error says so.
 //
-// Registries on a loopback address (localhost, 127.0.0.0/8, ::1) are reached over plain HTTP,
-// as go-containerregistry (which the pull uses) does.
+// The image and its signatures are read with Options.Registries, the one registry
+// configuration the pull uses too (registries.conf mirrors, blocked and insecure registries,
+// auth.json, certs.d; see package transport): a blocked registry is refused before any request
+// (transport.ErrBlocked), and the pull that follows reads the digest verified through the same
+// mirrors.
 package verify
 
 import (
@@ -55,19 +58,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"go.podman.io/image/v5/docker"
-	"go.podman.io/image/v5/docker/reference"
 	"go.podman.io/image/v5/image"
 	"go.podman.io/image/v5/manifest"
-	ociarchive "go.podman.io/image/v5/oci/archive"
-	ocilayout "go.podman.io/image/v5/oci/layout"
 	"go.podman.io/image/v5/signature"
-	cstorage "go.podman.io/image/v5/storage"
 	"go.podman.io/image/v5/types"
 
 	"github.com/bootc-go/bootc/pkg/imgref"
@@ -95,9 +92,9 @@ var (
 type Options struct {
 	// PolicyPath is the containers-policy.json to apply (default DefaultPolicyPath).
 	PolicyPath string
-	// RegistriesDir is the registries.d directory saying where signatures are stored
-	// (default: the directories containers/image reads, /etc/containers/registries.d and
-	// /usr/share/containers/registries.d).
+	// RegistriesDir is the registries.d directory saying where signatures are stored, when
+	// Registries.RegistriesDir is "" (default: the directories containers/image reads,
+	// /etc/containers/registries.d and /usr/share/containers/registries.d).
 	RegistriesDir string
 	// Platform selects the instance of a multi-platform index (default: linux and this
 	// machine's architecture, as the pull does).
@@ -192,9 +189,9 @@ func Verify(ctx context.Context, ref imgref.OstreeRef, o Options) (*Verified, er
 	if err != nil {
 		return nil, err
 	}
-	imgRef, err := containersRef(ref.Image)
+	imgRef, err := transport.ContainersRef(ref.Image)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("verifying %s: %w", ref, err)
 	}
 	scope, reqs := Scope(policy, imgRef)
 	rejected := func(digest string, reason string, err error, hint string) *RejectedError {
@@ -304,28 +301,6 @@ func loadPolicy(path string) (*signature.Policy, error) {
 	return p, nil
 }
 
-// containersRef converts ref to a containers/image reference.
-func containersRef(ref imgref.Ref) (types.ImageReference, error) {
-	var r types.ImageReference
-	var err error
-	switch ref.Transport {
-	case imgref.Registry:
-		r, err = docker.ParseReference("//" + ref.Name)
-	case imgref.OCI:
-		r, err = ocilayout.Transport.ParseReference(strings.TrimPrefix(ref.String(), "oci:"))
-	case imgref.OCIArchive:
-		r, err = ociarchive.Transport.ParseReference(strings.TrimPrefix(ref.String(), "oci-archive:"))
-	case imgref.ContainersStorage:
-		r, err = cstorage.Transport.ParseReference(ref.Name)
-	default:
-		return nil, fmt.Errorf("verifying %s: transport %s is not supported", ref, ref.Transport)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("verifying %s: %w", ref, err)
-	}
-	return r, nil
-}
-
 // Scope returns the requirements of policy that apply to ref, and names the scope they come
 // from, choosing as containers/image does: the transport's scope for the image's identity,
 // then for each of its namespaces from the most specific, then the transport's "" scope, then
@@ -368,39 +343,19 @@ func AcceptsAnything(reqs signature.PolicyRequirements) bool {
 }
 
 // systemContext returns the containers/image configuration for reading ref's image and its
-// signatures, and a function removing what it created.
+// signatures (o.Registries, see package transport), and a function removing what it created.
 func systemContext(ref imgref.Ref, o Options) (*types.SystemContext, func(), error) {
-	sys := &types.SystemContext{}
-	p := o.platform()
-	sys.OSChoice, sys.ArchitectureChoice, sys.VariantChoice = p.OS, p.Architecture, p.Variant
+	reg := o.Registries
+	if reg.RegistriesDir == "" {
+		reg.RegistriesDir = o.RegistriesDir
+	}
 	if ref.Transport != imgref.Registry {
-		return sys, func() {}, nil
+		p := o.platform()
+		return &types.SystemContext{OSChoice: p.OS, ArchitectureChoice: p.Architecture, VariantChoice: p.Variant, BigFilesTemporaryDir: reg.TmpDir}, func() {}, nil
 	}
-	if loopbackRegistry(ref.Name) {
-		sys.DockerInsecureSkipTLSVerify = types.OptionalBoolTrue
-	}
-	dir, err := registriesDir(o.RegistriesDir)
+	sys, cleanup, err := reg.SystemContext(ref.Name, o.platform())
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, fmt.Errorf("verifying %s: %w", ref, err)
 	}
-	sys.RegistriesDirPath = dir
-	return sys, func() { os.RemoveAll(dir) }, nil
-}
-
-// loopbackRegistry reports whether name's registry is on a loopback address.
-func loopbackRegistry(name string) bool {
-	named, err := reference.ParseNormalizedNamed(name)
-	if err != nil {
-		return false
-	}
-	host := reference.Domain(named)
-	if h, _, err := net.SplitHostPort(host); err == nil {
-		host = h
-	}
-	host = strings.Trim(host, "[]")
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
+	return sys, cleanup, nil
 }

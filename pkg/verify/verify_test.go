@@ -340,18 +340,6 @@ func TestVerifyOtherSchemes(t *testing.T) {
 	}
 }
 
-func TestLoopbackRegistry(t *testing.T) {
-	for name, want := range map[string]bool{
-		"127.0.0.1:5000/os": true, "localhost/os": true, "localhost:5000/os:1": true,
-		"127.1.2.3/a/b@sha256:" + strings.Repeat("a", 64): true,
-		"quay.io/fedora/fedora":                           false, "fedora": false, "10.0.0.1:5000/os": false, "localhost.example.com/os": false,
-	} {
-		if got := loopbackRegistry(name); got != want {
-			t.Errorf("loopbackRegistry(%q) = %v; want %v", name, got, want)
-		}
-	}
-}
-
 // TestVerifyIndex checks a multi-platform index: the instance for the platform is the one
 // whose signatures are verified (as containers/image's copy does), and its digest is the one
 // returned.
@@ -396,56 +384,5 @@ func TestVerifyIndex(t *testing.T) {
 	var re *RejectedError
 	if !errors.As(err, &re) || re.Digest != instances["arm64"].String() {
 		t.Errorf("Verify for arm64 (unsigned) = %v; want a RejectedError for %s", err, instances["arm64"])
-	}
-}
-
-// TestRegistriesDir checks the private registries.d copy: the sigstore attachments default is
-// added unless a file defines default-docker, the files are kept, bad YAML is an error.
-func TestRegistriesDir(t *testing.T) {
-	list := func(dir string) []string {
-		t.Helper()
-		defer os.RemoveAll(dir)
-		ents, err := os.ReadDir(dir)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var names []string
-		for _, e := range ents {
-			names = append(names, e.Name())
-		}
-		return names
-	}
-	// The system's (none on a test host, or whatever it has): always a usable directory.
-	dir, err := registriesDir("")
-	if err != nil {
-		t.Fatalf("system registries.d: %v", err)
-	}
-	list(dir)
-	custom := t.TempDir()
-	if err := os.WriteFile(filepath.Join(custom, "quay.yaml"), []byte("docker:\n  quay.io:\n    lookaside: https://example.com/sigs\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	dir, err = registriesDir(custom)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := strings.Join(list(dir), " "); got != "0000-quay.yaml 0001-bootc-sigstore.yaml" {
-		t.Errorf("files %q", got)
-	}
-	if err := os.WriteFile(filepath.Join(custom, "default.yaml"), []byte("default-docker:\n  use-sigstore-attachments: false\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	dir, err = registriesDir(custom)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := strings.Join(list(dir), " "); got != "0000-default.yaml 0001-quay.yaml" {
-		t.Errorf("with default-docker defined: files %q", got)
-	}
-	if err := os.WriteFile(filepath.Join(custom, "bad.yaml"), []byte("docker: [\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := registriesDir(custom); err == nil || !strings.Contains(err.Error(), "bad.yaml") {
-		t.Errorf("bad YAML: %v; want an error naming the file", err)
 	}
 }

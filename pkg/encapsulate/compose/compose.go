@@ -86,8 +86,7 @@ func WithoutPreviousBuild() Option { return func(c *config) { c.noPrior = true }
 func WithSigner(s *sign.Signer) Option { return func(c *config) { c.signer = s } }
 
 // WithRegistries sets the registry configuration for reading the previous build, pushing and
-// signing. (The contract shared with the registry clients, as imagestore.PullOptions.Registries:
-// it takes effect as transport and sign apply it.)
+// signing.
 func WithRegistries(r transport.Registries) Option { return func(c *config) { c.registries = r } }
 
 // WithRepo makes Image commit into the repository at path, created in mode bare-user if missing,
@@ -283,7 +282,7 @@ func Image(ctx context.Context, src Source, target imgref.Ref, opts ...Option) (
 // chunked build), else the image already at target's if it is one, else none.
 func previousBuild(ctx context.Context, target imgref.Ref, cfg *config) ([][]string, error) {
 	if cfg.prior != nil {
-		img, err := transport.Read(ctx, *cfg.prior, transport.DefaultPlatform())
+		img, err := transport.Read(ctx, *cfg.prior, transport.DefaultPlatform(), transport.WithRegistries(cfg.registries))
 		if err != nil {
 			return nil, fmt.Errorf("reading the previous build: %w", err)
 		}
@@ -293,7 +292,7 @@ func previousBuild(ctx context.Context, target imgref.Ref, cfg *config) ([][]str
 	if cfg.noPrior {
 		return nil, nil
 	}
-	img, err := transport.Read(ctx, target, transport.DefaultPlatform())
+	img, err := transport.Read(ctx, target, transport.DefaultPlatform(), transport.WithRegistries(cfg.registries))
 	if err != nil {
 		if !errors.Is(err, transport.ErrNotFound) {
 			cfg.progress(PriorBuildUnreadable{Ref: target, Err: err})
@@ -336,13 +335,13 @@ func buildAndWrite(ctx context.Context, repo *ostree.Repo, rev string, target im
 
 // publish writes (pushes) img to target and, with a signer, signs it there.
 func publish(ctx context.Context, img v1.Image, target imgref.Ref, cfg *config) (v1.Hash, error) {
-	digest, err := transport.Write(ctx, img, target)
+	digest, err := transport.Write(ctx, img, target, transport.WithRegistries(cfg.registries))
 	if err != nil {
 		return v1.Hash{}, err
 	}
 	if cfg.signer != nil {
 		start := time.Now()
-		if err := cfg.signer.Sign(ctx, target, digest); err != nil {
+		if err := cfg.signer.Sign(ctx, target, digest, cfg.registries); err != nil {
 			return v1.Hash{}, fmt.Errorf("pushed %s as %s but %w", target, digest, err)
 		}
 		cfg.progress(Signed{Digest: digest, Took: time.Since(start)})

@@ -1,4 +1,4 @@
-package verify
+package transport
 
 import (
 	"fmt"
@@ -11,11 +11,15 @@ import (
 	"go.yaml.in/yaml/v3"
 )
 
-// sigstoreDefault is added to the registries.d copy when no file defines default-docker.
-const sigstoreDefault = "# Added by bootc: look up sigstore attachments (cosign signatures).\ndefault-docker:\n  use-sigstore-attachments: true\n"
+// RegistriesDConfig is the registries.d file that makes containers/image read (and write)
+// sigstore attachments (cosign signatures, "sha256-DIGEST.sig" tags) for every registry: every
+// registry client of this module adds it to its private copy of registries.d when no file there
+// defines default-docker (see registriesDir). Tests and users that set up a registries.d of
+// their own write it as it is.
+var RegistriesDConfig = []byte("# Added by bootc: look up sigstore attachments (cosign signatures).\ndefault-docker:\n  use-sigstore-attachments: true\n")
 
 // registriesDir copies the registries.d files containers/image would read (those of custom,
-// or the system's) into a new temporary directory, adding sigstoreDefault when none of them
+// or the system's) into a new temporary directory, adding RegistriesDConfig when none of them
 // defines default-docker, and returns the directory. The caller removes it.
 func registriesDir(custom string) (string, error) {
 	conf := configfile.File{
@@ -44,7 +48,7 @@ func registriesDir(custom string) (string, error) {
 		n++
 	}
 	if !hasDefault {
-		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("%04d-bootc-sigstore.yaml", n)), []byte(sigstoreDefault), 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("%04d-bootc-sigstore.yaml", n)), RegistriesDConfig, 0o644); err != nil {
 			os.RemoveAll(dir)
 			return "", err
 		}
