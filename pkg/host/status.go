@@ -293,3 +293,34 @@ func imageStatusOf(ref imgref.OstreeRef, s *imagestore.ImageState) *ImageStatus 
 	}
 	return is
 }
+
+// Role is a deployment's role in the status document.
+type Role string
+
+// The roles, in boot order of the human-readable status.
+const (
+	RoleStaged   Role = "staged"
+	RoleBooted   Role = "booted"
+	RoleRollback Role = "rollback"
+	RoleOther    Role = "other"
+)
+
+// RoleEntry is a deployment with its role.
+type RoleEntry struct {
+	Role Role
+	*BootEntry
+}
+
+// Entries lists the deployments: staged, booted, rollback, then the others.
+func (st *BootcHost) Entries() []RoleEntry {
+	var out []RoleEntry
+	for _, r := range []RoleEntry{{RoleStaged, st.Status.Staged}, {RoleBooted, st.Status.Booted}, {RoleRollback, st.Status.Rollback}} {
+		if r.BootEntry != nil {
+			out = append(out, r)
+		}
+	}
+	for _, e := range st.Status.OtherDeployments {
+		out = append(out, RoleEntry{RoleOther, e})
+	}
+	return out
+}
