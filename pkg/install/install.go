@@ -152,7 +152,7 @@ type Result struct {
 }
 
 // ToDisk partitions the block device or disk image file at path, makes the root filesystem and
-// installs in into it (see the package documentation). A file that does not exist is created
+// installs the image into it (see the package documentation). A file that does not exist is created
 // (sparse); one this call created is removed again when it fails. A target whose first or last
 // MiB holds anything is refused unless Wipe is given; it is wiped just before the partition
 // table is written, so that a refused image leaves it as it was.
