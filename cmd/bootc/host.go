@@ -54,13 +54,19 @@ func globalString(c *cli.Context, name string) string {
 }
 
 // hostOptions gives package host the trust policy, the registry configuration and a renderer
-// of its events on stderr: a progress bar on a terminal, plain lines otherwise. done ends the
-// progress line.
+// of its events: progress on stderr (a bar on a terminal, plain lines otherwise), and what was
+// pulled on stdout once the pull is over (unless --quiet). done ends the progress line.
 func hostOptions(c *cli.Context) (opts []host.Option, done func()) {
-	w := c.App.ErrWriter
+	w, out := c.App.ErrWriter, c.App.Writer
+	if c.Bool("quiet") {
+		out = io.Discard
+	}
 	p := newProgress(w)
 	render := func(e host.Event) {
 		switch e := e.(type) {
+		case host.PullDone:
+			p.done()
+			printPulled(out, e.Pulled)
 		case host.PullProgress:
 			p.update("%s", pullLine(e.PullProgress, p.tty))
 		case host.WaitingForLock:

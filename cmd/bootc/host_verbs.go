@@ -75,7 +75,6 @@ func runSwitch(c *cli.Context) error {
 		return err
 	}
 	out := c.App.Writer
-	printPulled(out, res.Pulled)
 	if res.Unchanged {
 		fmt.Fprintf(out, "Image specification is unchanged: already on %s\n", ref.Image)
 		return nil
@@ -164,9 +163,6 @@ func runUpgrade(c *cli.Context) error {
 	res, err := h.Upgrade(c.Context, mode)
 	if err != nil {
 		return err
-	}
-	if res.Pulled != nil {
-		printPulled(out, res.Pulled)
 	}
 	switch {
 	case res.NoUpdate:
@@ -355,7 +351,6 @@ func installArgs(c *cli.Context) (host.Install, error) {
 
 // printInstalled says what an install did; where names the target.
 func printInstalled(w io.Writer, res *host.InstallResult, where string) {
-	printPulled(w, res.Pulled)
 	printDeployed(w, res.Deployed)
 	fmt.Fprintf(w, "Installed %s %s into %s (stateroot %s)\n", res.Target.Image, describe(res.Deployed.Deployment, res.Pulled.State), where, res.Stateroot)
 }

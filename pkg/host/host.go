@@ -72,6 +72,10 @@ type PullProgress struct {
 	imagestore.PullProgress
 }
 
+// PullDone: the pull is complete (what it fetched is also in the operation's result); what
+// follows is the deployment.
+type PullDone struct{ *Pulled }
+
 // Verified: the trust policy accepted the image; the pull is pinned to Digest.
 type Verified struct {
 	Image imgref.OstreeRef
@@ -87,6 +91,7 @@ type Warning struct {
 
 func (WaitingForLock) hostEvent() {}
 func (PullProgress) hostEvent()   {}
+func (PullDone) hostEvent()       {}
 func (Verified) hostEvent()       {}
 func (Warning) hostEvent()        {}
 

@@ -99,6 +99,9 @@ func TestLifecycle(t *testing.T) {
 	if ev.pullProgress() == 0 {
 		t.Error("the upgrade reported no pull progress")
 	}
+	if last, ok := ev.all[len(ev.all)-1].(host.PullDone); !ok || last.Pulled != up.Pulled {
+		t.Errorf("the upgrade's last event is %#v, want PullDone with its result", ev.all[len(ev.all)-1])
+	}
 	st = status(t, sys)
 	if st.Status.Rollback != nil && st.Status.Rollback.CachedUpdate != nil {
 		t.Errorf("the rollback entry lists the booted image as a downloaded update: %+v", st.Status.Rollback.CachedUpdate)

@@ -44,7 +44,7 @@ func (h *Host) pullOptions(ctx context.Context, ref imgref.OstreeRef) (imagestor
 	return o, v, nil
 }
 
-// pull verifies (pullOptions) and imports ref's image, reporting PullProgress. When the image's
+// pull verifies (pullOptions) and imports ref's image, reporting PullProgress and PullDone. When the image's
 // content is refused (a digest mismatch, a hostile or unbootable tree, another image than the
 // one verified), the image-store refs this pull added are deleted and the repository pruned, so
 // that nothing of a refused image stays; a pull cut off by the network or a signal keeps them,
@@ -67,7 +67,9 @@ func (h *Host) pull(ctx context.Context, ref imgref.OstreeRef) (*Pulled, error) 
 		}
 		return nil, err // Pull names the image
 	}
-	return &Pulled{Image: ref, State: res.Image, LayersFetched: res.LayersFetched, LayersReused: res.LayersReused, BytesFetched: res.BytesFetched, Verified: v}, nil
+	p := &Pulled{Image: ref, State: res.Image, LayersFetched: res.LayersFetched, LayersReused: res.LayersReused, BytesFetched: res.BytesFetched, Verified: v}
+	h.cfg.progress(PullDone{p})
+	return p, nil
 }
 
 // refused tells content errors (the image is bad) from transient ones.
