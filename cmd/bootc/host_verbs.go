@@ -2,18 +2,15 @@ package main
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
 	"strings"
-	"time"
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/bootc-go/bootc/pkg/imagestore"
+	"github.com/bootc-go/bootc/pkg/host"
 	"github.com/bootc-go/bootc/pkg/imgref"
-	"github.com/bootc-go/bootc/pkg/sysroot"
 )
 
 func switchCommand() *cli.Command {
@@ -56,34 +53,34 @@ func runSwitch(c *cli.Context) error {
 	if c.NArg() != 1 {
 		return usageError(c, "expected one IMAGE argument, got %d", c.NArg())
 	}
-	ref, err := refArg(c, c.Args().First())
+	arg := c.Args().First()
+	if strings.HasPrefix(arg, "ostree-") && c.IsSet("transport") {
+		return usageError(c, "%q already names its transport: leave out --transport", arg)
+	}
+	ref, err := imageArg(c, "IMAGE", arg, func(s string) (imgref.Ref, error) { return imgref.FromTransport(c.String("transport"), s) })
 	if err != nil {
 		return err
 	}
-	h, err := openHostOp(c, sysrootPath(c))
+	var opts []host.SwitchOption
+	if c.Bool("retain") {
+		opts = append(opts, host.Retain())
+	}
+	h, closeHost, err := openHost(c)
 	if err != nil {
 		return err
 	}
-	defer h.close()
-	spec := specDeployment(h.sys)
-	if spec == nil {
-		return errors.New("no deployment is booted, so there is nothing to switch from: install first with 'bootc install to-filesystem --source-imgref IMAGE ROOT'")
-	}
-	res, err := h.pull(c.Context, ref)
+	defer closeHost()
+	res, err := h.Switch(c.Context, ref, opts...)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(h.out, "Pulled %s: %s\n", ref.Image, pullSummary(res))
-	if cur, ok := originRef(spec); ok && cur.String() == ref.String() && spec.Commit == res.Image.Commit {
-		fmt.Fprintf(h.out, "Image specification is unchanged: already on %s\n", ref.Image)
-		h.tidy(c.Context)
+	out := c.App.Writer
+	if res.Unchanged {
+		fmt.Fprintf(out, "Image specification is unchanged: already on %s\n", ref.Image)
 		return nil
 	}
-	d, err := h.deploy(c.Context, deployOptions{ref: ref, commit: res.Image.Commit, stateroot: spec.Stateroot, place: sysroot.PlaceOptions{Retain: c.Bool("retain")}})
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(h.out, "Deployed %s %s; it boots next\n", ref.Image, describe(d, res.Image))
+	printDeployed(out, res.Deployed)
+	fmt.Fprintf(out, "Deployed %s %s; it boots next\n", ref.Image, describe(res.Deployed.Deployment, res.Deployed.Image))
 	return apply(c)
 }
 
@@ -141,151 +138,80 @@ func runUpgrade(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	h, err := openHostOp(c, sysrootPath(c))
+	h, closeHost, err := openHost(c)
 	if err != nil {
 		return err
 	}
-	defer h.close()
+	defer closeHost()
+	out := c.App.Writer
 	if c.Bool("quiet") {
-		h.out = io.Discard
+		out = io.Discard
 	}
-	spec := specDeployment(h.sys)
-	if spec == nil {
-		return errors.New("no deployment is booted, so there is nothing to upgrade: install first with 'bootc install to-filesystem --source-imgref IMAGE ROOT'")
-	}
-	ref, ok := originRef(spec)
-	if !ok {
-		return fmt.Errorf("deployment %s does not follow a container image (its origin has no container-image-reference): choose one with 'bootc switch IMAGE'", spec.Dir())
-	}
-	current, _ := imagestore.ImageStateOf(h.sys.Repo(), spec.Commit)
 	if check {
-		return upgradeCheck(c, h, ref, current, asJSON)
-	}
-	var next *imagestore.ImageState
-	if fromDl {
-		next, err = imagestore.QueryImage(h.sys.Repo(), ref)
-		if errors.Is(err, imagestore.ErrImageNotPulled) || (err == nil && next.Commit == spec.Commit) {
-			return fmt.Errorf("no downloaded update for %s: run 'bootc upgrade --download-only' first", ref.Image)
-		}
+		uc, err := h.CheckUpgrade(c.Context)
 		if err != nil {
 			return err
 		}
-	} else {
-		res, err := h.pull(c.Context, ref)
-		if err != nil {
-			return err
-		}
-		next = res.Image
-		fmt.Fprintf(h.out, "Pulled %s: %s\n", ref.Image, pullSummary(res))
+		return printCheck(out, uc, asJSON)
 	}
-	if next.Commit == spec.Commit {
-		fmt.Fprintf(h.out, "No update available: %s is at %s\n", ref.Image, describe(spec, current))
-		h.tidy(c.Context)
-		return nil
-	}
+	mode := host.UpgradeDeploy
 	if dlOnly {
-		fmt.Fprintf(h.out, "Downloaded %s; deploy it with 'bootc upgrade --from-downloaded'\n", versionOf(next))
-		return nil
+		mode = host.UpgradeDownloadOnly
+	} else if fromDl {
+		mode = host.UpgradeFromDownloaded
 	}
-	d, err := h.deploy(c.Context, deployOptions{ref: ref, commit: next.Commit, stateroot: spec.Stateroot})
+	res, err := h.Upgrade(c.Context, mode)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(h.out, "Upgraded %s from %s to %s; it boots next\n", ref.Image, describe(spec, current), describe(d, next))
+	switch {
+	case res.NoUpdate:
+		fmt.Fprintf(out, "No update available: %s is at %s\n", res.Image.Image, describe(res.From, res.FromImage))
+		return nil
+	case res.Deployed == nil:
+		fmt.Fprintf(out, "Downloaded %s; deploy it with 'bootc upgrade --from-downloaded'\n", versionOf(res.Next.Version, res.Next.Digest.String()))
+		return nil
+	}
+	printDeployed(out, res.Deployed)
+	fmt.Fprintf(out, "Upgraded %s from %s to %s; it boots next\n", res.Image.Image, describe(res.From, res.FromImage), describe(res.Deployed.Deployment, res.Next))
 	return apply(c)
 }
 
-// updateCheck is the JSON form of `upgrade --check`.
-type updateCheck struct {
-	Image           imageReference `json:"image"`
-	UpdateAvailable bool           `json:"updateAvailable"`
-	Current         *checkedImage  `json:"current"`
-	Available       checkedImage   `json:"available"`
-	// Download is what an upgrade would fetch; Total is the whole image.
-	Download transferSize `json:"download"`
-	Total    transferSize `json:"total"`
-}
-
-type checkedImage struct {
-	Digest    string `json:"digest"`
-	Version   string `json:"version,omitempty"`
-	Timestamp string `json:"timestamp,omitempty"`
-}
-
-type transferSize struct {
-	Layers int   `json:"layers"`
-	Bytes  int64 `json:"bytes"`
-}
-
-func checkedOf(s *imagestore.ImageState) *checkedImage {
-	ci := &checkedImage{Digest: s.Digest.String(), Version: s.Version}
-	if !s.Created.IsZero() {
-		ci.Timestamp = s.Created.UTC().Format(time.RFC3339)
-	}
-	return ci
-}
-
-// upgradeCheck says what an upgrade would do, from the manifest and config alone.
-func upgradeCheck(c *cli.Context, h *hostOp, ref imgref.OstreeRef, current *imagestore.ImageState, asJSON bool) error {
-	o, err := pullOptions(c, ref)
-	if err != nil {
-		return err
-	}
-	plan, err := imagestore.Inspect(c.Context, h.sys.Repo(), ref, o)
-	if err != nil {
-		return fmt.Errorf("checking %s: %w", ref.Image, err)
-	}
-	res := updateCheck{
-		Image:           imageReferenceOf(ref),
-		UpdateAvailable: current == nil || current.Digest != plan.Digest,
-		Available:       *checkedOf(&imagestore.ImageState{Digest: plan.Digest, Version: plan.Version, Created: plan.Created}),
-		Total:           transferSize{Layers: len(plan.Layers)},
-	}
-	if current != nil {
-		res.Current = checkedOf(current)
-	}
-	for _, l := range plan.Layers {
-		res.Total.Bytes += l.Size
-	}
-	if res.UpdateAvailable {
-		res.Download.Layers, res.Download.Bytes = plan.ToFetch()
-	}
+// printCheck renders what upgrade --check found.
+func printCheck(out io.Writer, uc *host.UpdateCheck, asJSON bool) error {
 	if asJSON {
-		enc := json.NewEncoder(h.out)
+		enc := json.NewEncoder(out)
 		enc.SetIndent("", "  ")
-		return enc.Encode(res)
+		return enc.Encode(uc)
 	}
-	if !res.UpdateAvailable {
-		fmt.Fprintf(h.out, "No changes in %s (%s)\n", ref.Image, plan.Digest)
+	if !uc.UpdateAvailable {
+		fmt.Fprintf(out, "No changes in %s (%s)\n", uc.Ref.Image, uc.Available.Digest)
 		return nil
 	}
-	fmt.Fprintf(h.out, "Update available for %s:\n", ref.Image)
+	fmt.Fprintf(out, "Update available for %s:\n", uc.Ref.Image)
 	from := "(unknown)"
-	if current != nil {
-		from = current.Version
-		fmt.Fprintf(h.out, "  Digest:   %s -> %s\n", current.Digest, plan.Digest)
+	if uc.Current != nil {
+		from = uc.Current.Version
+		fmt.Fprintf(out, "  Digest:   %s -> %s\n", uc.Current.Digest, uc.Available.Digest)
 	} else {
-		fmt.Fprintf(h.out, "  Digest:   %s\n", plan.Digest)
+		fmt.Fprintf(out, "  Digest:   %s\n", uc.Available.Digest)
 	}
-	if from != "" || plan.Version != "" {
-		fmt.Fprintf(h.out, "  Version:  %s -> %s\n", orNone(from), orNone(plan.Version))
+	if from != "" || uc.Available.Version != "" {
+		fmt.Fprintf(out, "  Version:  %s -> %s\n", versionOf(from, "(none)"), versionOf(uc.Available.Version, "(none)"))
 	}
-	fmt.Fprintf(h.out, "  Download: %d of %d layers, %s of %s\n", res.Download.Layers, res.Total.Layers, humanBytes(res.Download.Bytes), humanBytes(res.Total.Bytes))
+	fmt.Fprintf(out, "  Download: %d of %d layers, %s of %s\n", uc.Download.Layers, uc.Total.Layers, humanBytes(uc.Download.Bytes), humanBytes(uc.Total.Bytes))
 	return nil
 }
 
-func orNone(s string) string {
-	if s == "" {
-		return "(none)"
+// versionOf is "version V (ELSE)", or ELSE without a version; with ELSE "(none)", V or "(none)".
+func versionOf(v, orElse string) string {
+	switch {
+	case v == "":
+		return orElse
+	case orElse == "(none)":
+		return v
 	}
-	return s
-}
-
-func versionOf(s *imagestore.ImageState) string {
-	if s.Version != "" {
-		return "version " + s.Version + " (" + s.Digest.String() + ")"
-	}
-	return s.Digest.String()
+	return "version " + v + " (" + orElse + ")"
 }
 
 func rollbackCommand() *cli.Command {
@@ -314,34 +240,24 @@ func runRollback(c *cli.Context) error {
 	if c.NArg() != 0 {
 		return usageError(c, "rollback takes no arguments")
 	}
-	h, err := openHostOp(c, sysrootPath(c))
+	h, closeHost, err := openHost(c)
 	if err != nil {
 		return err
 	}
-	defer h.close()
-	rb, undo := h.sys.RollbackTarget()
-	if rb == nil {
-		return errors.New("there is no rollback deployment: the host has only one deployment")
+	defer closeHost()
+	res, err := h.Rollback(c.Context)
+	if err != nil {
+		return err
 	}
-	list := []*sysroot.Deployment{rb}
-	for _, d := range h.sys.Deployments() {
-		if !d.Equal(rb) {
-			list = append(list, d)
-		}
-	}
-	if err := h.sys.WriteDeployments(c.Context, list, sysroot.WriteOptions{}); err != nil {
-		return fmt.Errorf("writing the boot configuration: %w", err)
-	}
-	state, _ := imagestore.ImageStateOf(h.sys.Repo(), rb.Commit)
-	name := rb.Dir()
-	if ref, ok := originRef(rb); ok {
+	name := res.Deployment.Dir()
+	if ref, ok := host.OriginImage(res.Deployment); ok {
 		name = ref.Image.String()
 	}
 	why := "the rollback deployment is now the default"
-	if undo {
+	if res.UndoPending {
 		why = "the booted deployment is the default again; the one ahead of it stays as the rollback"
 	}
-	fmt.Fprintf(h.out, "Next boot: %s %s (%s)\n", name, describe(rb, state), why)
+	fmt.Fprintf(c.App.Writer, "Next boot: %s %s (%s)\n", name, describe(res.Deployment, res.Image), why)
 	return apply(c)
 }
 
@@ -374,15 +290,20 @@ Examples:
        --source-imgref docker://registry.example/os:stable /mnt/root
    bootc install to-filesystem --source-imgref oci-archive:os.ociarchive \
        --target-imgref docker://registry.example/os:stable --stateroot fedora /mnt/root`,
-			Flags: []cli.Flag{
-				&cli.StringFlag{Name: "source-imgref", Required: true, Usage: "the image to install (docker://, oci:, oci-archive:, containers-storage:, or ostree-…:)"},
-				&cli.StringFlag{Name: "target-imgref", Usage: "the image the installed host follows (default: the source)"},
-				&cli.StringFlag{Name: "stateroot", Value: "default", Usage: "the stateroot (ostree \"os\") to deploy into"},
-				&cli.StringSliceFlag{Name: "karg", Usage: "a kernel argument for the boot entry (repeatable)"},
-				enforceFlag(),
-			},
+			Flags:  installFlags("a kernel argument for the boot entry (repeatable)"),
 			Action: runInstallToFilesystem,
 		}, installToDiskCommand()},
+	}
+}
+
+// installFlags are the flags both install verbs take.
+func installFlags(kargUsage string) []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "source-imgref", Required: true, Usage: "the image to install (docker://, oci:, oci-archive:, containers-storage:, or ostree-…:)"},
+		&cli.StringFlag{Name: "target-imgref", Usage: "the image the installed host follows (default: the source)"},
+		&cli.StringFlag{Name: "stateroot", Value: "default", Usage: "the stateroot (ostree \"os\") to deploy into"},
+		&cli.StringSliceFlag{Name: "karg", Usage: kargUsage},
+		enforceFlag(),
 	}
 }
 
@@ -398,65 +319,38 @@ func runInstallToFilesystem(c *cli.Context) error {
 	if st, err := os.Stat(root); err != nil || !st.IsDir() {
 		return usageError(c, "ROOT %s is not a directory: mount the target filesystem there first", root)
 	}
-	_, err = in.installInto(c, root, root, c.StringSlice("karg"))
-	return err
+	opts, done := hostOptions(c)
+	res, err := host.InstallToFilesystem(c.Context, root, in, opts...)
+	done()
+	if err != nil {
+		return err
+	}
+	printInstalled(c.App.Writer, res, root)
+	return nil
 }
 
-// installSource is what both install verbs take from their flags.
-type installSource struct {
-	src, target imgref.OstreeRef
-	stateroot   string
-}
-
-func installArgs(c *cli.Context) (*installSource, error) {
+// installArgs reads what both install verbs take from their flags.
+func installArgs(c *cli.Context) (host.Install, error) {
 	src, err := imageArg(c, "--source-imgref", c.String("source-imgref"), imgref.Parse)
 	if err != nil {
-		return nil, err
+		return host.Install{}, err
 	}
-	target := src
+	in := host.Install{Source: src, Stateroot: c.String("stateroot"), Kargs: c.StringSlice("karg")}
 	if t := c.String("target-imgref"); t != "" {
-		if target, err = imageArg(c, "--target-imgref", t, imgref.Parse); err != nil {
-			return nil, err
+		target, err := imageArg(c, "--target-imgref", t, imgref.Parse)
+		if err != nil {
+			return host.Install{}, err
 		}
+		in.Target = &target
 	}
-	stateroot := c.String("stateroot")
-	if stateroot == "" || strings.ContainsAny(stateroot, "/ \t\n") || stateroot == "." || stateroot == ".." {
-		return nil, usageError(c, "--stateroot %q: use a plain name such as default or fedora", stateroot)
+	if s := in.Stateroot; s == "" || strings.ContainsAny(s, "/ \t\n") || s == "." || s == ".." {
+		return host.Install{}, usageError(c, "--stateroot %q: use a plain name such as default or fedora", s)
 	}
-	return &installSource{src: src, target: target, stateroot: stateroot}, nil
+	return in, nil
 }
 
-// installInto creates a sysroot in the directory root and deploys the image into it, with
-// kargs on its boot entry. where names the target in messages.
-func (in *installSource) installInto(c *cli.Context, root, where string, kargs []string) (*sysroot.Deployment, error) {
-	sys, err := sysroot.Init(c.Context, root)
-	if err != nil {
-		return nil, err
-	}
-	unlock, err := lockSysroot(c, sys)
-	if err != nil {
-		return nil, err
-	}
-	defer unlock()
-	if err := sys.Load(c.Context); err != nil {
-		return nil, err
-	}
-	if n := len(sys.Deployments()); n > 0 {
-		return nil, fmt.Errorf("%s already holds an installation (%d deployments): use 'bootc --sysroot %s switch IMAGE' to change its image, or install into an empty filesystem", root, n, root)
-	}
-	if err := sys.InitStateroot(in.stateroot); err != nil {
-		return nil, err
-	}
-	h := &hostOp{c: c, sys: sys, unlock: func() {}, out: c.App.Writer}
-	res, err := h.pull(c.Context, in.src)
-	if err != nil {
-		return nil, err
-	}
-	fmt.Fprintf(h.out, "Pulled %s: %s\n", in.src.Image, pullSummary(res))
-	d, err := h.deploy(c.Context, deployOptions{ref: in.target, commit: res.Image.Commit, stateroot: in.stateroot, kargs: kargs, noMerge: true})
-	if err != nil {
-		return nil, err
-	}
-	fmt.Fprintf(h.out, "Installed %s %s into %s (stateroot %s)\n", in.target.Image, describe(d, res.Image), where, in.stateroot)
-	return d, nil
+// printInstalled says what an install did; where names the target.
+func printInstalled(w io.Writer, res *host.InstallResult, where string) {
+	printDeployed(w, res.Deployed)
+	fmt.Fprintf(w, "Installed %s %s into %s (stateroot %s)\n", res.Target.Image, describe(res.Deployed.Deployment, res.Pulled.State), where, res.Stateroot)
 }

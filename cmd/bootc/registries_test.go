@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/bootc-go/bootc/internal/testutil"
+	"github.com/bootc-go/bootc/internal/testutil/testimage"
 )
 
 // The registry configuration (--registries-conf, CONTAINERS_REGISTRIES_CONF) at the CLI: every
@@ -106,7 +107,7 @@ func TestRegistriesMirror(t *testing.T) {
 		return lastLine(out)
 	}
 	conf := mirrorConf(t, r.Addr, true)
-	policy := writePolicy(t, map[string][]map[string]any{"registry.invalid/os": {{
+	policy := testutil.WritePolicy(t, map[string][]map[string]any{"registry.invalid/os": {{
 		"type": "sigstoreSigned", "keyPath": pub,
 		"signedIdentity": map[string]any{"type": "remapIdentity", "prefix": "registry.invalid/os", "signedPrefix": r.Addr + "/os"},
 	}}})
@@ -187,7 +188,7 @@ func TestRegistriesBlocked(t *testing.T) {
 	before := sysrootState(t, installed)
 
 	conf := testutil.RegistriesConf(t, fmt.Sprintf("[[registry]]\nlocation = %q\nblocked = true\n", r.Addr))
-	policy := writePolicy(t, map[string][]map[string]any{r.Addr + "/os": sigstoreKey(pub)})
+	policy := testutil.WritePolicy(t, map[string][]map[string]any{r.Addr + "/os": testutil.SigstoreKey(pub)})
 	g := []string{"--registries-conf", conf, "--signature-policy", policy}
 	for _, tc := range []struct {
 		name string
@@ -215,4 +216,18 @@ func TestRegistriesBlocked(t *testing.T) {
 	if after := sysrootState(t, installed); after != before {
 		t.Errorf("refused commands changed the sysroot:\n%s", testutil.FirstDiff("before", before, "after", after))
 	}
+}
+
+// tinyOS writes a small bootable tree (testimage.WriteTinyOS) and returns its directory.
+func tinyOS(t *testing.T, version string, extra map[string]string) string {
+	t.Helper()
+	dir := t.TempDir()
+	must(t, testimage.WriteTinyOS(dir, version, extra))
+	return dir
+}
+
+// sysrootState is testutil.SysrootState with `bootc status --format json`.
+func sysrootState(t *testing.T, sys string) string {
+	t.Helper()
+	return testutil.SysrootState(t, sys, []byte(mustRun(t, "--sysroot", sys, "status", "--format", "json")))
 }

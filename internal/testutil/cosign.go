@@ -1,6 +1,7 @@
 package testutil
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"testing"
@@ -46,4 +47,28 @@ func SigstoreKeyPair(t testing.TB, passphrase string) (string, string) {
 		t.Fatal(err)
 	}
 	return priv, pub
+}
+
+// WritePolicy writes a containers-policy.json that rejects by default and has the given docker
+// scopes, and returns its path.
+func WritePolicy(t testing.TB, docker map[string][]map[string]any) string {
+	t.Helper()
+	data, err := json.Marshal(map[string]any{
+		"default":    []map[string]any{{"type": "reject"}},
+		"transports": map[string]any{"docker": docker},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "policy.json")
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// SigstoreKey is a policy requirement: sigstore signatures by the public key pub, for the
+// image's own repository.
+func SigstoreKey(pub string) []map[string]any {
+	return []map[string]any{{"type": "sigstoreSigned", "keyPath": pub, "signedIdentity": map[string]any{"type": "matchRepository"}}}
 }

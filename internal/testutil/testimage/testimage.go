@@ -1,0 +1,164 @@
+// Package testimage builds small bootable images for tests and examples, the way `bootc compose
+// image` does (a bootable commit of a root filesystem, encapsulated in chunk layers, written to a
+// containers-transports target), without the CLI.
+package testimage
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/bootc-go/bootc/pkg/encapsulate"
+	"github.com/bootc-go/bootc/pkg/encapsulate/bootable"
+	"github.com/bootc-go/bootc/pkg/imgref"
+	"github.com/bootc-go/bootc/pkg/ostree"
+	"github.com/bootc-go/bootc/pkg/sign"
+	"github.com/bootc-go/bootc/pkg/transport"
+)
+
+// Timestamp is the commit and image time of every image built here.
+var Timestamp = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// WriteTinyOS writes a small bootable tree into dir: a stand-in kernel and initramfs, /etc
+// defaults (os-release with VERSION_ID=version) and /var content. extra files (path -> content)
+// are added or override.
+func WriteTinyOS(dir, version string, extra map[string]string) error {
+	files := map[string]string{
+		"usr/lib/modules/6.1.0-test/vmlinuz":       "KERNEL",
+		"usr/lib/modules/6.1.0-test/initramfs.img": "INITRD",
+		"usr/bin/tool":           "#!/bin/sh\necho " + version + "\n",
+		"etc/os-release":         "ID=tinyos\nVERSION_ID=" + version + "\nPRETTY_NAME=\"Tiny OS " + version + "\"\n",
+		"etc/demo/theme.conf":    "colour=blue\n",
+		"etc/demo/defaults.conf": "level=" + version + "\n",
+		"etc/motd":               "welcome\n",
+		"var/lib/demo/seed":      "seed " + version + "\n",
+	}
+	for k, v := range extra {
+		files[k] = v
+	}
+	for p, content := range files {
+		path := filepath.Join(dir, p)
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// TinyOS writes WriteTinyOS's tree into a temporary directory and returns it.
+func TinyOS(t testing.TB, version string, extra map[string]string) string {
+	t.Helper()
+	dir := t.TempDir()
+	if err := WriteTinyOS(dir, version, extra); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// AddBusybox puts the host's static busybox into the tree as /usr/bin/busybox, with sh, cat,
+// echo, mkdir, rm and test linked to it and /bin -> usr/bin, so that `podman build` can RUN
+// commands in an image built from it.
+func AddBusybox(t testing.TB, root string) {
+	t.Helper()
+	data, err := os.ReadFile("/bin/busybox")
+	if err != nil {
+		t.Skipf("no static busybox: %v", err)
+	}
+	must := func(err error) {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(os.MkdirAll(filepath.Join(root, "usr/bin"), 0o755))
+	must(os.WriteFile(filepath.Join(root, "usr/bin/busybox"), data, 0o755))
+	for _, name := range []string{"sh", "cat", "echo", "mkdir", "rm", "test"} {
+		must(os.Symlink("busybox", filepath.Join(root, "usr/bin", name)))
+	}
+	must(os.Symlink("usr/bin", filepath.Join(root, "bin")))
+}
+
+// Option configures Build.
+type Option func(*config)
+
+type config struct {
+	signKey string
+}
+
+// WithSignKey signs the image with a cosign private key (passphrase in COSIGN_PASSWORD, or
+// none); target must be a registry.
+func WithSignKey(path string) Option { return func(c *config) { c.signKey = path } }
+
+// Build commits rootfs and writes it as an image to target (containers-transports syntax:
+// oci:DIR:TAG, docker://HOST/NAME:TAG, ...), keeping the chunk layout of an image already at
+// target as `bootc compose image` does, and returns the manifest digest.
+func Build(ctx context.Context, rootfs, target string, opts ...Option) (v1.Hash, error) {
+	var cfg config
+	for _, o := range opts {
+		o(&cfg)
+	}
+	ref, err := imgref.Parse(target)
+	if err != nil {
+		return v1.Hash{}, err
+	}
+	var signer *sign.Signer
+	if cfg.signKey != "" {
+		if signer, err = sign.LoadKey(cfg.signKey, []byte(os.Getenv("COSIGN_PASSWORD"))); err != nil {
+			return v1.Hash{}, err
+		}
+		defer signer.Close()
+	}
+	scratch, err := os.MkdirTemp("", "testimage-")
+	if err != nil {
+		return v1.Hash{}, err
+	}
+	defer os.RemoveAll(scratch)
+	repo, err := ostree.Init(ctx, filepath.Join(scratch, "repo"), ostree.ModeBareUser)
+	if err != nil {
+		return v1.Hash{}, err
+	}
+	sum, err := bootable.Commit(ctx, repo, rootfs, bootable.WithTimestamp(Timestamp))
+	if err != nil {
+		return v1.Hash{}, fmt.Errorf("committing %s: %w", rootfs, err)
+	}
+	eopts := []encapsulate.Option{encapsulate.WithTempDir(scratch)}
+	if prev, err := transport.Read(ctx, ref, transport.DefaultPlatform()); err == nil {
+		prior, perr := encapsulate.PriorLayers(prev.Image)
+		prev.Close()
+		if perr == nil {
+			eopts = append(eopts, encapsulate.WithPriorBuild(prior))
+		}
+	}
+	img, err := encapsulate.Build(ctx, repo, sum.String(), eopts...)
+	if err != nil {
+		return v1.Hash{}, err
+	}
+	defer img.Close()
+	digest, err := transport.Write(ctx, img, ref)
+	if err != nil {
+		return v1.Hash{}, err
+	}
+	if signer != nil {
+		if err := signer.Sign(ctx, ref, digest, transport.Registries{}); err != nil {
+			return v1.Hash{}, err
+		}
+	}
+	return digest, nil
+}
+
+// Compose is Build for a test: it fails the test on error.
+func Compose(t testing.TB, rootfs, target string, opts ...Option) v1.Hash {
+	t.Helper()
+	d, err := Build(t.Context(), rootfs, target, opts...)
+	if err != nil {
+		t.Fatalf("building %s from %s: %v", target, rootfs, err)
+	}
+	return d
+}

@@ -1,0 +1,296 @@
+package host
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/bootc-go/bootc/pkg/imagestore"
+	"github.com/bootc-go/bootc/pkg/imgref"
+	"github.com/bootc-go/bootc/pkg/sysroot"
+)
+
+// SwitchOption configures Switch.
+type SwitchOption func(*switchConfig)
+
+type switchConfig struct{ retain bool }
+
+// Retain keeps every existing deployment, instead of only the booted one and one rollback.
+func Retain() SwitchOption { return func(c *switchConfig) { c.retain = true } }
+
+// SwitchResult says what Switch did.
+type SwitchResult struct {
+	Pulled *Pulled
+	// Unchanged: the host already followed the image and was on it; nothing was deployed.
+	Unchanged bool
+	// Deployed is the new deployment (nil when Unchanged).
+	Deployed *Deployed
+}
+
+// Switch pulls ref's image (verified first when ref asks for it), deploys it in the stateroot of
+// the deployment the host follows with that deployment's /etc changes carried over, and makes it
+// the default boot entry; from then on the host follows ref. The previous deployment stays as
+// the rollback (all of them with Retain).
+func (h *Host) Switch(ctx context.Context, ref imgref.OstreeRef, opts ...SwitchOption) (*SwitchResult, error) {
+	var c switchConfig
+	for _, o := range opts {
+		o(&c)
+	}
+	spec := specDeployment(h.sys)
+	if spec == nil {
+		return nil, fmt.Errorf("%w, so there is nothing to switch from: install first with 'bootc install to-filesystem --source-imgref IMAGE ROOT'", ErrNoBootedDeployment)
+	}
+	p, err := h.pull(ctx, ref)
+	if err != nil {
+		return nil, err
+	}
+	res := &SwitchResult{Pulled: p}
+	if cur, ok := OriginImage(spec); ok && cur.String() == ref.String() && spec.Commit == p.State.Commit {
+		res.Unchanged = true
+		h.tidy(ctx)
+		return res, nil
+	}
+	res.Deployed, err = h.deploy(ctx, deployOptions{ref: ref, image: p.State, stateroot: spec.Stateroot, place: sysroot.PlaceOptions{Retain: c.retain}})
+	return res, err
+}
+
+// follows returns the deployment the host follows and its image reference.
+func (h *Host) follows(what string) (*sysroot.Deployment, imgref.OstreeRef, error) {
+	spec := specDeployment(h.sys)
+	if spec == nil {
+		return nil, imgref.OstreeRef{}, fmt.Errorf("%w, so there is nothing to %s: install first with 'bootc install to-filesystem --source-imgref IMAGE ROOT'", ErrNoBootedDeployment, what)
+	}
+	ref, ok := OriginImage(spec)
+	if !ok {
+		return nil, imgref.OstreeRef{}, &NoImageError{Deployment: spec.Dir()}
+	}
+	return spec, ref, nil
+}
+
+// UpdateCheck is what CheckUpgrade found (its JSON form is that of `bootc upgrade --check
+// --format json`).
+type UpdateCheck struct {
+	Image           ImageReference `json:"image"`
+	UpdateAvailable bool           `json:"updateAvailable"`
+	Current         *CheckedImage  `json:"current"`
+	Available       CheckedImage   `json:"available"`
+	// Download is what an upgrade would fetch; Total is the whole image.
+	Download TransferSize `json:"download"`
+	Total    TransferSize `json:"total"`
+
+	// Ref is the image the host follows.
+	Ref imgref.OstreeRef `json:"-"`
+}
+
+// CheckedImage is an image by digest, version and creation time (RFC 3339).
+type CheckedImage struct {
+	Digest    string `json:"digest"`
+	Version   string `json:"version,omitempty"`
+	Timestamp string `json:"timestamp,omitempty"`
+}
+
+// TransferSize counts layers and compressed bytes.
+type TransferSize struct {
+	Layers int   `json:"layers"`
+	Bytes  int64 `json:"bytes"`
+}
+
+func checkedOf(s *imagestore.ImageState) *CheckedImage {
+	ci := &CheckedImage{Digest: s.Digest.String(), Version: s.Version}
+	if !s.Created.IsZero() {
+		ci.Timestamp = s.Created.UTC().Format(time.RFC3339)
+	}
+	return ci
+}
+
+// CheckUpgrade says whether the image the host follows has changed and what an upgrade would
+// download, from the manifest and config alone (verified first when the host follows a signed
+// image). It changes nothing.
+func (h *Host) CheckUpgrade(ctx context.Context) (*UpdateCheck, error) {
+	spec, ref, err := h.follows("upgrade")
+	if err != nil {
+		return nil, err
+	}
+	current, _ := imagestore.ImageStateOf(h.sys.Repo(), spec.Commit)
+	o, _, err := h.pullOptions(ctx, ref)
+	if err != nil {
+		return nil, err
+	}
+	plan, err := imagestore.Inspect(ctx, h.sys.Repo(), ref, o)
+	if err != nil {
+		return nil, fmt.Errorf("checking %s: %w", ref.Image, err)
+	}
+	res := &UpdateCheck{
+		Image:           ImageReferenceOf(ref),
+		Ref:             ref,
+		UpdateAvailable: current == nil || current.Digest != plan.Digest,
+		Available:       *checkedOf(&imagestore.ImageState{Digest: plan.Digest, Version: plan.Version, Created: plan.Created}),
+		Total:           TransferSize{Layers: len(plan.Layers)},
+	}
+	if current != nil {
+		res.Current = checkedOf(current)
+	}
+	for _, l := range plan.Layers {
+		res.Total.Bytes += l.Size
+	}
+	if res.UpdateAvailable {
+		res.Download.Layers, res.Download.Bytes = plan.ToFetch()
+	}
+	return res, nil
+}
+
+// UpgradeMode says how far Upgrade goes.
+type UpgradeMode int
+
+const (
+	// UpgradeDeploy pulls the update and deploys it.
+	UpgradeDeploy UpgradeMode = iota
+	// UpgradeDownloadOnly pulls the update and deploys nothing; Status lists it as the
+	// cachedUpdate, and the image store keeps it for UpgradeFromDownloaded.
+	UpgradeDownloadOnly
+	// UpgradeFromDownloaded deploys the update pulled by UpgradeDownloadOnly without reading
+	// the image's source (ErrNoDownloadedUpdate when there is none).
+	UpgradeFromDownloaded
+)
+
+// UpgradeResult says what Upgrade did.
+type UpgradeResult struct {
+	// Image is the reference the host follows.
+	Image imgref.OstreeRef
+	// From is the deployment upgraded from, FromImage its image (nil if unknown).
+	From      *sysroot.Deployment
+	FromImage *imagestore.ImageState
+	// Pulled is what the pull fetched (nil with UpgradeFromDownloaded).
+	Pulled *Pulled
+	// Next is the newest image; NoUpdate says it is the one From runs (nothing was deployed).
+	Next     *imagestore.ImageState
+	NoUpdate bool
+	// Deployed is the new deployment (nil with NoUpdate or UpgradeDownloadOnly).
+	Deployed *Deployed
+}
+
+// Upgrade brings the host to the newest version of the image it follows: pulls only what
+// changed (verified first when the host follows a signed image) and, unless mode is
+// UpgradeDownloadOnly, deploys it as the default boot entry with /etc changes carried over.
+func (h *Host) Upgrade(ctx context.Context, mode UpgradeMode) (*UpgradeResult, error) {
+	spec, ref, err := h.follows("upgrade")
+	if err != nil {
+		return nil, err
+	}
+	res := &UpgradeResult{Image: ref, From: spec}
+	res.FromImage, _ = imagestore.ImageStateOf(h.sys.Repo(), spec.Commit)
+	if mode == UpgradeFromDownloaded {
+		res.Next, err = imagestore.QueryImage(h.sys.Repo(), ref)
+		if errors.Is(err, imagestore.ErrImageNotPulled) || (err == nil && res.Next.Commit == spec.Commit) {
+			return nil, fmt.Errorf("%w for %s: run 'bootc upgrade --download-only' first", ErrNoDownloadedUpdate, ref.Image)
+		}
+		if err != nil {
+			return nil, err
+		}
+	} else {
+		if res.Pulled, err = h.pull(ctx, ref); err != nil {
+			return nil, err
+		}
+		res.Next = res.Pulled.State
+	}
+	if res.Next.Commit == spec.Commit {
+		res.NoUpdate = true
+		h.tidy(ctx)
+		return res, nil
+	}
+	if mode == UpgradeDownloadOnly {
+		return res, nil
+	}
+	res.Deployed, err = h.deploy(ctx, deployOptions{ref: ref, image: res.Next, stateroot: spec.Stateroot})
+	return res, err
+}
+
+// RollbackResult says what Rollback did.
+type RollbackResult struct {
+	// Deployment boots next; Image is its image (nil if it was not deployed from one).
+	Deployment *sysroot.Deployment
+	Image      *imagestore.ImageState
+	// UndoPending: the booted deployment became the default again, undoing a deployment made
+	// after it (the one ahead of it stays as the rollback).
+	UndoPending bool
+}
+
+// Rollback makes the rollback deployment the default boot entry (sysroot.RollbackTarget);
+// nothing is deleted, so a second Rollback swaps back.
+func (h *Host) Rollback(ctx context.Context) (*RollbackResult, error) {
+	rb, undo := h.sys.RollbackTarget()
+	if rb == nil {
+		return nil, fmt.Errorf("%w: the host has only one deployment", ErrNothingToRollBack)
+	}
+	list := []*sysroot.Deployment{rb}
+	for _, d := range h.sys.Deployments() {
+		if !d.Equal(rb) {
+			list = append(list, d)
+		}
+	}
+	if err := h.sys.WriteDeployments(ctx, list, sysroot.WriteOptions{}); err != nil {
+		return nil, fmt.Errorf("writing the boot configuration: %w", err)
+	}
+	state, _ := imagestore.ImageStateOf(h.sys.Repo(), rb.Commit)
+	return &RollbackResult{Deployment: rb, Image: state, UndoPending: undo}, nil
+}
+
+// Install says what InstallToFilesystem installs.
+type Install struct {
+	// Source is the image to install.
+	Source imgref.OstreeRef
+	// Target is the image the installed host follows (nil: Source).
+	Target *imgref.OstreeRef
+	// Stateroot is the stateroot to deploy into ("" means "default").
+	Stateroot string
+	// Kargs are kernel arguments for the boot entry, before the image's (kargs.d).
+	Kargs []string
+}
+
+// InstallResult says what InstallToFilesystem did.
+type InstallResult struct {
+	Root, Stateroot string
+	// Target is the image the host follows.
+	Target   imgref.OstreeRef
+	Pulled   *Pulled
+	Deployed *Deployed
+}
+
+// InstallToFilesystem creates the sysroot layout in the directory root (ostree/repo,
+// ostree/deploy, boot), takes its lock, pulls in.Source, deploys it into the stateroot and
+// writes the boot entries. root must not hold deployments already (*AlreadyInstalledError).
+func InstallToFilesystem(ctx context.Context, root string, in Install, opts ...Option) (*InstallResult, error) {
+	cfg := newConfig(opts)
+	if in.Stateroot == "" {
+		in.Stateroot = "default"
+	}
+	target := in.Source
+	if in.Target != nil {
+		target = *in.Target
+	}
+	sys, err := sysroot.Init(ctx, root)
+	if err != nil {
+		return nil, err
+	}
+	h, err := lock(ctx, sys, cfg)
+	if err != nil {
+		return nil, err
+	}
+	defer h.Close()
+	if n := len(sys.Deployments()); n > 0 {
+		return nil, &AlreadyInstalledError{Root: root, Deployments: n}
+	}
+	if err := sys.InitStateroot(in.Stateroot); err != nil {
+		return nil, err
+	}
+	res := &InstallResult{Root: root, Stateroot: in.Stateroot, Target: target}
+	if res.Pulled, err = h.pull(ctx, in.Source); err != nil {
+		return nil, err
+	}
+	res.Deployed, err = h.deploy(ctx, deployOptions{ref: target, image: res.Pulled.State, stateroot: in.Stateroot, kargs: in.Kargs, noMerge: true})
+	if err != nil {
+		return nil, err
+	}
+	return res, nil
+}
