@@ -54,7 +54,9 @@ func (p *Podman) StorageRef(name string) string {
 
 // Command returns the podman command with this store's flags.
 func (p *Podman) Command(args ...string) *exec.Cmd {
-	full := append([]string{"--root", p.root, "--runroot", p.runroot, "--storage-driver", "overlay"}, args...)
+	// libpod's state (--tmpdir, default /run/libpod) is per store too: podman commands of two
+	// test packages running at once otherwise race on /run/libpod/alive.
+	full := append([]string{"--root", p.root, "--runroot", p.runroot, "--tmpdir", filepath.Join(p.runroot, "libpod"), "--storage-driver", "overlay"}, args...)
 	c := exec.Command("podman", full...)
 	c.Env = append(os.Environ(), "CONTAINERS_CONF="+p.conf)
 	return c
