@@ -15,31 +15,9 @@ func composeCommitCommand() *cli.Command {
 	repo.Required = false // checked by hand, so that a missing flag exits 2
 	repo.Usage = "OSTree repository (required; created in mode bare-user if it does not exist)"
 	return &cli.Command{
-		Name:  "commit",
-		Usage: "commit a root filesystem directory as a bootable OSTree commit",
-		Description: `Commits the root filesystem at --rootfs to --branch of --repo as a bootable
-commit, and prints the commit checksum as the last line of its output. The rootfs
-is not modified; the commit gets the layout libostree and bootc boot from:
-  - exactly one kernel, at usr/lib/modules/KVER/vmlinuz: Debian's
-    /boot/vmlinuz-KVER and /boot/initrd.img-KVER are moved there (as vmlinuz
-    and initramfs.img, with System.map and config);
-  - /etc stored as /usr/etc;
-  - /boot, /dev, /proc, /sys, /run and /tmp as empty directories (their
-    contents are not read);
-  - /var as it is;
-  - metadata: the --add-metadata-string entries, version (--version, else
-    VERSION_ID or VERSION from os-release), ostree.bootable=true and
-    ostree.linux=KVER.
-The commit time is --timestamp, else SOURCE_DATE_EPOCH, else now: with a fixed
-time the same rootfs always gives the same checksum. A missing repository is
-created in mode bare-user (use 'bootc ostree init' first for another mode).
-
-Examples:
-   bootc compose commit --rootfs rootfs/ --repo repo -b debian/12/x86_64
-   bootc compose commit --rootfs rootfs/ --repo repo -b debian/12/x86_64 \
-       -s "nightly build" --version 12.20240501 --timestamp 2024-05-01T00:00:00Z
-   SOURCE_DATE_EPOCH=1700000000 bootc compose commit --rootfs rootfs/ --repo repo \
-       -b test --add-metadata-string build=42 --no-bindings -q`,
+		Name:        "commit",
+		Usage:       "commit a root filesystem directory as a bootable OSTree commit",
+		Description: help("compose-commit"),
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "rootfs", Usage: "root filesystem directory to commit (required)"},
 			repo,

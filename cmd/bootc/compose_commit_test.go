@@ -132,18 +132,6 @@ func TestComposeCommitErrors(t *testing.T) {
 	}
 }
 
-func TestComposeHelpHasExamples(t *testing.T) {
-	for _, args := range [][]string{{"compose", "--help"}, {"compose", "commit", "--help"}} {
-		out := mustRun(t, args...)
-		if !strings.Contains(out, "Examples:") || !strings.Contains(out, "bootc compose commit --rootfs") {
-			t.Errorf("bootc %s lacks examples:\n%s", strings.Join(args, " "), out)
-		}
-	}
-	if out := mustRun(t, "--help"); !strings.Contains(out, "compose") {
-		t.Errorf("bootc --help does not list compose:\n%s", out)
-	}
-}
-
 func parseChecksum(t *testing.T, s string) ostree.Checksum {
 	t.Helper()
 	c, err := ostree.ParseChecksum(s)

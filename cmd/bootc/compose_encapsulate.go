@@ -25,24 +25,11 @@ func imageFlags() []cli.Flag {
 
 func composeEncapsulateCommand() *cli.Command {
 	return &cli.Command{
-		Name:      "encapsulate",
-		Usage:     "turn an OSTree commit into a chunked OCI image",
-		ArgsUsage: "REF TARGET",
-		Description: `Writes commit REF of the repository as an ostree-container image: layer 0 holds
-the commit and its directories, each further layer the files of some software
-components (from the dpkg or rpm database, user.component xattrs, the initramfs;
-the rest is "unpackaged"), so that an update downloads only what changed. Layer
-assignment is kept from the previous build (--previous-build, or the image
-already at TARGET). Same commit, same options: same image digest.
-
-TARGET is oci:DIR[:TAG], oci-archive:FILE[:TAG] or docker://REGISTRY/NAME:TAG
-(loopback registries are reached over plain HTTP).
-
-Examples:
-   bootc compose encapsulate --repo repo os/x86_64 oci-archive:os.ociarchive
-   bootc compose encapsulate --repo repo --label vendor=me os/x86_64 docker://127.0.0.1:5000/os:latest
-   bootc compose encapsulate --repo repo --previous-build oci:old:1 os/x86_64 oci:new:2`,
-		Flags: append([]cli.Flag{repoFlag()}, imageFlags()...),
+		Name:        "encapsulate",
+		Usage:       "turn an OSTree commit into a chunked OCI image",
+		ArgsUsage:   "REF TARGET",
+		Description: help("compose-encapsulate"),
+		Flags:       append([]cli.Flag{repoFlag()}, imageFlags()...),
 		Action: func(c *cli.Context) error {
 			if c.NArg() != 2 {
 				return usageError(c, "encapsulate takes REF and TARGET")

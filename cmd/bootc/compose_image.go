@@ -18,34 +18,9 @@ import (
 
 func composeImageCommand() *cli.Command {
 	return &cli.Command{
-		Name:  "image",
-		Usage: "build a bootable chunked image from a root filesystem or a container image",
-		Description: `Does 'compose commit' and 'compose encapsulate' in one go. The source is a root
-filesystem directory (--rootfs) or any container image (--from), whose layers
-are flattened (whiteouts honoured) first. The commit goes to a scratch
-repository unless --repo names one (keep a repository between builds to skip
-rewriting unchanged files).
-
-Examples:
-   bootc compose image --rootfs /var/tmp/rootfs --output oci-archive:os.ociarchive
-   podman build -t localhost/myos . && podman save --format oci-archive -o myos.tar localhost/myos
-   bootc compose image --from oci-archive:myos.tar --output docker://127.0.0.1:5000/myos:1
-   SOURCE_DATE_EPOCH=1700000000 bootc compose image --rootfs rootfs --output oci:out:1
-
-Signing: with --sign-key, the pushed manifest is signed with a cosign private key
-(the encrypted cosign.key of 'cosign generate-key-pair'; its passphrase comes
-from --sign-passphrase-file, else the environment variable COSIGN_PASSWORD,
-else it is empty) and the signature is stored beside the image in the registry
-as a sigstore attachment (tag sha256-<digest>.sig, as 'cosign sign' does). Its
-identity is the --output reference, tag included. Only registry outputs can
-hold signatures. The key is checked before anything is built or pushed.
-'cosign verify --key cosign.pub --insecure-ignore-tlog' verifies the result, and
-so does a containers policy.json 'sigstoreSigned' requirement with keyPath
-(readers need 'use-sigstore-attachments: true' in registries.d).
-
-   COSIGN_PASSWORD= cosign generate-key-pair
-   COSIGN_PASSWORD= bootc compose image --rootfs rootfs --output docker://127.0.0.1:5000/myos:1 --sign-key cosign.key
-   cosign verify --key cosign.pub --insecure-ignore-tlog 127.0.0.1:5000/myos:1`,
+		Name:        "image",
+		Usage:       "build a bootable chunked image from a root filesystem or a container image",
+		Description: help("compose-image"),
 		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "rootfs", Usage: "root filesystem directory to compose"},
 			&cli.StringFlag{Name: "from", Usage: "container image to flatten and compose (oci:, oci-archive:, docker://)"},

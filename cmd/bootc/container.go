@@ -13,31 +13,18 @@ import (
 
 func containerCommand() *cli.Command {
 	return &cli.Command{
-		Name:  "container",
-		Usage: "operations on a container image's root filesystem, run inside the image build",
-		Description: `Commands meant for a Containerfile's RUN steps, to check the image being built.
-
-Examples:
-   bootc container lint
-   bootc container lint --rootfs rootfs/ --fatal-warnings`,
+		Name:        "container",
+		Usage:       "operations on a container image's root filesystem, run inside the image build",
+		Description: help("container"),
 		Subcommands: []*cli.Command{containerLintCommand()},
 	}
 }
 
 func containerLintCommand() *cli.Command {
 	return &cli.Command{
-		Name:  "lint",
-		Usage: "check a bootable container image's root filesystem for common mistakes",
-		Description: `Runs bootc's lints (see --list) on the root filesystem, by default "/": the image
-being built, when run as the last step of a Containerfile. A failed fatal lint, or with
---fatal-warnings any warning, makes the command exit 1 and so fails the build. Some lints
-apply only to the running root ("/") and some only to another root given with --rootfs.
-
-Examples:
-   RUN bootc container lint
-   bootc container lint --rootfs rootfs/ --skip var-log --skip sysusers
-   bootc container lint --fatal-warnings --no-truncate
-   bootc container lint --list --format json`,
+		Name:        "lint",
+		Usage:       "check a bootable container image's root filesystem for common mistakes",
+		Description: help("container-lint"),
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "rootfs", Value: "/", Usage: "the root filesystem to lint"},
 			&cli.BoolFlag{Name: "fatal-warnings", Usage: "fail on warnings too"},

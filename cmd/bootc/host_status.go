@@ -17,24 +17,9 @@ import (
 
 func statusCommand() *cli.Command {
 	return &cli.Command{
-		Name:  "status",
-		Usage: "show the deployments: booted, staged and rollback",
-		Description: `Prints the host's state in bootc's BootcHost schema (apiVersion
-org.containers.bootc/v1): spec.image is what the host follows; status.booted,
-status.staged and status.rollback are the deployments. Scripts should use
---format json (or --json) and check that status.booted is not null.
-
-Which deployment counts as booted: on the running system (--sysroot /) the one the
-kernel command line's ostree= argument names; in a sysroot directory, which has no
-running kernel, the default (first) boot entry, as if the machine had just started.
-A deployment ahead of the booted one that was made during the current boot is
-"staged" (it boots next); one made earlier is a queued rollback.
-
-Examples:
-   bootc status
-   bootc status --format json | jq .status.booted.image
-   bootc status --booted --json
-   bootc --sysroot /mnt/sysroot status --booted`,
+		Name:        "status",
+		Usage:       "show the deployments: booted, staged and rollback",
+		Description: help("status"),
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "format", Usage: "humanreadable, yaml or json (default: humanreadable on a terminal, yaml otherwise)"},
 			&cli.StringFlag{Name: "format-version", Value: "1", Usage: "schema version: 0 and 1 are the same"},

@@ -202,15 +202,3 @@ func TestHostApplyRefusedOnSysrootDir(t *testing.T) {
 		t.Errorf("second install: exit %d, %q", code, errs)
 	}
 }
-
-func TestHostHelpHasExamples(t *testing.T) {
-	for _, args := range [][]string{{"status"}, {"switch"}, {"upgrade"}, {"rollback"}, {"install", "to-filesystem"}, {"install", "to-disk"}} {
-		out := mustRun(t, append(args, "--help")...)
-		if !strings.Contains(out, "Examples:") || !strings.Contains(out, "bootc "+args[0]) {
-			t.Errorf("bootc %s --help lacks examples:\n%s", strings.Join(args, " "), out)
-		}
-	}
-	if out := mustRun(t, "status", "--help"); strings.Contains(out, "--json ") {
-		t.Errorf("status --help shows the hidden --json:\n%s", out)
-	}
-}

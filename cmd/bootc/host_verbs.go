@@ -15,30 +15,10 @@ import (
 
 func switchCommand() *cli.Command {
 	return &cli.Command{
-		Name:      "switch",
-		Usage:     "deploy another image and follow it from now on",
-		ArgsUsage: "IMAGE",
-		Description: `Pulls IMAGE (only the layers the host lacks), deploys it beside the running
-system with local /etc changes carried over, and makes it the default boot entry.
-Later 'bootc upgrade' follows IMAGE. The previous deployment stays as the rollback.
-
-IMAGE is a registry reference by default; --transport names another place, and a
-full ostree image reference (ostree-unverified-registry:NAME,
-ostree-image-signed:docker://NAME, ...) is accepted as it is.
-
-Signatures: with --enforce-container-sigpolicy (or an ostree-image-signed: reference)
-the image must pass the trust policy (containers-policy.json: --signature-policy,
-default /etc/containers/policy.json; sigstore signatures are found through
-registries.d, --registries-d) before any of it is fetched, and the pull is pinned to
-the manifest digest that was verified. A policy that accepts anything for the image
-is refused, since it would check nothing. Later upgrades keep checking.
-
-Examples:
-   bootc switch quay.io/example/os:v2
-   bootc switch --transport oci-archive /media/os-v2.ociarchive
-   bootc switch --transport containers-storage localhost/my-os:latest
-   bootc --signature-policy /etc/containers/policy.json switch --enforce-container-sigpolicy quay.io/example/os:v2
-   bootc --sysroot /mnt/sysroot switch --retain 127.0.0.1:5000/os:test`,
+		Name:        "switch",
+		Usage:       "deploy another image and follow it from now on",
+		ArgsUsage:   "IMAGE",
+		Description: help("switch"),
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "transport", Value: "registry", Usage: "where IMAGE is: registry, oci, oci-archive or containers-storage"},
 			&cli.BoolFlag{Name: "retain", Usage: "keep all existing deployments instead of only the booted one and one rollback"},
@@ -86,27 +66,10 @@ func runSwitch(c *cli.Context) error {
 
 func upgradeCommand() *cli.Command {
 	return &cli.Command{
-		Name:    "upgrade",
-		Aliases: []string{"update"},
-		Usage:   "deploy the newest version of the image the host follows",
-		Description: `Checks the image the host follows (see 'bootc status': spec.image) for a new
-version, pulls only the layers that changed, and deploys it as the default boot
-entry with local /etc changes carried over.
-
---check reads the manifest and config only, and says what an upgrade would download.
---download-only pulls the update but deploys nothing; --from-downloaded later deploys
-it without touching the network (for maintenance windows).
-
-A host that follows a signed image (ostree-image-signed:, as switch and install
---enforce-container-sigpolicy record it) verifies every update against the trust
-policy (--signature-policy) before fetching it.
-
-Examples:
-   bootc upgrade --check
-   bootc upgrade --check --format json | jq .updateAvailable
-   bootc upgrade
-   bootc upgrade --download-only && bootc upgrade --from-downloaded
-   bootc --sysroot /mnt/sysroot upgrade`,
+		Name:        "upgrade",
+		Aliases:     []string{"update"},
+		Usage:       "deploy the newest version of the image the host follows",
+		Description: help("upgrade"),
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "check", Usage: "only say whether an update is available and what it would download"},
 			&cli.BoolFlag{Name: "download-only", Usage: "pull the update but do not deploy it"},
@@ -216,23 +179,11 @@ func versionOf(v, orElse string) string {
 
 func rollbackCommand() *cli.Command {
 	return &cli.Command{
-		Name:  "rollback",
-		Usage: "make the previous deployment the default boot entry",
-		Description: `Swaps the boot order so that the rollback deployment (see 'bootc status') boots
-next. Nothing is deleted: running rollback again swaps back. /etc changes made
-since the rollback deployment was current are not carried back to it.
-
-When the machine was started from an older entry (the default one failed to boot, or
-was skipped in the boot menu) and nothing comes after the booted deployment,
-rollback makes the booted deployment the default again, as rpm-ostree does; so does
-a rollback right after 'switch' or 'upgrade', before the reboot.
-
-Examples:
-   bootc rollback
-   bootc rollback --apply
-   bootc --sysroot /mnt/sysroot rollback`,
-		Flags:  []cli.Flag{applyFlag()},
-		Action: runRollback,
+		Name:        "rollback",
+		Usage:       "make the previous deployment the default boot entry",
+		Description: help("rollback"),
+		Flags:       []cli.Flag{applyFlag()},
+		Action:      runRollback,
 	}
 }
 
@@ -263,35 +214,16 @@ func runRollback(c *cli.Context) error {
 
 func installCommand() *cli.Command {
 	return &cli.Command{
-		Name:  "install",
-		Usage: "install a bootable image onto a target",
+		Name:        "install",
+		Usage:       "install a bootable image onto a target",
+		Description: help("install"),
 		Subcommands: []*cli.Command{{
-			Name:      "to-filesystem",
-			Usage:     "install into a mounted root filesystem (or any directory)",
-			ArgsUsage: "ROOT",
-			Description: `Creates the OSTree sysroot layout in ROOT (ostree/repo, ostree/deploy, boot),
-pulls the image into the repository, deploys it into the stateroot and writes the
-boot entries. ROOT must not hold an installation already. The origin records the
-image so that 'bootc --sysroot ROOT upgrade' (or 'bootc upgrade' once booted)
-follows it.
-
---source-imgref takes the containers-transports syntax (docker://NAME, oci:DIR,
-oci-archive:FILE, containers-storage:NAME) or an ostree image reference.
---target-imgref sets what the origin records, when the host should follow another
-name than the one installed from.
---enforce-container-sigpolicy installs only an image the trust policy
-(--signature-policy, default /etc/containers/policy.json) accepts, and makes the
-host verify every later update too.
-
-Examples:
-   bootc install to-filesystem --source-imgref docker://quay.io/example/os:v1 /mnt/root
-   bootc install to-filesystem --source-imgref oci:./os-layout --karg console=ttyS0 /tmp/sysroot
-   bootc --signature-policy policy.json install to-filesystem --enforce-container-sigpolicy \
-       --source-imgref docker://registry.example/os:stable /mnt/root
-   bootc install to-filesystem --source-imgref oci-archive:os.ociarchive \
-       --target-imgref docker://registry.example/os:stable --stateroot fedora /mnt/root`,
-			Flags:  installFlags("a kernel argument for the boot entry (repeatable)"),
-			Action: runInstallToFilesystem,
+			Name:        "to-filesystem",
+			Usage:       "install into a mounted root filesystem (or any directory)",
+			ArgsUsage:   "ROOT",
+			Description: help("install-to-filesystem"),
+			Flags:       installFlags("a kernel argument for the boot entry (repeatable)"),
+			Action:      runInstallToFilesystem,
 		}, installToDiskCommand()},
 	}
 }

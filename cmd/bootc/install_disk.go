@@ -13,33 +13,10 @@ import (
 
 func installToDiskCommand() *cli.Command {
 	return &cli.Command{
-		Name:      "to-disk",
-		Usage:     "partition a disk (or disk image file), make the root filesystem and install into it",
-		ArgsUsage: "DEVICE|FILE",
-		Description: `Writes a GPT partition table with one root partition, creates the root
-filesystem (ext4 or xfs) with a new UUID, installs the image into it as
-'install to-filesystem' does and writes the boot entries, whose options start with
-root=UUID=<uuid> rw. /boot is a directory of the root filesystem.
-
-The target is a block device, or a disk image FILE (created sparse with --size when
-it does not exist). A target that holds data is refused unless --wipe is given.
-
-Two ways to build the filesystem:
-  default        (FILE only) install into a staging directory next to FILE, then write
-                 the filesystem into the partition with 'mkfs.ext4 -d'; needs no loop
-                 devices or mounts, and leaves FILE untouched when the image is refused;
-  --via-loopback attach the partition with a loop device, make the filesystem, mount it
-                 and install into it (block devices always go this way; needed for xfs).
-
-The disk has no bootloader of its own: boot it with a bootloader that reads the Boot
-Loader Specification entries in /boot/loader/entries, or by direct kernel boot with the
-default entry's linux, initrd and options lines (the command prints them).
-
-Examples:
-   bootc install to-disk --source-imgref oci-archive:os.ociarchive --karg console=ttyS0 disk.img
-   bootc install to-disk --source-imgref docker://registry.example/os:stable --size 20G disk.raw
-   bootc install to-disk --via-loopback --filesystem xfs --wipe \
-       --source-imgref oci:./os-layout:v1 /dev/sdb`,
+		Name:        "to-disk",
+		Usage:       "partition a disk (or disk image file), make the root filesystem and install into it",
+		ArgsUsage:   "DEVICE|FILE",
+		Description: help("install-to-disk"),
 		Flags: append(installFlags("a kernel argument for the boot entry, after root=UUID=… rw (repeatable)"),
 			&cli.StringFlag{Name: "filesystem", Value: "ext4", Usage: "the root filesystem: ext4 or xfs (xfs needs --via-loopback)"},
 			&cli.BoolFlag{Name: "via-loopback", Usage: "make the filesystem on a loop device and install into it mounted"},

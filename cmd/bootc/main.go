@@ -64,19 +64,9 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 func newApp(stdout, stderr io.Writer) *cli.App {
 	return &cli.App{
-		Name:  "bootc",
-		Usage: "build, ship and deploy bootable container images (OSTree-native containers)",
-		Description: `bootc turns root filesystems into OSTree commits and OCI images ("compose"), and
-deploys such images on hosts: install, switch, upgrade, rollback and status work on
-the running system or, with --sysroot DIR, on a sysroot directory. The "ostree"
-commands work on OSTree repositories directly, without libostree, and are
-compatible with the ostree CLI's flags.
-
-Examples:
-   bootc compose image --rootfs rootfs/ --output docker://registry.example/os:v1
-   bootc install to-filesystem --source-imgref docker://registry.example/os:v1 /mnt/root
-   bootc --sysroot /mnt/root upgrade --check
-   bootc status --format json`,
+		Name:                 "bootc",
+		Usage:                "build, ship and deploy bootable container images (OSTree-native containers)",
+		Description:          help("bootc"),
 		Writer:               stdout,
 		ErrWriter:            stderr,
 		EnableBashCompletion: true,
@@ -101,17 +91,9 @@ Examples:
 
 func ostreeCommand() *cli.Command {
 	return &cli.Command{
-		Name:  "ostree",
-		Usage: "work on OSTree repositories (plumbing compatible with the ostree CLI)",
-		Description: `Byte-compatible with libostree: the real 'ostree' CLI reads every repository
-and commit these commands write, and they read what ostree writes.
-
-Examples:
-   bootc ostree init --repo repo --mode bare-user
-   bootc ostree commit --repo repo -b os/x86_64 -s "first build" rootfs/
-   bootc ostree ls --repo repo -R os/x86_64
-   bootc ostree checkout --repo repo os/x86_64 out/
-   bootc ostree fsck --repo repo`,
+		Name:        "ostree",
+		Usage:       "work on OSTree repositories (plumbing compatible with the ostree CLI)",
+		Description: help("ostree"),
 		Subcommands: []*cli.Command{
 			ostreeInitCommand(),
 			ostreeCommitCommand(),

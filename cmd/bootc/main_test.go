@@ -3,14 +3,19 @@ package main
 import (
 	"bytes"
 	"context"
+	"io"
+	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
 	"go.podman.io/storage/pkg/reexec"
 
 	"github.com/bootc-go/bootc/internal/testutil"
+	"github.com/urfave/cli/v2"
 )
 
 func TestMain(m *testing.M) {
@@ -154,11 +159,39 @@ func TestUsageErrors(t *testing.T) {
 	}
 }
 
-func TestHelpHasExamples(t *testing.T) {
-	for _, cmd := range []string{"init", "commit", "checkout", "ls", "show", "refs", "fsck"} {
-		out := mustRun(t, "ostree", cmd, "--help")
-		if !strings.Contains(out, "Examples:") || !strings.Contains(out, "bootc ostree "+cmd) {
-			t.Errorf("bootc ostree %s --help lacks examples:\n%s", cmd, out)
+// TestEveryCommandHasHelp walks the whole command tree: each command's --help shows its long
+// help (help/NAME.txt) with examples that run that command, and every help file belongs to a
+// command.
+func TestEveryCommandHasHelp(t *testing.T) {
+	used := map[string]bool{}
+	var walk func(path []string, cmds []*cli.Command)
+	walk = func(path []string, cmds []*cli.Command) {
+		for _, c := range cmds {
+			if c.Hidden {
+				continue
+			}
+			p := append(slices.Clone(path), c.Name)
+			used[strings.Join(p, "-")] = true
+			out := mustRun(t, append(p, "--help")...)
+			if !strings.Contains(out, "Examples:") || !strings.Contains(out, "bootc "+strings.Join(p, " ")) {
+				t.Errorf("bootc %s --help lacks examples of itself:\n%s", strings.Join(p, " "), out)
+			}
+			walk(p, c.Subcommands)
 		}
+	}
+	walk(nil, newApp(io.Discard, io.Discard).Commands)
+	if out := mustRun(t, "--help"); !strings.Contains(out, "Examples:") {
+		t.Errorf("bootc --help lacks examples:\n%s", out)
+	}
+	used["bootc"] = true
+	files, err := fs.Glob(helpFiles, "help/*.txt")
+	must(t, err)
+	for _, f := range files {
+		if name := strings.TrimSuffix(path.Base(f), ".txt"); !used[name] {
+			t.Errorf("%s belongs to no command", f)
+		}
+	}
+	if out := mustRun(t, "status", "--help"); strings.Contains(out, "--json ") {
+		t.Errorf("status --help shows the hidden --json:\n%s", out)
 	}
 }

@@ -11,17 +11,10 @@ import (
 func ostreeCheckoutCommand() *cli.Command {
 	return repoCommand{
 		Command: cli.Command{
-			Name:      "checkout",
-			Usage:     "check out a commit into a directory",
-			ArgsUsage: "REF DEST",
-			Description: `Writes the tree of REF (a ref, a remote:ref or a checksum, optionally followed
-by ^ for its parent) to DEST. Files are hardlinked to the repository where its
-mode allows (bare; bare-user with --user-mode) and copied otherwise.
-
-Examples:
-   bootc ostree checkout --repo repo os/x86_64 /var/tmp/rootfs
-   bootc ostree checkout --repo repo --union --whiteouts layer2 /var/tmp/rootfs
-   bootc ostree checkout --repo repo -U os/x86_64 ~/rootfs   # as a normal user`,
+			Name:        "checkout",
+			Usage:       "check out a commit into a directory",
+			ArgsUsage:   "REF DEST",
+			Description: help("ostree-checkout"),
 			Flags: []cli.Flag{
 				&cli.BoolFlag{Name: "union", Usage: "check out over an existing DEST, replacing files"},
 				&cli.BoolFlag{Name: "whiteouts", Usage: "process container whiteouts (.wh.NAME, .wh..wh..opq)"},

@@ -11,19 +11,10 @@ import (
 
 func ostreeCommitCommand() *cli.Command {
 	return &cli.Command{
-		Name:      "commit",
-		Usage:     "commit a directory tree to a branch",
-		ArgsUsage: "DIR",
-		Description: `Commits the tree at DIR, reading owners, modes and xattrs from it, and prints the
-new commit's checksum as the last line of its output. With the same inputs
-(timestamp, subject, body, metadata, --no-bindings) the checksum is the one
-'ostree commit' gives.
-
-Examples:
-   bootc ostree commit --repo repo -b os/x86_64 -s "build 42" rootfs/
-   SOURCE_DATE_EPOCH=1700000000 bootc ostree commit --repo repo -b os/x86_64 \
-       --add-metadata-string version=42 --no-bindings rootfs/
-   bootc ostree commit --repo repo -b test --timestamp @0 --canonical-permissions rootfs/`,
+		Name:        "commit",
+		Usage:       "commit a directory tree to a branch",
+		ArgsUsage:   "DIR",
+		Description: help("ostree-commit"),
 		Flags: []cli.Flag{
 			repoFlag(),
 			&cli.StringFlag{Name: "branch", Aliases: []string{"b"}, Usage: "branch to point at the new commit"},

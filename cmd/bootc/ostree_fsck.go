@@ -12,15 +12,9 @@ import (
 func ostreeFsckCommand() *cli.Command {
 	return repoCommand{
 		Command: cli.Command{
-			Name:  "fsck",
-			Usage: "check that every object is present and intact",
-			Description: `Rehashes every object reachable from the refs and every commit object, and names
-each one that is missing or corrupt, with where it was reached from. Exits 1 if
-it finds a problem.
-
-Examples:
-   bootc ostree fsck --repo repo
-   bootc ostree fsck --repo repo --format json | jq '.problems[].object'`,
+			Name:        "fsck",
+			Usage:       "check that every object is present and intact",
+			Description: help("ostree-fsck"),
 		},
 		json: true, argsError: "fsck takes no arguments",
 		run: runOstreeFsck,

@@ -10,17 +10,9 @@ import (
 
 func ostreeInitCommand() *cli.Command {
 	return &cli.Command{
-		Name:  "init",
-		Usage: "create an OSTree repository",
-		Description: `Creates the repository directory (and its parents) with the layout 'ostree init'
-writes. Initializing an existing repository of the same mode does nothing.
-
-Modes: bare (real owners and modes; needs root), bare-user (metadata in the
-user.ostreemeta xattr; any user), archive (compressed; for serving over HTTP).
-
-Examples:
-   bootc ostree init --repo /srv/repo --mode archive
-   OSTREE_REPO=repo bootc ostree init --mode bare-user`,
+		Name:        "init",
+		Usage:       "create an OSTree repository",
+		Description: help("ostree-init"),
 		Flags: []cli.Flag{
 			repoFlag(),
 			&cli.StringFlag{Name: "mode", Value: "bare", Usage: "bare, bare-user or archive (archive-z2)"},

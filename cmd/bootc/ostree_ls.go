@@ -11,15 +11,10 @@ import (
 func ostreeLsCommand() *cli.Command {
 	return repoCommand{
 		Command: cli.Command{
-			Name:      "ls",
-			Usage:     "list the files of a commit",
-			ArgsUsage: "REF [PATH...]",
-			Description: `Lists PATH (default /) of REF in the format of 'ostree ls': type and mode, uid,
-gid, size, optionally checksums (-C) and xattrs (-X), then the path.
-
-Examples:
-   bootc ostree ls --repo repo os/x86_64
-   bootc ostree ls --repo repo -R -C -X os/x86_64 /usr/bin`,
+			Name:        "ls",
+			Usage:       "list the files of a commit",
+			ArgsUsage:   "REF [PATH...]",
+			Description: help("ostree-ls"),
 			Flags: []cli.Flag{
 				&cli.BoolFlag{Name: "recursive", Aliases: []string{"R"}, Usage: "list directories recursively"},
 				&cli.BoolFlag{Name: "checksum", Aliases: []string{"C"}, Usage: "print checksums"},

@@ -12,15 +12,9 @@ import (
 func ostreeRefsCommand() *cli.Command {
 	return repoCommand{
 		Command: cli.Command{
-			Name:  "refs",
-			Usage: "list, create or delete refs",
-			Description: `Without flags, lists every ref (remote refs as REMOTE:REF).
-
-Examples:
-   bootc ostree refs --repo repo
-   bootc ostree refs --repo repo --create os/stable 3f2a…   # or: --create os/stable os/testing
-   bootc ostree refs --repo repo --delete os/old
-   bootc ostree refs --repo repo --format json`,
+			Name:        "refs",
+			Usage:       "list, create or delete refs",
+			Description: help("ostree-refs"),
 			Flags: []cli.Flag{
 				&cli.StringFlag{Name: "create", Usage: "create ref NEWREF pointing at the commit given as argument", Aliases: []string{"c"}},
 				&cli.BoolFlag{Name: "delete", Usage: "delete the refs given as arguments"},

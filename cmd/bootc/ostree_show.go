@@ -12,15 +12,10 @@ import (
 func ostreeShowCommand() *cli.Command {
 	return repoCommand{
 		Command: cli.Command{
-			Name:      "show",
-			Usage:     "show a commit",
-			ArgsUsage: "REF",
-			Description: `Prints a commit as 'ostree show' does, or as JSON with --format json (all
-metadata keys, values in GVariant text format).
-
-Examples:
-   bootc ostree show --repo repo os/x86_64
-   bootc ostree show --repo repo --format json os/x86_64 | jq -r .metadata.version`,
+			Name:        "show",
+			Usage:       "show a commit",
+			ArgsUsage:   "REF",
+			Description: help("ostree-show"),
 		},
 		json: true, minArgs: 1, maxArgs: 1, argsError: "show takes one REF",
 		run: runOstreeShow,
