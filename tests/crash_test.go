@@ -1,9 +1,12 @@
-// This file kills `bootc switch` and `bootc upgrade` with SIGKILL at random moments of their pull
-// and deploy, and checks after each kill that the sysroot is still what the real ostree accepts:
-// the deployments listed before the command (or, past the commit point, the new list) with their
-// trees untouched, a clean `ostree fsck`, boot entries whose kernels exist, and a `bootc status`
-// that agrees with `ostree admin status`. Then the same command, run again, must succeed and
-// leave the image deployed with the local /etc edits carried over.
+// This file kills switch and upgrade (package host's Host.Switch and Host.Upgrade, run in a
+// process of their own by the hostop driver, internal/testutil/cmd/hostop) with SIGKILL at random
+// moments of their pull and deploy, and checks after each kill that the sysroot is still what the
+// real ostree accepts: the deployments listed before the command (or, past the commit point, the
+// new list) with their trees untouched, a clean `ostree fsck`, boot entries whose kernels exist,
+// and a host.Status that agrees with `ostree admin status`. Then the same command, run again,
+// must succeed, leave the image deployed with the local /etc edits carried over, and say so in
+// its typed result: the deployment it names is the one ostree lists first, with the image's
+// digest, or it found nothing to do and the list is unchanged.
 //
 //	CGO_ENABLED=0 go test -tags containers_image_openpgp -run TestKill9DuringSwitchAndUpgrade -v ./tests
 //
@@ -14,6 +17,7 @@ package tests
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
@@ -38,6 +42,10 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/bootc-go/bootc/internal/testutil"
+	"github.com/bootc-go/bootc/internal/testutil/hostop"
+	"github.com/bootc-go/bootc/pkg/host"
+	"github.com/bootc-go/bootc/pkg/imgref"
+	"github.com/bootc-go/bootc/pkg/sysroot"
 )
 
 const (
@@ -76,7 +84,8 @@ func TestKill9DuringSwitchAndUpgrade(t *testing.T) {
 	rng := rand.New(rand.NewPCG(seed, 0x6b696c6c))
 
 	work := t.TempDir()
-	bin := buildBootc(t, work)
+	bin := buildBootc(t, work) // composes the images
+	driver := buildHostop(t, work)
 
 	// Three images in one OCI layout: v1 and v3 share a kernel, v2 has its own; each changes
 	// some files of the others. "stable" is the tag the host follows and upgrades along.
@@ -100,7 +109,7 @@ func TestKill9DuringSwitchAndUpgrade(t *testing.T) {
 	t.Logf("composed 3 images (%s of content each) in %v", humanSize(images["v1"].usr.bytes), time.Since(start).Round(time.Millisecond))
 
 	t.Run("oci", func(t *testing.T) {
-		stats := runCrash(t, bin, images, &ociSource{t: t, layout: layout}, kills, rng)
+		stats := runCrash(t, driver, images, &ociSource{t: t, layout: layout}, kills, rng)
 		t.Logf("kill points (oci): %s", stats.summary())
 	})
 	if registryKills > 0 {
@@ -111,7 +120,7 @@ func TestKill9DuringSwitchAndUpgrade(t *testing.T) {
 				src.copy("oci:"+layout+":"+v, v)
 			}
 			src.retag("stable", "v1")
-			stats := runCrash(t, bin, images, src, registryKills, rng)
+			stats := runCrash(t, driver, images, src, registryKills, rng)
 			t.Logf("kill points (registry): %s", stats.summary())
 		})
 	}
@@ -119,9 +128,9 @@ func TestKill9DuringSwitchAndUpgrade(t *testing.T) {
 }
 
 // runCrash installs stable (v1) from src into a new sysroot, edits its /etc, measures each step
-// uninterrupted, then kills steps until kills kills landed, checking after each kill and after
-// each rerun.
-func runCrash(t *testing.T, bin string, images map[string]*crashImage, src imageSource, kills int, rng *rand.Rand) *killStats {
+// uninterrupted, then kills steps (run by the driver hostop) until kills kills landed, checking
+// after each kill and after each rerun.
+func runCrash(t *testing.T, driver string, images map[string]*crashImage, src imageSource, kills int, rng *rand.Rand) *killStats {
 	start := time.Now()
 	work := t.TempDir()
 	// Install stable (v1), then edit /etc locally.
@@ -130,13 +139,24 @@ func runCrash(t *testing.T, bin string, images map[string]*crashImage, src image
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { unimmutable(sys) })
-	h := &crashHarness{t: t, bin: bin, sys: sys, src: src, images: images, trees: map[string]*treeSum{}}
-	if out, err := h.bootc("install", "to-filesystem", "--source-imgref", src.installRef(), sys); err != nil {
-		t.Fatalf("install: %v\n%s", err, out)
+	h := &crashHarness{t: t, driver: driver, sys: sys, src: src, images: images, trees: map[string]*treeSum{}, digests: map[string]string{}}
+	for v := range images {
+		h.digests[v] = src.digest(v)
+	}
+	source, err := host.ParseImage(src.ref("stable"), imgref.Parse, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in, err := host.InstallToFilesystem(t.Context(), sys, host.Install{Source: source})
+	if err != nil {
+		t.Fatalf("install: %v", err)
 	}
 	deps, err := adminDeployments(sys)
 	if err != nil || len(deps) != 1 {
 		t.Fatalf("after install: ostree admin status lists %v (%v), want one deployment", deps, err)
+	}
+	if got := fromHost(in.Deployed.Deployment); got != deps[0] || in.Deployed.Image.Digest.String() != h.digests["v1"] {
+		t.Fatalf("install reports deployment %v of image %s; ostree admin status lists %v, and stable is %s", got, in.Deployed.Image.Digest, deps[0], h.digests["v1"])
 	}
 	d0 := filepath.Join(sys, deps[0].dir())
 	for rel, content := range crashEtcEdits {
@@ -147,7 +167,7 @@ func runCrash(t *testing.T, bin string, images map[string]*crashImage, src image
 	if err := os.Remove(filepath.Join(d0, "etc/motd")); err != nil {
 		t.Fatal(err)
 	}
-	h.following = "v1"
+	h.following, h.followsTag = "v1", "stable"
 	if err := h.checkNewDeployment(deps[0], "v1"); err != nil {
 		t.Fatalf("after install: %v", err)
 	}
@@ -222,6 +242,10 @@ func runCrash(t *testing.T, bin string, images map[string]*crashImage, src image
 			t.Fatalf("try %d: after rerunning %s: %v\n%s", i+1, st.name, err, rerun.output())
 		}
 		checking += time.Since(checkStart)
+		if rerun.noop() {
+			stats.noopReruns++
+		}
+		h.logf("try %d: the rerun %s in %v", i+1, rerun.describe(), rerun.elapsed.Round(time.Millisecond))
 		if !slices.Equal(before, after) && !rerun.noop() {
 			t.Errorf("try %d: the killed %s had already switched the boot configuration, yet the rerun deployed again:\n%s", i+1, st.name, rerun.output())
 		}
@@ -240,13 +264,21 @@ func runCrash(t *testing.T, bin string, images map[string]*crashImage, src image
 	if res.err != nil || res.noop() {
 		t.Fatalf("final %s: %v (want a deployment)\n%s", st.name, res.err, res.output())
 	}
+	prev := h.following
 	if err := h.afterSuccess(st, final, res); err != nil {
-		t.Fatalf("final %s: %v", st.name, err)
+		t.Fatalf("final %s: %v\n%s", st.name, err, res.output())
 	}
-	t.Logf("left after the last rerun: %v; a final %s deployed, cleaned up, and left nothing", left, st.name)
+	t.Logf("left after the last rerun: %v; a final %s %s, cleaned up, and left nothing", left, st.name, res.describe())
 
-	// The checks themselves must be able to fail: damage the sysroot in ways they must notice.
-	h.checkTheCheckers()
+	// The checks themselves must be able to fail: damage the sysroot, and the final result, in
+	// ways they must notice.
+	h.checkTheCheckers(func(r *hostop.Result) error {
+		after, err := adminDeployments(sys)
+		if err != nil {
+			return err
+		}
+		return h.checkResult(st, final, after, prev, r)
+	}, res.result)
 
 	t.Logf("took %v, of which %v checking after kills and reruns", time.Since(start).Round(time.Millisecond), checking.Round(time.Millisecond))
 	return &stats
@@ -276,15 +308,19 @@ type crashImage struct {
 }
 
 type crashHarness struct {
-	t      *testing.T
-	bin    string
+	t *testing.T
+	// driver is the hostop binary that runs the steps.
+	driver string
 	sys    string
 	src    imageSource
 	images map[string]*crashImage
+	// digests holds the manifest digest of each image (v1, v2, v3) in src.
+	digests map[string]string
 	// following is the image (v1, v2 or v3) the stable-or-v2 tag the host follows names;
-	// stableTag is what "stable" names now.
-	following string
-	stableTag string
+	// followsTag is that tag; stableTag is what "stable" names now.
+	following  string
+	followsTag string
+	stableTag  string
 	// trees holds the digest of every deployment made so far (its directory and origin).
 	trees map[string]*treeSum
 }
@@ -321,41 +357,54 @@ func (h *crashHarness) target(st crashStep) string {
 	return h.stableTag
 }
 
+// argv is the driver's command line for a step.
 func (h *crashHarness) argv(st crashStep) []string {
 	if st.upgrade {
 		return []string{"--sysroot", h.sys, "upgrade"}
 	}
-	return append([]string{"--sysroot", h.sys}, h.src.switchArgs(st.follows)...)
+	return []string{"--sysroot", h.sys, "switch", h.src.ref(st.follows)}
 }
 
-func (h *crashHarness) bootc(args ...string) (string, error) {
-	out, err := exec.Command(h.bin, args...).CombinedOutput()
-	return string(out), err
+// refString is the image reference of tag as package host writes it (ostree-unverified-...).
+func (h *crashHarness) refString(tag string) string {
+	h.t.Helper()
+	ref, err := host.ParseImage(h.src.ref(tag), imgref.Parse, false)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return ref.String()
 }
 
-// crashRun is a running bootc command whose output lines are timestamped.
+// crashRun is a running step (the driver) whose output lines are timestamped.
 type crashRun struct {
 	cmd   *exec.Cmd
 	start time.Time
 	done  chan error
-	// pulled is closed when stdout says "Pulled": the pull is over, the deploy begins.
+	// pulled is closed at the event "pulled" (host.PullDone): the pull is over, the deploy
+	// begins.
 	pulled chan struct{}
 	mu     sync.Mutex
 	lines  []outLine
 }
 
+// outLine is a line of output: on stdout a JSON line of the driver (line, nil if it is none).
 type outLine struct {
 	at     time.Duration
 	stderr bool
 	text   string
+	line   *hostop.Line
 }
 
 type runResult struct {
 	err      error
 	elapsed  time.Duration
 	killed   bool
-	pulledAt time.Duration // when stdout said "Pulled", 0 if it did not
+	pulledAt time.Duration // when the event "pulled" came, 0 if it did not
 	lines    []outLine
+	// result is the operation's typed result, errLine its error (nil if there was none, or if
+	// it was killed first).
+	result  *hostop.Result
+	errLine *hostop.Line
 }
 
 func (r *runResult) output() string {
@@ -370,20 +419,58 @@ func (r *runResult) output() string {
 	return b.String()
 }
 
-// noop reports whether the command found nothing to do.
-func (r *runResult) noop() bool {
-	for _, l := range r.lines {
-		if strings.HasPrefix(l.text, "Image specification is unchanged") || strings.HasPrefix(l.text, "No update available") {
-			return true
+// noop reports whether the operation's result says it found nothing to do.
+func (r *runResult) noop() bool { return r.result != nil && r.result.Noop() }
+
+// describe says what the result reports.
+func (r *runResult) describe() string {
+	switch {
+	case r.result == nil && r.errLine != nil:
+		return fmt.Sprintf("failed: %s %v", r.errLine.Error, r.errLine.Is)
+	case r.result == nil:
+		return "reported no result"
+	case r.result.Unchanged:
+		return "found the image unchanged"
+	case r.result.NoUpdate:
+		return "found no update"
+	case r.result.Deployed != nil:
+		d := r.result.Deployed
+		return fmt.Sprintf("deployed %s.%d (image %.19s)", d.Deployment.Commit[:min(12, len(d.Deployment.Commit))], d.Deployment.Serial, d.Image.Digest)
+	}
+	return "deployed nothing"
+}
+
+// typed checks the output of a run that ended by itself: JSON lines only, ending with the
+// result (exit status 0) or the error (otherwise), and no other result or error line.
+func (r *runResult) typed() error {
+	var results, errs int
+	for i, l := range r.lines {
+		if l.stderr {
+			continue
+		}
+		if l.line == nil {
+			return fmt.Errorf("stdout line %d is no JSON line of the driver: %q", i+1, l.text)
+		}
+		if l.line.Result != nil {
+			results++
+		}
+		if l.line.Error != "" {
+			errs++
 		}
 	}
-	return false
+	switch {
+	case r.err == nil && (results != 1 || errs != 0 || r.result == nil):
+		return fmt.Errorf("exit status 0 with %d results and %d errors, want one result", results, errs)
+	case r.err != nil && (results != 0 || errs != 1):
+		return fmt.Errorf("%v with %d results and %d errors, want one error", r.err, results, errs)
+	}
+	return nil
 }
 
 func (h *crashHarness) start(st crashStep) *crashRun {
 	h.t.Helper()
 	r := &crashRun{done: make(chan error, 1), pulled: make(chan struct{})}
-	r.cmd = exec.Command(h.bin, h.argv(st)...)
+	r.cmd = exec.Command(h.driver, h.argv(st)...)
 	r.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	stdout, err := r.cmd.StdoutPipe()
 	if err != nil {
@@ -409,10 +496,14 @@ func (h *crashHarness) start(st crashStep) *crashRun {
 			sc.Buffer(nil, 1<<20)
 			seenPulled := false
 			for sc.Scan() {
+				ol := outLine{at: time.Since(r.start), stderr: p.stderr, text: sc.Text()}
+				if !p.stderr {
+					ol.line, _ = hostop.Decode(sc.Bytes())
+				}
 				r.mu.Lock()
-				r.lines = append(r.lines, outLine{at: time.Since(r.start), stderr: p.stderr, text: sc.Text()})
+				r.lines = append(r.lines, ol)
 				r.mu.Unlock()
-				if !p.stderr && !seenPulled && strings.HasPrefix(sc.Text(), "Pulled ") {
+				if ol.line != nil && ol.line.Event == hostop.EventPulled && !seenPulled {
 					seenPulled = true
 					close(r.pulled)
 				}
@@ -468,9 +559,14 @@ func (r *crashRun) result(err error, killed bool) *runResult {
 		}
 	}
 	for _, l := range res.lines {
-		if !l.stderr && strings.HasPrefix(l.text, "Pulled ") {
+		switch {
+		case l.line == nil:
+		case l.line.Event == hostop.EventPulled && res.pulledAt == 0:
 			res.pulledAt = l.at
-			break
+		case l.line.Result != nil:
+			res.result = l.line.Result
+		case l.line.Error != "":
+			res.errLine = l.line
 		}
 	}
 	return res
@@ -480,7 +576,7 @@ type stepTiming struct {
 	total, pulled time.Duration
 }
 
-// killPoint is when to kill: delay after the start, or after stdout said "Pulled".
+// killPoint is when to kill: delay after the start, or after the event "pulled".
 type killPoint struct {
 	delay     time.Duration
 	afterPull bool
@@ -517,9 +613,11 @@ type killStats struct {
 	fifths [5]int
 	// leftBehind counts the kills after which something was left for a later cleanup.
 	leftBehind int
+	// noopReruns counts the reruns whose result said there was nothing to do.
+	noopReruns int
 }
 
-// record classifies a kill: during the pull (stdout had not said "Pulled" yet), during the deploy
+// record classifies a kill: during the pull (no event "pulled" yet), during the deploy
 // before the boot configuration switched, after it switched (writing it or cleaning up), or too
 // late (the command had finished).
 func (s *killStats) record(st crashStep, res *runResult, tm *stepTiming, switched bool) string {
@@ -551,15 +649,20 @@ func (s *killStats) record(st crashStep, res *runResult, tm *stepTiming, switche
 func (s *killStats) landed() int { return s.pull + s.deploy + s.committed }
 
 func (s *killStats) summary() string {
-	return fmt.Sprintf("%d kills in %d tries: %d during the pull, %d during the deploy before the switch of the boot configuration, %d after it (writing it or cleaning up), %d tries too late (command done); kills by step %v; by fifth of the measured run time: %v; %d kills left something for a later cleanup",
-		s.landed(), s.n, s.pull, s.deploy, s.committed, s.finished, s.perStep, s.fifths, s.leftBehind)
+	return fmt.Sprintf("%d kills in %d tries: %d during the pull, %d during the deploy before the switch of the boot configuration, %d after it (writing it or cleaning up), %d tries too late (command done); kills by step %v; by fifth of the measured run time: %v; %d kills left something for a later cleanup; %d reruns found nothing to do",
+		s.landed(), s.n, s.pull, s.deploy, s.committed, s.finished, s.perStep, s.fifths, s.leftBehind, s.noopReruns)
 }
 
 // checkAfterKill checks the sysroot after a kill and returns the deployments it lists: those of
 // before, or the new list (see acceptableAfterKill), whose new deployment must then be complete.
 func (h *crashHarness) checkAfterKill(st crashStep, before []deployment, res *runResult) ([]deployment, error) {
 	if !res.killed && res.err != nil {
-		return nil, fmt.Errorf("the command failed by itself: %w", res.err)
+		return nil, fmt.Errorf("the command failed by itself: %w (it %s)", res.err, res.describe())
+	}
+	if !res.killed {
+		if err := res.typed(); err != nil {
+			return nil, err
+		}
 	}
 	after, err := adminDeployments(h.sys)
 	if err != nil {
@@ -594,12 +697,19 @@ func isNewList(before, after []deployment) bool {
 
 // afterSuccess checks the sysroot after a command that completed: the image is deployed first
 // (unless there was nothing to do: then the list is the one before), the earlier first deployment
-// is kept, the new one's content is the image's and its /etc carries the local edits, and no
-// leftovers remain if the command deployed (it cleaned up).
+// is kept, the new one's content is the image's and its /etc carries the local edits, no
+// leftovers remain if the command deployed (it cleaned up), and the typed result says what
+// happened (checkResult).
 func (h *crashHarness) afterSuccess(st crashStep, before []deployment, res *runResult) error {
+	if err := res.typed(); err != nil {
+		return err
+	}
 	after, err := adminDeployments(h.sys)
 	if err != nil {
 		return err
+	}
+	if err := h.checkResult(st, before, after, h.following, res.result); err != nil {
+		return fmt.Errorf("the result: %w", err)
 	}
 	want := h.target(st)
 	if res.noop() {
@@ -627,7 +737,81 @@ func (h *crashHarness) afterSuccess(st crashStep, before []deployment, res *runR
 		return err
 	}
 	h.following = want
+	if st.follows != "" {
+		h.followsTag = st.follows
+	}
 	return nil
+}
+
+// checkResult checks the typed result of a step that completed, given the deployments ostree
+// listed before and after it and the image the host was on (prev): it names the image asked
+// for (switch) or followed (upgrade), pulled the target image; when it deployed, the new
+// deployment is the one ostree lists first (boot order 0) with the target's image digest and
+// commit, and an upgrade names the deployment it left and that one's image; when it found
+// nothing to do, it names the deployment that stays first.
+func (h *crashHarness) checkResult(st crashStep, before, after []deployment, prev string, r *hostop.Result) error {
+	op, refTag := "switch", st.follows
+	if st.upgrade {
+		op, refTag = "upgrade", h.followsTag
+	}
+	tag := h.target(st)
+	wantRef, wantDigest := h.refString(refTag), h.digests[tag]
+	switch {
+	case r.Op != op:
+		return fmt.Errorf("op %q, want %q", r.Op, op)
+	case r.Image != wantRef:
+		return fmt.Errorf("image %q, want %q", r.Image, wantRef)
+	case r.Pulled == nil:
+		return errors.New("no pull reported")
+	case r.Pulled.Image != wantRef || r.Pulled.State.Digest != wantDigest:
+		return fmt.Errorf("pulled %s (image %s), want %s (%s, image %s)", r.Pulled.Image, r.Pulled.State.Digest, wantRef, tag, wantDigest)
+	case len(after) == 0:
+		return errors.New("no deployments")
+	}
+	first := after[0]
+	if st.upgrade {
+		switch {
+		case r.Next == nil || r.Next.Digest != wantDigest:
+			return fmt.Errorf("next image %+v, want %s (%s)", r.Next, wantDigest, tag)
+		case r.From == nil || fromResult(*r.From) != before[0]:
+			return fmt.Errorf("upgraded from %+v, want %v (first before)", r.From, before[0])
+		case r.FromImage == nil:
+			return fmt.Errorf("upgraded from %v, of no image", before[0])
+		}
+	}
+	if r.Noop() {
+		switch {
+		case st.upgrade && !r.NoUpdate, !st.upgrade && !r.Unchanged, r.Unchanged && r.NoUpdate:
+			return fmt.Errorf("unchanged %v, no update %v: want only the one of %s", r.Unchanged, r.NoUpdate, op)
+		case r.Deployed != nil:
+			return fmt.Errorf("nothing to do, yet it names the deployment %+v", r.Deployed.Deployment)
+		case r.Pulled.State.Commit != first.commit:
+			return fmt.Errorf("nothing to do, but the image pulled is commit %s, and %v boots", r.Pulled.State.Commit, first)
+		case st.upgrade && r.FromImage.Digest != wantDigest:
+			return fmt.Errorf("no update, but it is on image %s, and %s is %s", r.FromImage.Digest, tag, wantDigest)
+		}
+		return nil
+	}
+	switch d := r.Deployed; {
+	case d == nil:
+		return errors.New("neither deployed nor nothing to do")
+	case fromResult(d.Deployment) != first || d.Deployment.Index != 0:
+		return fmt.Errorf("deployed %+v, but ostree admin status lists %v first", d.Deployment, first)
+	case d.Image.Digest != wantDigest || d.Image.Commit != first.commit:
+		return fmt.Errorf("deployed image %s (commit %s), want %s (%s, commit %s)", d.Image.Digest, d.Image.Commit, wantDigest, tag, first.commit)
+	case st.upgrade && r.FromImage.Digest != h.digests[prev]:
+		return fmt.Errorf("upgraded from image %s, want %s (%s)", r.FromImage.Digest, h.digests[prev], prev)
+	}
+	return nil
+}
+
+// fromResult and fromHost are the deployment a result or package host names.
+func fromResult(d hostop.Deployment) deployment {
+	return deployment{stateroot: d.Stateroot, commit: d.Commit, serial: d.Serial}
+}
+
+func fromHost(d *sysroot.Deployment) deployment {
+	return deployment{stateroot: d.Stateroot, commit: d.Commit.String(), serial: d.Serial}
 }
 
 // checkNewDeployment checks that d's /usr is the image's and its /etc has the local edits and the
@@ -641,6 +825,9 @@ func (h *crashHarness) checkNewDeployment(d deployment, tag string) error {
 	}
 	if usr.sum != img.usr.sum {
 		return fmt.Errorf("deployment %v: /usr differs from image %s: %s", d, tag, usr.diff(img.usr))
+	}
+	if err := h.checkImageDigest(d, tag); err != nil {
+		return err
 	}
 	if tag == "v1" && len(h.trees) == 0 {
 		return nil // the installed deployment, before the local edits
@@ -660,6 +847,24 @@ func (h *crashHarness) checkNewDeployment(d deployment, tag string) error {
 	return nil
 }
 
+// checkImageDigest checks that host.Status says d runs image tag (its manifest digest).
+func (h *crashHarness) checkImageDigest(d deployment, tag string) error {
+	st, err := host.Status(context.Background(), h.sys)
+	if err != nil {
+		return fmt.Errorf("host.Status: %w", err)
+	}
+	for _, e := range st.Entries() {
+		if e.Ostree == nil || fromOstreeStatus(e.Ostree) != d {
+			continue
+		}
+		if e.Image == nil || e.Image.ImageDigest != h.digests[tag] {
+			return fmt.Errorf("deployment %v: host.Status gives its image as %+v, want %s (%s)", d, e.Image, h.digests[tag], tag)
+		}
+		return nil
+	}
+	return fmt.Errorf("deployment %v: host.Status does not list it", d)
+}
+
 // recordTrees records the digest of deployments not seen before.
 func (h *crashHarness) recordTrees(deps []deployment) error {
 	for _, d := range deps {
@@ -677,7 +882,7 @@ func (h *crashHarness) recordTrees(deps []deployment) error {
 
 // checkSysroot checks what must hold whenever no command runs: ostree admin status lists deps,
 // ostree fsck is clean, every listed deployment's tree is as recorded, the boot entries are the
-// deployments' with their kernels, and bootc status agrees.
+// deployments' with their kernels, and host.Status agrees.
 func (h *crashHarness) checkSysroot(deps []deployment) error {
 	if out, err := exec.Command("ostree", "fsck", "--repo="+filepath.Join(h.sys, "ostree/repo")).CombinedOutput(); err != nil {
 		return fmt.Errorf("ostree fsck: %v\n%s", err, out)
@@ -698,11 +903,12 @@ func (h *crashHarness) checkSysroot(deps []deployment) error {
 	if err := checkBootEntries(h.sys, deps); err != nil {
 		return err
 	}
-	return checkBootcStatus(h.bin, h.sys, deps)
+	return checkBootcStatus(h.sys, deps)
 }
 
-// checkTheCheckers damages the final sysroot in ways each check must notice.
-func (h *crashHarness) checkTheCheckers() {
+// checkTheCheckers damages the final sysroot, and the final step's result (which check checks),
+// in ways each check must notice.
+func (h *crashHarness) checkTheCheckers(check func(*hostop.Result) error, final *hostop.Result) {
 	t := h.t
 	deps, err := adminDeployments(h.sys)
 	if err != nil {
@@ -763,7 +969,34 @@ func (h *crashHarness) checkTheCheckers() {
 	expect("the new deployment after the old", func() error {
 		return acceptableAfterKill(deps[:1], []deployment{deps[0], {crashStateroot, strings.Repeat("1", 64), 0}})
 	})
-	expect("bootc status in another order", func() error { return checkBootcStatus(h.bin, h.sys, []deployment{deps[1], deps[0]}) })
+	expect("host.Status in another order", func() error { return checkBootcStatus(h.sys, []deployment{deps[1], deps[0]}) })
+	expect("a deployment's image digest", func() error {
+		other := "v2"
+		if h.following == other {
+			other = "v1"
+		}
+		return h.checkImageDigest(deps[0], other)
+	})
+	// Results that are not what happened.
+	if err := check(final); err != nil {
+		t.Fatalf("the final result: %v", err)
+	}
+	damaged := func(what string, damage func(r *hostop.Result)) {
+		t.Helper()
+		b, err := json.Marshal(final)
+		must(t, err)
+		var r hostop.Result
+		must(t, json.Unmarshal(b, &r))
+		damage(&r)
+		expect(what, func() error { return check(&r) })
+	}
+	damaged("a result that deployed nothing", func(r *hostop.Result) { r.Deployed = nil })
+	damaged("a result naming another deployment", func(r *hostop.Result) { r.Deployed.Deployment.Serial++ })
+	damaged("a result with the deployment second", func(r *hostop.Result) { r.Deployed.Deployment.Index = 1 })
+	damaged("a result with another image", func(r *hostop.Result) { r.Deployed.Image.Digest = h.digests["v2"] + h.digests["v1"] })
+	damaged("a result that says unchanged", func(r *hostop.Result) { r.Unchanged = true })
+	damaged("a result that says no update", func(r *hostop.Result) { r.NoUpdate = true })
+	damaged("a result of another image reference", func(r *hostop.Result) { r.Image += "x" })
 	// Leftovers.
 	staging := filepath.Join(h.sys, "ostree/repo/tmp/staging-crash-test")
 	must(t, os.MkdirAll(staging, 0o755))
@@ -933,44 +1166,29 @@ func checkBootEntries(sys string, deps []deployment) error {
 	return nil
 }
 
-// checkBootcStatus checks that bootc status --format json lists deps in the same order: the
-// default entry counts as booted in a sysroot directory, then the rollback, then the others.
-func checkBootcStatus(bin, sys string, deps []deployment) error {
-	out, err := exec.Command(bin, "--sysroot", sys, "status", "--format", "json").Output()
+// checkBootcStatus checks that host.Status (what `bootc status` shows) lists deps in the same
+// order: the default entry counts as booted in a sysroot directory, then the rollback, then the
+// others.
+func checkBootcStatus(sys string, deps []deployment) error {
+	st, err := host.Status(context.Background(), sys)
 	if err != nil {
-		return fmt.Errorf("bootc status: %w", err)
-	}
-	type entry struct {
-		Ostree *struct {
-			Checksum     string `json:"checksum"`
-			DeploySerial int    `json:"deploySerial"`
-			Stateroot    string `json:"stateroot"`
-		} `json:"ostree"`
-	}
-	var st struct {
-		APIVersion string `json:"apiVersion"`
-		Status     struct {
-			Staged, Booted, Rollback *entry
-			OtherDeployments         []*entry `json:"otherDeployments"`
-		} `json:"status"`
-	}
-	if err := json.Unmarshal(out, &st); err != nil {
-		return fmt.Errorf("bootc status --format json: %w\n%s", err, out)
+		return fmt.Errorf("host.Status: %w", err)
 	}
 	var got []deployment
-	for _, e := range append([]*entry{st.Status.Staged, st.Status.Booted, st.Status.Rollback}, st.Status.OtherDeployments...) {
-		if e == nil {
-			continue
-		}
+	for _, e := range st.Entries() {
 		if e.Ostree == nil {
-			return fmt.Errorf("bootc status: an entry without ostree: %s", out)
+			return fmt.Errorf("host.Status: the %s entry has no ostree deployment: %+v", e.Role, e.BootEntry)
 		}
-		got = append(got, deployment{stateroot: e.Ostree.Stateroot, commit: e.Ostree.Checksum, serial: e.Ostree.DeploySerial})
+		got = append(got, fromOstreeStatus(e.Ostree))
 	}
 	if !slices.Equal(got, deps) {
-		return fmt.Errorf("bootc status lists %v, ostree admin status %v", got, deps)
+		return fmt.Errorf("host.Status lists %v, ostree admin status %v", got, deps)
 	}
 	return nil
+}
+
+func fromOstreeStatus(o *host.OstreeStatus) deployment {
+	return deployment{stateroot: o.Stateroot, commit: o.Checksum, serial: o.DeploySerial}
 }
 
 // leftovers returns what a finished cleanup must have removed: staging directories in the
@@ -1167,8 +1385,10 @@ func makeCrashRootfs(t *testing.T, root, version string) {
 
 // imageSource is where the images are: an OCI layout or a registry.
 type imageSource interface {
-	installRef() string
-	switchArgs(tag string) []string
+	// ref is the reference of tag: oci:LAYOUT:TAG, docker://REPO:TAG.
+	ref(tag string) string
+	// digest is the manifest digest of tag.
+	digest(tag string) string
 	// retag points tag at the image from names.
 	retag(tag, from string)
 }
@@ -1178,10 +1398,25 @@ type ociSource struct {
 	layout string
 }
 
-func (s *ociSource) installRef() string { return "oci:" + s.layout + ":stable" }
+func (s *ociSource) ref(tag string) string { return "oci:" + s.layout + ":" + tag }
 
-func (s *ociSource) switchArgs(tag string) []string {
-	return []string{"switch", "--transport", "oci", s.layout + ":" + tag}
+func (s *ociSource) digest(tag string) string {
+	b, err := os.ReadFile(filepath.Join(s.layout, "index.json"))
+	must(s.t, err)
+	var idx struct {
+		Manifests []struct {
+			Digest      string            `json:"digest"`
+			Annotations map[string]string `json:"annotations"`
+		} `json:"manifests"`
+	}
+	must(s.t, json.Unmarshal(b, &idx))
+	for _, m := range idx.Manifests {
+		if m.Annotations["org.opencontainers.image.ref.name"] == tag {
+			return m.Digest
+		}
+	}
+	s.t.Fatalf("%s has no tag %s", s.layout, tag)
+	return ""
 }
 
 func (s *ociSource) retag(tag, from string) { retagOCI(s.t, s.layout, tag, from) }
@@ -1192,16 +1427,16 @@ type registrySource struct {
 	repo string
 }
 
-func (s *registrySource) installRef() string { return "docker://" + s.repo + ":stable" }
+func (s *registrySource) ref(tag string) string { return "docker://" + s.repo + ":" + tag }
 
-func (s *registrySource) switchArgs(tag string) []string {
-	return []string{"switch", s.repo + ":" + tag}
+func (s *registrySource) digest(tag string) string {
+	return strings.TrimSpace(testutil.Run(s.t, "skopeo", "inspect", "--tls-verify=false", "--format", "{{.Digest}}", s.ref(tag)))
 }
 
-func (s *registrySource) retag(tag, from string) { s.copy("docker://"+s.repo+":"+from, tag) }
+func (s *registrySource) retag(tag, from string) { s.copy(s.ref(from), tag) }
 
 func (s *registrySource) copy(src, tag string) {
-	testutil.Run(s.t, "skopeo", "copy", "-q", "--src-tls-verify=false", "--dest-tls-verify=false", src, "docker://"+s.repo+":"+tag)
+	testutil.Run(s.t, "skopeo", "copy", "-q", "--src-tls-verify=false", "--dest-tls-verify=false", src, s.ref(tag))
 }
 
 func envCount(t *testing.T, name string, def int) int {
@@ -1270,6 +1505,18 @@ func buildBootc(t *testing.T, dir string) string {
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("building bootc: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// buildHostop builds the driver internal/testutil/cmd/hostop into dir.
+func buildHostop(t *testing.T, dir string) string {
+	t.Helper()
+	bin := filepath.Join(dir, "hostop")
+	cmd := exec.Command("go", "build", "-tags", "containers_image_openpgp", "-o", bin, "github.com/bootc-go/bootc/internal/testutil/cmd/hostop")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("building hostop: %v\n%s", err, out)
 	}
 	return bin
 }

@@ -158,7 +158,7 @@ func TestUpgradeFromRegistryFetchesOnlyChangedLayers(t *testing.T) {
 		t.Fatalf("ostree admin status lists %v, want the new deployment, then %v", deps, v1Dep)
 	}
 	v2Dep := deps[0]
-	must(t, checkBootcStatus(bin, sys, deps))
+	must(t, checkBootcStatus(sys, deps))
 	for _, d := range deps {
 		origin, err := os.ReadFile(filepath.Join(sys, d.dir()+".origin"))
 		must(t, err)
