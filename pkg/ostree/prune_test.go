@@ -562,24 +562,6 @@ func TestSetConfigOstree(t *testing.T) {
 	}
 }
 
-func TestSetKeyFileValue(t *testing.T) {
-	in := "# leading comment\n[core]\nmode=archive-z2\n  repo_version = 1\n# core comment\n\n[remote \"origin\"]\nurl=https://example.com\n[core]\nfsync=true"
-	for _, tc := range []struct{ group, key, value, want string }{
-		{"core", "repo_version", "1", strings.Replace(in, "  repo_version = 1", "repo_version=1", 1) + "\n"},
-		{"core", "fsync", "false", strings.Replace(in, "fsync=true", "fsync=false", 1) + "\n"},
-		{"core", "new", "v", strings.Replace(in, "fsync=true", "fsync=true\nnew=v", 1) + "\n"},
-		{`remote "origin"`, "gpg-verify", "false", strings.Replace(in, "url=https://example.com\n", "url=https://example.com\ngpg-verify=false\n", 1) + "\n"},
-		{"sysroot", "bootloader", "none", in + "\n\n[sysroot]\nbootloader=none\n"},
-	} {
-		if got := string(setKeyFileValue([]byte(in), tc.group, tc.key, tc.value)); got != tc.want {
-			t.Errorf("set %s.%s:\ngot:\n%s\nwant:\n%s", tc.group, tc.key, got, tc.want)
-		}
-	}
-	if got := string(setKeyFileValue(nil, "a", "b", "c")); got != "[a]\nb=c\n" {
-		t.Errorf("empty file: %q", got)
-	}
-}
-
 func TestSetConfigRejects(t *testing.T) {
 	r := testRepo(t, ModeArchive)
 	for _, gk := range [][2]string{{"", "k"}, {"g]", "k"}, {"g", ""}, {"g", "a=b"}, {"g", "k\n"}, {"g\n", "k"}, {"g", " k"}} {

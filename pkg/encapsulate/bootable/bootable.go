@@ -41,6 +41,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/bootc-go/bootc/internal/osrelease"
 	"github.com/bootc-go/bootc/pkg/ostree"
 	"github.com/bootc-go/bootc/pkg/ostreecontainer"
 )
@@ -217,7 +218,7 @@ func plan(root *os.Root, cfg *config) (*commitPlan, error) {
 		if _, ok := cfg.metadata.Lookup(ostreecontainer.KeyVersion); ok {
 			break // the caller's metadata string stands
 		}
-		fields, src, err := readOSRelease(root)
+		fields, src, err := osrelease.Read(root)
 		if err != nil {
 			// An unreadable os-release (say, an absolute symlink) only costs the version.
 			cfg.log.Warn("cannot read os-release; the commit gets no version", "path", src, "err", err)
