@@ -10,9 +10,11 @@ import (
 
 	"github.com/bootc-go/bootc/pkg/encapsulate"
 	"github.com/bootc-go/bootc/pkg/encapsulate/bootable"
+	"github.com/bootc-go/bootc/pkg/imagestore"
 	"github.com/bootc-go/bootc/pkg/imgref"
 	"github.com/bootc-go/bootc/pkg/ostree"
 	"github.com/bootc-go/bootc/pkg/sign"
+	"github.com/bootc-go/bootc/pkg/transport"
 )
 
 func composeImageCommand() *cli.Command {
@@ -118,9 +120,14 @@ func runComposeImage(c *cli.Context) error {
 			return usageError(c, "--from: %v", err)
 		}
 		rootfs = filepath.Join(scratch, "rootfs")
-		created, err := flattenImage(c, repo, ref, rootfs)
+		img, err := transport.Read(c.Context, ref, hostPlatform)
 		if err != nil {
 			return err
+		}
+		created, err := imagestore.FlattenTo(c.Context, repo, img, rootfs)
+		img.Close()
+		if err != nil {
+			return fmt.Errorf("flattening %s: %w", ref, err)
 		}
 		if c.String("timestamp") == "" && os.Getenv("SOURCE_DATE_EPOCH") == "" && !created.IsZero() {
 			commitOpts = append(commitOpts, bootable.WithTimestamp(created))
