@@ -1,19 +1,15 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"strings"
-	"time"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/bootc-go/bootc/pkg/encapsulate/compose"
 	"github.com/bootc-go/bootc/pkg/imgref"
-	"github.com/bootc-go/bootc/pkg/ostree"
 	"github.com/bootc-go/bootc/pkg/sign"
-	"github.com/bootc-go/bootc/pkg/transport"
 )
 
 func composeImageCommand() *cli.Command {
@@ -70,9 +66,7 @@ func runComposeImage(c *cli.Context) error {
 		if err != nil {
 			return usageError(c, "--from: %v", err)
 		}
-		src.Unpack = func(_ context.Context, repo *ostree.Repo, dir string) (time.Time, error) {
-			return flattenImage(c, repo, ref, dir)
-		}
+		src.From = &ref
 	}
 	opts = append(append(opts, commitOpts...), compose.WithRepo(c.String("repo")), compose.WithSigner(signer))
 	res, err := compose.Image(c.Context, src, target, opts...)
@@ -82,8 +76,6 @@ func runComposeImage(c *cli.Context) error {
 	printImageSummary(c.App.Writer, res)
 	return nil
 }
-
-var hostPlatform = transport.DefaultPlatform()
 
 // loadSigner loads the --sign-key key, or returns nil without --sign-key. It runs before anything
 // is built, so that a bad key or passphrase changes nothing.

@@ -132,7 +132,7 @@ func TestComposeImageReproducibleWithSourceDateEpoch(t *testing.T) {
 				t.Fatalf("%s: exit %d: %s", comp, code, errs)
 			}
 			digests = append(digests, lastLine(out))
-			img, err := transport.Read(context.Background(), imgref.Ref{Transport: imgref.OCI, Name: layout, Tag: "1"}, hostPlatform)
+			img, err := transport.Read(context.Background(), imgref.Ref{Transport: imgref.OCI, Name: layout, Tag: "1"}, transport.DefaultPlatform())
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -19,6 +19,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/bootc-go/bootc/internal/fsflags"
+	"github.com/bootc-go/bootc/internal/lockfile"
 )
 
 const (
@@ -203,32 +204,14 @@ func writeMarker(path string) error {
 	return nil
 }
 
-// LockFile takes an exclusive flock on path, polling so that ctx can cancel
-// the wait. The returned function releases it.
+// LockFile takes an exclusive flock on path, waiting until ctx is done. The returned function
+// releases it.
 func LockFile(ctx context.Context, path string) (func(), error) {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	unlock, err := lockfile.Lock(ctx, path, lockfile.Exclusive)
 	if err != nil {
-		return nil, fmt.Errorf("open lock: %w", err)
+		return nil, fmt.Errorf("wait for lock %s: %w", path, err)
 	}
-	for {
-		err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
-		if err == nil {
-			return func() {
-				_ = unix.Flock(int(f.Fd()), unix.LOCK_UN)
-				f.Close()
-			}, nil
-		}
-		if !errors.Is(err, unix.EWOULDBLOCK) && !errors.Is(err, unix.EINTR) {
-			f.Close()
-			return nil, fmt.Errorf("lock %s: %w", path, err)
-		}
-		select {
-		case <-ctx.Done():
-			f.Close()
-			return nil, fmt.Errorf("wait for lock %s: %w", path, ctx.Err())
-		case <-time.After(250 * time.Millisecond):
-		}
-	}
+	return unlock, nil
 }
 
 // SanitizeTree prepares a root filesystem for `ostree commit`: it empties

@@ -2,7 +2,6 @@ package imagestore
 
 import (
 	"context"
-	"io"
 	"log/slog"
 	"strings"
 
@@ -55,10 +54,6 @@ func Import(ctx context.Context, repo *ostree.Repo, img v1.Image, opts ...Import
 	}
 	return &ImportResult{Commit: res.Image.Commit, LayersFetched: res.LayersFetched, LayersReused: res.LayersReused, BytesFetched: res.BytesFetched}, nil
 }
-
-type emptySource struct{}
-
-func (emptySource) Next(context.Context) (*ostree.Entry, error) { return nil, io.EOF }
 
 // derivedFilter maps a derived layer's paths the way ostree-ext's filter_tar does: /etc goes
 // to /usr/etc; /usr, /var and the root are kept; /run, /tmp, /proc, /sys and /dev keep their

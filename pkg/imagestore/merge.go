@@ -3,197 +3,157 @@ package imagestore
 import (
 	"context"
 	"fmt"
-	"strings"
+	"time"
 
+	"github.com/bootc-go/bootc/pkg/imgref"
 	"github.com/bootc-go/bootc/pkg/ostree"
+	"github.com/bootc-go/bootc/pkg/ostreecontainer"
 )
 
-// treeMerger lays derived-layer commits over a base tree the way ostree-ext's checkout does
-// (spec §3.4 "Merge": union checkout, whiteouts processed, existing directories keep their
-// metadata), but on the trees themselves rather than on a checkout: nothing is written to the
-// filesystem, so no symlink in the image can redirect a write, and directories no layer touches
-// keep their dirtree objects as they are.
-type treeMerger struct {
-	repo *ostree.Repo
-}
-
-// mnode is a directory of the merged tree. Until it is loaded (files == nil) it is the
-// repository's dirtree tree, unchanged; meta is zero for a directory whose metadata no layer
-// has given yet (the root of an image without a base).
-type mnode struct {
-	tree, meta ostree.Checksum
-	files      map[string]ostree.Checksum
-	dirs       map[string]*mnode
-}
-
-func (m *treeMerger) load(n *mnode) error {
-	if n.files != nil {
-		return nil
-	}
-	n.files, n.dirs = map[string]ostree.Checksum{}, map[string]*mnode{}
-	if n.tree.IsZero() {
-		return nil
-	}
-	dt, err := m.repo.ReadDirTree(n.tree)
+// requireKernel refuses a tree without a regular file usr/lib/modules/KVER/vmlinuz, which
+// bootc needs to boot it (spec §2.2). It loads only the directories on the way.
+func requireKernel(repo *ostree.Repo, root *ostree.MutableTree) error {
+	modules, err := root.Dir("usr/lib/modules")
 	if err != nil {
 		return err
 	}
-	for _, f := range dt.Files {
-		n.files[f.Name] = f.Checksum
+	if modules == nil {
+		return fmt.Errorf("%w: it has no /usr/lib/modules directory: a bootable image has its kernel at /usr/lib/modules/KVER/vmlinuz (and carries the label containers.bootc=1)", ErrNotBootable)
 	}
-	for _, d := range dt.Dirs {
-		n.dirs[d.Name] = &mnode{tree: d.Tree, meta: d.Meta}
-	}
-	n.tree = ostree.Checksum{}
-	return nil
-}
-
-// apply lays the layer directory (tree, meta) over n: an opaque whiteout empties n, ".wh.NAME"
-// removes NAME, files replace what is there, directories merge (a directory n already has
-// keeps its metadata; a file in the way is replaced). Whiteout markers are not kept.
-func (m *treeMerger) apply(ctx context.Context, n *mnode, tree, meta ostree.Checksum) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	dt, err := m.repo.ReadDirTree(tree)
+	kvers, err := modules.Dirs()
 	if err != nil {
 		return err
 	}
-	if err := m.load(n); err != nil {
-		return err
-	}
-	if n.meta.IsZero() {
-		n.meta = meta
-	}
-	for _, f := range dt.Files {
-		if f.Name == ostree.OpaqueWhiteout {
-			n.files, n.dirs = map[string]ostree.Checksum{}, map[string]*mnode{}
+	for _, kver := range kvers {
+		c, ok, err := modules.File(kver + "/vmlinuz")
+		if err != nil {
+			return err
 		}
-	}
-	for _, f := range dt.Files {
-		if target, ok := strings.CutPrefix(f.Name, ostree.WhiteoutPrefix); ok && f.Name != ostree.OpaqueWhiteout {
-			delete(n.files, target)
-			delete(n.dirs, target)
-		}
-	}
-	for _, f := range dt.Files {
-		if strings.HasPrefix(f.Name, ostree.WhiteoutPrefix) {
+		if !ok {
 			continue
 		}
-		delete(n.dirs, f.Name)
-		n.files[f.Name] = f.Checksum
-	}
-	for _, d := range dt.Dirs {
-		child, ok := n.dirs[d.Name]
-		if !ok {
-			delete(n.files, d.Name)
-			child = &mnode{files: map[string]ostree.Checksum{}, dirs: map[string]*mnode{}}
-			n.dirs[d.Name] = child
-		}
-		if err := m.apply(ctx, child, d.Tree, d.Meta); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// lookupFile returns the checksum of the file at path (slash-separated, relative).
-func (m *treeMerger) lookupFile(n *mnode, path string) (ostree.Checksum, bool, error) {
-	parts := strings.Split(path, "/")
-	for _, p := range parts[:len(parts)-1] {
-		if err := m.load(n); err != nil {
-			return ostree.Checksum{}, false, err
-		}
-		if n = n.dirs[p]; n == nil {
-			return ostree.Checksum{}, false, nil
-		}
-	}
-	if err := m.load(n); err != nil {
-		return ostree.Checksum{}, false, err
-	}
-	c, ok := n.files[parts[len(parts)-1]]
-	return c, ok, nil
-}
-
-// removeFile deletes the file at path if it is there.
-func (m *treeMerger) removeFile(n *mnode, path string) {
-	parts := strings.Split(path, "/")
-	for _, p := range parts[:len(parts)-1] {
-		if n = n.dirs[p]; n == nil || n.files == nil {
-			return
-		}
-	}
-	delete(n.files, parts[len(parts)-1])
-}
-
-// write stores the dirtrees of the loaded directories through tx and returns the root's dirtree
-// and dirmeta.
-func (m *treeMerger) write(tx *ostree.Transaction, n *mnode) (tree, meta ostree.Checksum, err error) {
-	if n.meta.IsZero() {
-		if n.meta, err = tx.WriteMetadata(ostree.ObjectDirMeta, ostree.DefaultDirMeta.Marshal()); err != nil {
-			return tree, meta, err
-		}
-	}
-	if n.files == nil {
-		return n.tree, n.meta, nil
-	}
-	var dt ostree.DirTree
-	for name, c := range n.files {
-		dt.Files = append(dt.Files, ostree.TreeFile{Name: name, Checksum: c})
-	}
-	for name, sub := range n.dirs {
-		t, mc, err := m.write(tx, sub)
-		if err != nil {
-			return tree, meta, err
-		}
-		dt.Dirs = append(dt.Dirs, ostree.TreeDir{Name: name, Tree: t, Meta: mc})
-	}
-	tree, err = tx.WriteMetadata(ostree.ObjectDirTree, dt.Marshal())
-	return tree, n.meta, err
-}
-
-// requireKernel refuses a tree without a regular file usr/lib/modules/KVER/vmlinuz, which
-// bootc needs to boot it (spec §2.2).
-func requireKernel(repo *ostree.Repo, root ostree.Checksum) error {
-	dir := root
-	for _, name := range []string{"usr", "lib", "modules"} {
-		dt, err := repo.ReadDirTree(dir)
+		obj, err := repo.OpenContent(c)
 		if err != nil {
 			return err
 		}
-		found := false
-		for _, d := range dt.Dirs {
-			if d.Name == name {
-				dir, found = d.Tree, true
-			}
-		}
-		if !found {
-			return fmt.Errorf("%w: it has no /usr/lib/modules directory: a bootable image has its kernel at /usr/lib/modules/KVER/vmlinuz (and carries the label containers.bootc=1)", ErrNotBootable)
-		}
-	}
-	modules, err := repo.ReadDirTree(dir)
-	if err != nil {
-		return err
-	}
-	for _, kver := range modules.Dirs {
-		dt, err := repo.ReadDirTree(kver.Tree)
-		if err != nil {
-			return err
-		}
-		for _, f := range dt.Files {
-			if f.Name != "vmlinuz" {
-				continue
-			}
-			obj, err := repo.OpenContent(f.Checksum)
-			if err != nil {
-				return err
-			}
-			regular := obj.Header.Mode&ostree.ModeTypeMask == ostree.ModeRegular
-			obj.Close()
-			if regular {
-				return nil
-			}
+		regular := obj.Header.Mode&ostree.ModeTypeMask == ostree.ModeRegular
+		obj.Close()
+		if regular {
+			return nil
 		}
 	}
 	return fmt.Errorf("%w: no regular file /usr/lib/modules/KVER/vmlinuz: a bootable image has its kernel there (and carries the label containers.bootc=1)", ErrNotBootable)
+}
+
+// commit makes the image's commit in one transaction of the caller's (spec §3.4 "Merge"): the
+// base commit's tree, loaded lazily, with the derived layers laid over it in order as a
+// container runtime applies layers (MutableTree.Overlay: whiteouts processed, existing
+// directories keep their metadata), written together with a commit that records the manifest
+// and config, and the image ref (if ref is given) set to it. The merge works on the trees, not on
+// a checkout: nothing is written to the filesystem, so no symlink in the image can redirect a
+// write, and directories no layer touches keep their dirtree objects, unread.
+func (p *puller) commit(ctx context.Context, ref *imgref.OstreeRef) (ostree.Checksum, error) {
+	root := ostree.NewMutableTree()
+	var baseCommit *ostree.Commit
+	if p.src.layout.Ostree >= 0 {
+		var err error
+		if baseCommit, err = p.baseCommit(ctx); err != nil {
+			return ostree.Checksum{}, err
+		}
+		root = ostree.NewMutableTreeFrom(p.repo, baseCommit.Root())
+	}
+	if err := p.mergeDerived(ctx, root); err != nil {
+		return ostree.Checksum{}, err
+	}
+	if err := requireKernel(p.repo, root); err != nil {
+		return ostree.Checksum{}, err
+	}
+	p.report(func(pp *PullProgress) { pp.Phase = "committing" })
+	plan := p.plan
+	ts := plan.Created
+	opts := []ostree.CommitOption{ostree.WithNoParent(), ostree.WithoutBindings()}
+	if baseCommit != nil {
+		if ts.IsZero() {
+			ts = time.Unix(int64(baseCommit.Timestamp), 0)
+		}
+		for _, m := range baseCommit.Metadata {
+			opts = append(opts, ostree.WithMetadata(m.Key, m.Value))
+		}
+		opts = append(opts, ostree.WithSubject(baseCommit.Subject), ostree.WithBody(baseCommit.Body))
+	}
+	if ts.IsZero() {
+		ts = time.Unix(0, 0)
+	}
+	opts = append(opts, ostree.WithTimestamp(ts),
+		ostree.WithMetadataString(ostreecontainer.MetaManifestDigest, plan.Digest.String()),
+		ostree.WithMetadataString(ostreecontainer.MetaManifest, string(p.src.rawManifest)),
+		ostree.WithMetadataString(ostreecontainer.MetaImageConfig, string(p.src.rawConfig)),
+		ostree.WithMetadataString(ostreecontainer.MetaImporterVersion, ostreecontainer.ImporterVersion))
+
+	tx, err := p.repo.Begin(ctx)
+	if err != nil {
+		return ostree.Checksum{}, err
+	}
+	defer tx.Abort()
+	tree, err := root.Write(ctx, tx)
+	if err != nil {
+		return ostree.Checksum{}, fmt.Errorf("writing the merged tree: %w", err)
+	}
+	c, err := tx.WriteCommit(ctx, tree, opts...)
+	if err != nil {
+		return ostree.Checksum{}, fmt.Errorf("committing the merged tree: %w", err)
+	}
+	if ref != nil {
+		if err := tx.SetRef(ostreecontainer.ImageRef(*ref), &c); err != nil {
+			return ostree.Checksum{}, err
+		}
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return ostree.Checksum{}, err
+	}
+	return c, nil
+}
+
+// mergeDerived lays the derived layers (each committed under its blob ref) over root in order,
+// then drops the empty /usr/etc/hostname and /usr/etc/resolv.conf builders inject: they must
+// not shadow the host's. With no derived layers root is left as it is.
+func (p *puller) mergeDerived(ctx context.Context, root *ostree.MutableTree) error {
+	derived := p.src.layout.Derived
+	if len(derived) == 0 {
+		return nil
+	}
+	for _, i := range derived {
+		c, err := p.repo.ReadRef(ostreecontainer.LayerRef(p.plan.Layers[i].DiffID))
+		if err != nil {
+			return fmt.Errorf("derived layer %d: %w", i, err)
+		}
+		layer, err := ostree.NewMutableTreeFromCommit(p.repo, c)
+		if err != nil {
+			return fmt.Errorf("derived layer %d: %w", i, err)
+		}
+		if err := root.Overlay(ctx, layer); err != nil {
+			return fmt.Errorf("applying derived layer %d: %w", i, err)
+		}
+	}
+	for _, f := range []string{"usr/etc/hostname", "usr/etc/resolv.conf"} {
+		c, ok, err := root.File(f)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			continue
+		}
+		obj, err := p.repo.OpenContent(c)
+		if err != nil {
+			return err
+		}
+		empty := obj.Header.Mode&ostree.ModeTypeMask == ostree.ModeRegular && obj.Size == 0
+		obj.Close()
+		if empty {
+			if _, err := root.Remove(f); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }

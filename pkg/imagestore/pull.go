@@ -405,50 +405,10 @@ func pullImage(ctx context.Context, repo *ostree.Repo, img v1.Image, ref *imgref
 	if err := p.fetch(ctx); err != nil {
 		return nil, err
 	}
-	root := &mnode{}
-	var baseCommit *ostree.Commit
-	if src.layout.Ostree >= 0 {
-		if baseCommit, err = p.baseCommit(ctx); err != nil {
-			return nil, err
-		}
-		root.tree, root.meta = baseCommit.RootTree, baseCommit.RootMeta
-	}
 	p.report(func(pp *PullProgress) { pp.Phase = "merging" })
-	tree, meta, err := p.merge(ctx, root)
-	if err != nil {
-		return nil, err
-	}
-	if err := requireKernel(repo, tree); err != nil {
-		return nil, err
-	}
-	p.report(func(pp *PullProgress) { pp.Phase = "committing" })
 	state := &ImageState{Digest: plan.Digest, Manifest: plan.Manifest, Config: plan.Config, Version: plan.Version, Created: plan.Created}
-	ts := plan.Created
-	opts := []ostree.CommitOption{ostree.WithNoParent(), ostree.WithoutBindings()}
-	if baseCommit != nil {
-		if ts.IsZero() {
-			ts = time.Unix(int64(baseCommit.Timestamp), 0)
-		}
-		for _, m := range baseCommit.Metadata {
-			opts = append(opts, ostree.WithMetadata(m.Key, m.Value))
-		}
-		opts = append(opts, ostree.WithSubject(baseCommit.Subject), ostree.WithBody(baseCommit.Body))
-	}
-	if ts.IsZero() {
-		ts = time.Unix(0, 0)
-	}
-	opts = append(opts, ostree.WithTimestamp(ts),
-		ostree.WithMetadataString(ostreecontainer.MetaManifestDigest, plan.Digest.String()),
-		ostree.WithMetadataString(ostreecontainer.MetaManifest, string(src.rawManifest)),
-		ostree.WithMetadataString(ostreecontainer.MetaImageConfig, string(src.rawConfig)),
-		ostree.WithMetadataString(ostreecontainer.MetaImporterVersion, ostreecontainer.ImporterVersion))
-	if state.Commit, err = repo.CommitTree(ctx, tree, meta, opts...); err != nil {
-		return nil, fmt.Errorf("committing the merged tree: %w", err)
-	}
-	if ref != nil {
-		if err := repo.SetRef(ostreecontainer.ImageRef(*ref), state.Commit); err != nil {
-			return nil, err
-		}
+	if state.Commit, err = p.commit(ctx, ref); err != nil {
+		return nil, err
 	}
 	if len(p.dropped) > 0 {
 		log.Info("dropped top-level entries of derived layers (not kept by an ostree host)", "counts", p.dropped)
@@ -532,8 +492,8 @@ func (p *puller) open(ctx context.Context, i int) (*layerBlob, error) {
 }
 
 // fetchObjects imports an object layer in a transaction of its own. A chunk layer is recorded
-// under its blob ref at once (a commit whose root holds its content objects, named by checksum,
-// as ostree-ext does); the ostree layer's commit waits for baseCommit.
+// under its blob ref in the same transaction (a commit whose root holds its content objects,
+// named by checksum, as ostree-ext does); the ostree layer's commit waits for baseCommit.
 func (p *puller) fetchObjects(ctx context.Context, i int) error {
 	blob, err := p.open(ctx, i)
 	if err != nil {
@@ -553,6 +513,24 @@ func (p *puller) fetchObjects(ctx context.Context, i int) error {
 		}
 		return err
 	}
+	if p.plan.Layers[i].Kind != LayerOstree {
+		// A chunk layer's blob ref: a commit whose root holds its content objects, named by
+		// checksum, published with them.
+		root := ostree.NewMutableTree()
+		for _, c := range st.Contents {
+			if err := root.SetFile(c.String(), c); err != nil {
+				return err
+			}
+		}
+		tree, err := root.Write(ctx, tx)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.WriteCommit(ctx, tree, ostree.WithBranch(ostreecontainer.LayerRef(p.plan.Layers[i].DiffID)),
+			ostree.WithTimestamp(time.Unix(0, 0)), ostree.WithNoParent(), ostree.WithoutBindings()); err != nil {
+			return err
+		}
+	}
 	if err := tx.Commit(ctx); err != nil {
 		return err
 	}
@@ -561,21 +539,7 @@ func (p *puller) fetchObjects(ctx context.Context, i int) error {
 		p.held[c] = data
 	}
 	p.mu.Unlock()
-	if p.plan.Layers[i].Kind == LayerOstree {
-		return nil
-	}
-	objects := st.Contents
-	_, err = p.repo.CommitEntries(ctx, emptySource{}, ostree.WithBranch(ostreecontainer.LayerRef(p.plan.Layers[i].DiffID)),
-		ostree.WithTimestamp(time.Unix(0, 0)), ostree.WithNoParent(), ostree.WithoutBindings(),
-		ostree.WithTreeEdit(func(_ context.Context, _ *ostree.Transaction, root *ostree.MutableTree) error {
-			for _, c := range objects {
-				if err := root.SetFile(c.String(), c); err != nil {
-					return err
-				}
-			}
-			return nil
-		}))
-	return err
+	return nil
 }
 
 // verifiedSource ends a derived layer's entries only once its blob is verified, so that a
@@ -688,57 +652,6 @@ func checkComplete(ctx context.Context, repo *ostree.Repo, tree, meta ostree.Che
 		}
 	}
 	return nil
-}
-
-// merge lays the derived layers over root in order and returns the merged tree. With no
-// derived layers that is root itself, written nowhere.
-func (p *puller) merge(ctx context.Context, root *mnode) (tree, meta ostree.Checksum, err error) {
-	derived := p.src.layout.Derived
-	if len(derived) == 0 {
-		return root.tree, root.meta, nil
-	}
-	m := &treeMerger{repo: p.repo}
-	for _, i := range derived {
-		c, err := p.repo.ReadRef(ostreecontainer.LayerRef(p.plan.Layers[i].DiffID))
-		if err != nil {
-			return tree, meta, fmt.Errorf("derived layer %d: %w", i, err)
-		}
-		lc, err := p.repo.ReadCommit(c)
-		if err != nil {
-			return tree, meta, fmt.Errorf("derived layer %d: %w", i, err)
-		}
-		if err := m.apply(ctx, root, lc.RootTree, lc.RootMeta); err != nil {
-			return tree, meta, fmt.Errorf("applying derived layer %d: %w", i, err)
-		}
-	}
-	// Builders inject these as empty files; they must not shadow the host's.
-	for _, f := range []string{"usr/etc/hostname", "usr/etc/resolv.conf"} {
-		c, ok, err := m.lookupFile(root, f)
-		if err != nil {
-			return tree, meta, err
-		}
-		if !ok {
-			continue
-		}
-		obj, err := p.repo.OpenContent(c)
-		if err != nil {
-			return tree, meta, err
-		}
-		empty := obj.Header.Mode&ostree.ModeTypeMask == ostree.ModeRegular && obj.Size == 0
-		obj.Close()
-		if empty {
-			m.removeFile(root, f)
-		}
-	}
-	tx, err := p.repo.Begin(ctx)
-	if err != nil {
-		return tree, meta, err
-	}
-	defer tx.Abort()
-	if tree, meta, err = m.write(tx, root); err != nil {
-		return tree, meta, err
-	}
-	return tree, meta, tx.Commit(ctx)
 }
 
 // QueryImage returns the image the repository holds for ref (ErrImageNotPulled if none).

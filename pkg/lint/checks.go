@@ -1,8 +1,6 @@
 package lint
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"fmt"
 	"io/fs"
@@ -10,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/bootc-go/bootc/internal/keyfile"
 )
 
 // registry is every lint; the names are bootc's.
@@ -197,18 +197,20 @@ func checkComposefs(_ context.Context, r *Root) (string, error) {
 // overlayEnabled reports whether a prepare-root.conf key file enables composefs ([composefs]
 // enabled = true, yes, 1, signed, verity or maybe) or a transient root ([root] transient = true).
 func overlayEnabled(data []byte) (bool, error) {
-	kf, err := parseKeyFile(data)
+	f, err := keyfile.Parse(data)
 	if err != nil {
 		return false, err
 	}
-	switch v := strings.ToLower(kf["composefs"]["enabled"]); v {
+	kf := f.Map()
+	// Trailing blanks are part of a GKeyFile value; GLib ignores them in booleans, and so do we.
+	switch v := strings.ToLower(strings.TrimSpace(kf["composefs"]["enabled"])); v {
 	case "true", "yes", "1", "signed", "verity", "maybe":
 		return true, nil
 	case "", "false", "no", "0":
 	default:
 		return false, fmt.Errorf("invalid [composefs] enabled = %q", v)
 	}
-	if t := kf["root"]["transient"]; t != "" {
+	if t := strings.TrimSpace(kf["root"]["transient"]); t != "" {
 		b, err := strconv.ParseBool(t)
 		if err != nil {
 			return false, fmt.Errorf("invalid [root] transient = %q", t)
@@ -216,31 +218,6 @@ func overlayEnabled(data []byte) (bool, error) {
 		return b, nil
 	}
 	return false, nil
-}
-
-// parseKeyFile parses a GLib key file: [groups] of key = value lines; # comments.
-func parseKeyFile(data []byte) (map[string]map[string]string, error) {
-	kf := map[string]map[string]string{}
-	group := ""
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	for n := 1; sc.Scan(); n++ {
-		line := strings.TrimSpace(sc.Text())
-		switch {
-		case line == "" || strings.HasPrefix(line, "#"):
-		case strings.HasPrefix(line, "[") && strings.HasSuffix(line, "]"):
-			group = line[1 : len(line)-1]
-			if kf[group] == nil {
-				kf[group] = map[string]string{}
-			}
-		default:
-			k, v, ok := strings.Cut(line, "=")
-			if !ok || group == "" {
-				return nil, fmt.Errorf("line %d: not a key = value line in a [group]: %q", n, line)
-			}
-			kf[group][strings.TrimSpace(k)] = strings.TrimSpace(v)
-		}
-	}
-	return kf, sc.Err()
 }
 
 func checkBaseimageRoot(_ context.Context, r *Root) (string, error) {

@@ -7,15 +7,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"golang.org/x/sys/unix"
-)
-
-// Whiteout names, as in OCI/Docker layers.
-const (
-	WhiteoutPrefix = ".wh."
-	OpaqueWhiteout = ".wh..wh..opq"
 )
 
 // CheckoutOption configures Checkout.
@@ -32,8 +25,9 @@ type checkoutConfig struct {
 // directory that exists keeps its owner, mode and xattrs, as with `ostree checkout --union`.
 func WithUnion() CheckoutOption { return func(c *checkoutConfig) { c.union = true } }
 
-// WithWhiteouts processes container-layer whiteouts: a file ".wh.NAME" removes NAME from the
-// destination and ".wh..wh..opq" empties its directory first; neither is checked out.
+// WithWhiteouts processes container-layer whiteouts, by the rules MutableTree.Overlay follows:
+// ".wh..wh..opq" empties the destination directory first, a file ".wh.NAME" removes NAME from
+// it; no marker is checked out.
 func WithWhiteouts() CheckoutOption { return func(c *checkoutConfig) { c.whiteouts = true } }
 
 // WithUserMode ignores ownership and xattrs and drops setuid/setgid bits, as `ostree checkout -U`;
@@ -108,25 +102,24 @@ func (co *checkouter) dir(fd int, path string, treeC, metaC Checksum, created bo
 	}
 	files := tree.Files
 	if co.cfg.whiteouts {
-		files = files[:0:0]
-		for _, f := range tree.Files {
-			if f.Name == OpaqueWhiteout {
-				if err := clearDir(path); err != nil {
-					return err
-				}
+		names := make([]string, len(tree.Files))
+		for i, f := range tree.Files {
+			names[i] = f.Name
+		}
+		w := planWhiteouts(names)
+		if w.opaque {
+			if err := clearDir(path); err != nil {
+				return err
 			}
 		}
+		for _, target := range w.remove {
+			if err := os.RemoveAll(filepath.Join(path, target)); err != nil {
+				return fmt.Errorf("processing whiteout %s/%s%s: %w", path, WhiteoutPrefix, target, err)
+			}
+		}
+		files = files[:0:0]
 		for _, f := range tree.Files {
-			switch {
-			case f.Name == OpaqueWhiteout:
-			case strings.HasPrefix(f.Name, WhiteoutPrefix):
-				target := f.Name[len(WhiteoutPrefix):]
-				if ValidateFilename(target) == nil {
-					if err := os.RemoveAll(filepath.Join(path, target)); err != nil {
-						return fmt.Errorf("processing whiteout %s/%s: %w", path, f.Name, err)
-					}
-				}
-			default:
+			if !isWhiteout(f.Name) {
 				files = append(files, f)
 			}
 		}

@@ -35,7 +35,6 @@ type commitConfig struct {
 	workers        int
 	progress       func(CommitProgress)
 	skipContents   func(path string) bool
-	edit           func(ctx context.Context, tx *Transaction, root *MutableTree) error
 }
 
 // CommitProgress reports how far a commit has got.
@@ -133,12 +132,6 @@ func WithSkipContents(skip func(path string) bool) CommitOption {
 	return func(c *commitConfig) { c.skipContents = skip }
 }
 
-// WithTreeEdit calls edit with the finished tree just before it is written, so that it can move,
-// remove or add entries (writing new objects through tx). An error aborts the commit.
-func WithTreeEdit(edit func(ctx context.Context, tx *Transaction, root *MutableTree) error) CommitOption {
-	return func(c *commitConfig) { c.edit = edit }
-}
-
 // adjust applies the ownership, permission and xattr options to an object's metadata.
 func (c *commitConfig) adjust(uid, gid, mode *uint32, xattrs *Xattrs) {
 	if c.ownerUID >= 0 {
@@ -158,67 +151,35 @@ func (c *commitConfig) adjust(uid, gid, mode *uint32, xattrs *Xattrs) {
 	}
 }
 
-// MutableTree is a directory being built: its dirmeta and entries. File checksums live in slots so
-// that workers can fill them in while the tree is still being walked; hardlinks share a slot.
-// WithTreeEdit hands the root to a function that may rearrange it before it is written; every
-// checksum is final by then.
-type MutableTree struct {
-	meta  *Checksum // nil: the default dirmeta
-	files map[string]*Checksum
-	dirs  map[string]*MutableTree
-	// tree, if set, is an existing dirtree that is the whole content of the directory (files and
-	// dirs are then empty and unused): write returns it without writing anything.
-	tree *Checksum
-}
-
-// NewMutableTree returns an empty directory with the default dirmeta.
-func NewMutableTree() *MutableTree {
-	return &MutableTree{files: map[string]*Checksum{}, dirs: map[string]*MutableTree{}}
-}
-
-// write stores the tree's dirtree objects bottom-up and returns the root's dirtree and dirmeta
-// checksums.
-func (t *MutableTree) write(tx *Transaction) (Checksum, Checksum, error) {
-	if t.tree != nil {
-		return *t.tree, *t.meta, nil
-	}
-	var dt DirTree
-	for name, c := range t.files {
-		dt.Files = append(dt.Files, TreeFile{Name: name, Checksum: *c})
-	}
-	for name, sub := range t.dirs {
-		tc, mc, err := sub.write(tx)
-		if err != nil {
-			return Checksum{}, Checksum{}, err
-		}
-		dt.Dirs = append(dt.Dirs, TreeDir{Name: name, Tree: tc, Meta: mc})
-	}
-	tc, err := tx.WriteMetadata(ObjectDirTree, dt.Marshal())
-	if err != nil {
-		return Checksum{}, Checksum{}, err
-	}
-	if t.meta != nil {
-		return tc, *t.meta, nil
-	}
-	mc, err := tx.WriteMetadata(ObjectDirMeta, DefaultDirMeta.Marshal())
-	return tc, mc, err
-}
-
-// CommitDir commits the directory tree at dir, as `ostree commit --tree=dir=DIR`: ownership,
-// modes and xattrs are read from the source (subject to the options); hardlinked files are read
-// once; identical files are stored once. Content is hashed and written by several workers at once.
-// Device nodes, FIFOs and sockets are refused.
+// CommitDir commits the directory tree at dir, as `ostree commit --tree=dir=DIR`, in a
+// transaction of its own: Transaction.WriteDir, MutableTree.Write and Transaction.WriteCommit,
+// then Commit. It returns the commit.
 func (r *Repo) CommitDir(ctx context.Context, dir string, opts ...CommitOption) (Checksum, error) {
-	return r.commit(ctx, opts, func(tx *Transaction, cfg *commitConfig) (*MutableTree, error) {
-		return commitDirTree(ctx, tx, dir, cfg)
+	return r.commit(ctx, opts, func(tx *Transaction) (*MutableTree, error) {
+		return tx.WriteDir(ctx, dir, opts...)
 	})
+}
+
+// WriteDir writes the directory tree at dir into the transaction and returns it as a
+// MutableTree, for the caller to edit, Write and commit (libostree's
+// write_directory_to_mtree). Ownership, modes and xattrs are read from the source (subject to
+// the options WithOwnerUID, WithOwnerGID, WithCanonicalPermissions, WithoutXattrs); hardlinked
+// files are read once; identical files are stored once. Content is hashed and written by
+// several workers at once (WithWorkers), with WithProgress and WithSkipContents honoured; the
+// other options are WriteCommit's and are ignored here. Device nodes, FIFOs and sockets are
+// refused.
+func (tx *Transaction) WriteDir(ctx context.Context, dir string, opts ...CommitOption) (*MutableTree, error) {
+	cfg, err := newCommitConfig(opts)
+	if err != nil {
+		return nil, err
+	}
+	return commitDirTree(ctx, tx, dir, cfg)
 }
 
 // commit runs build in a new transaction, then writes the tree it returns and the commit, and
 // publishes both; on any error the transaction is aborted.
-func (r *Repo) commit(ctx context.Context, opts []CommitOption, build func(*Transaction, *commitConfig) (*MutableTree, error)) (Checksum, error) {
-	cfg, err := newCommitConfig(opts)
-	if err != nil {
+func (r *Repo) commit(ctx context.Context, opts []CommitOption, build func(*Transaction) (*MutableTree, error)) (Checksum, error) {
+	if _, err := newCommitConfig(opts); err != nil {
 		return Checksum{}, err
 	}
 	tx, err := r.Begin(ctx)
@@ -226,11 +187,22 @@ func (r *Repo) commit(ctx context.Context, opts []CommitOption, build func(*Tran
 		return Checksum{}, err
 	}
 	defer tx.Abort()
-	root, err := build(tx, cfg)
+	tree, err := build(tx)
 	if err != nil {
 		return Checksum{}, err
 	}
-	return finishCommit(ctx, tx, root, cfg)
+	root, err := tree.Write(ctx, tx)
+	if err != nil {
+		return Checksum{}, err
+	}
+	c, err := tx.WriteCommit(ctx, root, opts...)
+	if err != nil {
+		return Checksum{}, err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return Checksum{}, err
+	}
+	return c, nil
 }
 
 type commitJob struct {
@@ -468,25 +440,38 @@ func (p *progressCounter) report() {
 	}
 }
 
-// finishCommit writes the trees and the commit object, points the branch at it, and commits the
-// transaction.
-func finishCommit(ctx context.Context, tx *Transaction, root *MutableTree, cfg *commitConfig) (Checksum, error) {
-	if cfg.edit != nil {
-		if err := cfg.edit(ctx, tx, root); err != nil {
-			return Checksum{}, err
-		}
+// WriteCommit writes a commit of root (a tree written in this transaction, e.g. by
+// MutableTree.Write, or already in the repository) and, with WithBranch, sets the branch to it
+// when the transaction commits. The options that shape the commit are honoured: WithBranch,
+// WithSubject, WithBody, WithTimestamp, WithMetadata*, WithParent/WithNoParent (the default
+// parent is the branch's current head), WithoutBindings, WithBindRefs; those about reading files
+// are WriteDir's and ignored here. With the same tree, options and timestamp, the commit is the
+// one CommitDir or CommitEntries makes. A root dirtree or dirmeta that is neither staged nor in
+// the repository is an error wrapping ErrObjectNotFound.
+func (tx *Transaction) WriteCommit(ctx context.Context, root Root, opts ...CommitOption) (Checksum, error) {
+	if err := ctx.Err(); err != nil {
+		return Checksum{}, err
 	}
-	rootTree, rootMeta, err := root.write(tx)
+	cfg, err := newCommitConfig(opts)
 	if err != nil {
 		return Checksum{}, err
+	}
+	for _, n := range []ObjectName{{root.Tree, ObjectDirTree}, {root.Meta, ObjectDirMeta}} {
+		ok, err := tx.Has(n)
+		if err != nil {
+			return Checksum{}, err
+		}
+		if !ok {
+			return Checksum{}, fmt.Errorf("writing commit: root %s: %w: %s", n.Type, ErrObjectNotFound, n)
+		}
 	}
 	commit := Commit{
 		Metadata:  append(Metadata(nil), cfg.metadata...),
 		Subject:   cfg.subject,
 		Body:      cfg.body,
 		Timestamp: uint64(cfg.timestamp.Unix()),
-		RootTree:  rootTree,
-		RootMeta:  rootMeta,
+		RootTree:  root.Tree,
+		RootMeta:  root.Meta,
 	}
 	if cfg.parent != nil {
 		commit.Parent = *cfg.parent
@@ -519,9 +504,6 @@ func finishCommit(ctx context.Context, tx *Transaction, root *MutableTree, cfg *
 		if err := tx.SetRef(cfg.branch, &c); err != nil {
 			return Checksum{}, err
 		}
-	}
-	if err := tx.Commit(ctx); err != nil {
-		return Checksum{}, err
 	}
 	return c, nil
 }
@@ -562,30 +544,42 @@ type EntrySource interface {
 	Next(ctx context.Context) (*Entry, error)
 }
 
-// CommitEntries commits a tree given as a stream of entries. A later entry for a path replaces an
-// earlier one, as in a tar archive.
+// CommitEntries commits a tree given as a stream of entries, in a transaction of its own (see
+// Transaction.WriteEntries), and returns the commit.
 func (r *Repo) CommitEntries(ctx context.Context, src EntrySource, opts ...CommitOption) (Checksum, error) {
-	return r.commit(ctx, opts, func(tx *Transaction, cfg *commitConfig) (*MutableTree, error) {
-		root := NewMutableTree()
-		prog := progressCounter{fn: cfg.progress}
-		for {
-			if err := ctx.Err(); err != nil {
-				return nil, err
-			}
-			e, err := src.Next(ctx)
-			if err == io.EOF {
-				break
-			}
-			if err != nil {
-				return nil, err
-			}
-			if err := addEntry(tx, root, e, cfg, &prog); err != nil {
-				return nil, fmt.Errorf("%s: %w", e.Path, err)
-			}
-		}
-		prog.report()
-		return root, nil
+	return r.commit(ctx, opts, func(tx *Transaction) (*MutableTree, error) {
+		return tx.WriteEntries(ctx, src, opts...)
 	})
+}
+
+// WriteEntries writes a tree given as a stream of entries into the transaction and returns it as
+// a MutableTree. A later entry for a path replaces an earlier one, as in a tar archive. The
+// options about ownership, permissions, xattrs and progress are honoured, as by WriteDir.
+// Content is streamed into the transaction; the tree holds only names and checksums.
+func (tx *Transaction) WriteEntries(ctx context.Context, src EntrySource, opts ...CommitOption) (*MutableTree, error) {
+	cfg, err := newCommitConfig(opts)
+	if err != nil {
+		return nil, err
+	}
+	root := NewMutableTree()
+	prog := progressCounter{fn: cfg.progress}
+	for {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		e, err := src.Next(ctx)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+		if err := addEntry(tx, root, e, cfg, &prog); err != nil {
+			return nil, fmt.Errorf("%s: %w", e.Path, err)
+		}
+	}
+	prog.report()
+	return root, nil
 }
 
 // splitEntryPath cleans an entry path into its components; nil is the root.

@@ -1,10 +1,134 @@
 package ostree
 
 import (
+	"context"
 	"fmt"
 	"sort"
 	"strings"
 )
+
+// Root names a directory tree stored in a repository: its dirtree and dirmeta, as a commit names
+// its root and a TreeDir a subdirectory.
+type Root struct {
+	Tree, Meta Checksum
+}
+
+// Root returns the commit's root tree.
+func (c *Commit) Root() Root { return Root{Tree: c.RootTree, Meta: c.RootMeta} }
+
+// MutableTree is a directory being built or edited, as libostree's OstreeMutableTree: its
+// dirmeta and its entries, files by content checksum and subdirectories as MutableTrees.
+//
+// A tree made from a stored one (NewMutableTreeFrom, NewMutableTreeFromCommit) is loaded lazily:
+// a directory's dirtree is read from the repository only when something looks into or changes
+// it, so an edit of /usr/etc reads the dirtrees of /, /usr and /usr/etc and no other, and memory
+// holds only the directories walked into (names and checksums, never file contents). Write
+// stores the dirtrees of the loaded directories inside the caller's transaction and reuses the
+// others as they are:
+//
+//	tx, err := repo.Begin(ctx)
+//	defer tx.Abort()
+//	tree, err := ostree.NewMutableTreeFromCommit(repo, base)
+//	err = tree.SetFile("usr/etc/motd", motd)
+//	root, err := tree.Write(ctx, tx)
+//	commit, err := tx.WriteCommit(ctx, root, ostree.WithBranch("edited"))
+//	err = tx.Commit(ctx)
+//
+// Methods that may load a directory return an error for an unreadable or corrupt dirtree. Paths
+// are slash-separated and relative to the tree ("" or "/" is the tree itself). A MutableTree is
+// not safe for concurrent use.
+type MutableTree struct {
+	repo *Repo     // where an unloaded directory's dirtree is read from
+	meta *Checksum // nil: not given yet (written as the default dirmeta)
+	// contents is the stored dirtree of a directory not loaded yet (files == nil).
+	contents Checksum
+	files    map[string]*Checksum
+	dirs     map[string]*MutableTree
+}
+
+// NewMutableTree returns an empty directory with the default dirmeta.
+func NewMutableTree() *MutableTree {
+	return &MutableTree{files: map[string]*Checksum{}, dirs: map[string]*MutableTree{}}
+}
+
+// NewMutableTreeFrom returns the stored tree root of repo as a MutableTree, loaded lazily: no
+// object is read until the tree is looked into (nor checked to exist).
+func NewMutableTreeFrom(repo *Repo, root Root) *MutableTree {
+	meta := root.Meta
+	return &MutableTree{repo: repo, meta: &meta, contents: root.Tree}
+}
+
+// NewMutableTreeFromCommit returns the root tree of commit c, loaded lazily.
+func NewMutableTreeFromCommit(repo *Repo, c Checksum) (*MutableTree, error) {
+	commit, err := repo.ReadCommit(c)
+	if err != nil {
+		return nil, err
+	}
+	return NewMutableTreeFrom(repo, commit.Root()), nil
+}
+
+// load reads the directory's dirtree if it has not been read; its subdirectories stay unloaded.
+func (t *MutableTree) load() error {
+	if t.files != nil {
+		return nil
+	}
+	dt, err := t.repo.ReadDirTree(t.contents)
+	if err != nil {
+		return fmt.Errorf("loading tree: %w", err)
+	}
+	t.files = make(map[string]*Checksum, len(dt.Files))
+	t.dirs = make(map[string]*MutableTree, len(dt.Dirs))
+	for _, f := range dt.Files {
+		c := f.Checksum
+		t.files[f.Name] = &c
+	}
+	for _, d := range dt.Dirs {
+		t.dirs[d.Name] = NewMutableTreeFrom(t.repo, Root{Tree: d.Tree, Meta: d.Meta})
+	}
+	t.contents = Checksum{}
+	return nil
+}
+
+// Write stores, through tx, the dirtree of every loaded directory (bottom-up) and the default
+// dirmeta where one is needed, and returns the tree's root. Directories never loaded are not
+// read or written: their stored dirtrees are reused. The tree stays usable; writing it again
+// after more edits writes only what changed (unchanged objects already exist).
+func (t *MutableTree) Write(ctx context.Context, tx *Transaction) (Root, error) {
+	if err := ctx.Err(); err != nil {
+		return Root{}, err
+	}
+	var root Root
+	if t.meta != nil {
+		root.Meta = *t.meta
+	} else {
+		mc, err := tx.WriteMetadata(ObjectDirMeta, DefaultDirMeta.Marshal())
+		if err != nil {
+			return Root{}, err
+		}
+		root.Meta = mc
+	}
+	if t.files == nil {
+		root.Tree = t.contents
+		return root, nil
+	}
+	dt := DirTree{Files: make([]TreeFile, 0, len(t.files)), Dirs: make([]TreeDir, 0, len(t.dirs))}
+	for name, c := range t.files {
+		dt.Files = append(dt.Files, TreeFile{Name: name, Checksum: *c})
+	}
+	for name, sub := range t.dirs {
+		r, err := sub.Write(ctx, tx)
+		if err != nil {
+			return Root{}, err
+		}
+		dt.Dirs = append(dt.Dirs, TreeDir{Name: name, Tree: r.Tree, Meta: r.Meta})
+	}
+	tc, err := tx.WriteMetadata(ObjectDirTree, dt.Marshal())
+	if err != nil {
+		return Root{}, err
+	}
+	root.Tree = tc
+	return root, nil
+}
 
 func splitTreePath(p string) []string {
 	p = strings.Trim(p, "/")
@@ -14,40 +138,58 @@ func splitTreePath(p string) []string {
 	return strings.Split(p, "/")
 }
 
-// Dir returns the subdirectory at path (relative, slash-separated; "" is t itself), or nil.
-func (t *MutableTree) Dir(path string) *MutableTree {
-	for _, name := range splitTreePath(path) {
+// walk returns the directory at the path parts, or nil if there is none (or a file is in the
+// way), loading each directory on the way.
+func (t *MutableTree) walk(parts []string) (*MutableTree, error) {
+	for _, name := range parts {
+		if err := t.load(); err != nil {
+			return nil, err
+		}
 		sub, ok := t.dirs[name]
 		if !ok {
-			return nil
+			return nil, nil
 		}
 		t = sub
 	}
-	return t
+	return t, nil
 }
 
-// File returns the content checksum of the file at path.
-func (t *MutableTree) File(path string) (Checksum, bool) {
-	parts := splitTreePath(path)
-	if len(parts) == 0 {
-		return Checksum{}, false
+// Dir returns the subdirectory at path, or nil if there is none.
+func (t *MutableTree) Dir(path string) (*MutableTree, error) {
+	return t.walk(splitTreePath(path))
+}
+
+// File returns the content checksum of the file at path, and whether there is one.
+func (t *MutableTree) File(path string) (Checksum, bool, error) {
+	parent, name, err := t.parentOf(path)
+	if err != nil || parent == nil {
+		return Checksum{}, false, err
 	}
-	d := t.Dir(strings.Join(parts[:len(parts)-1], "/"))
-	if d == nil {
-		return Checksum{}, false
+	if err := parent.load(); err != nil {
+		return Checksum{}, false, err
 	}
-	c, ok := d.files[parts[len(parts)-1]]
+	c, ok := parent.files[name]
 	if !ok {
-		return Checksum{}, false
+		return Checksum{}, false, nil
 	}
-	return *c, true
+	return *c, true, nil
 }
 
 // Files returns the names of the files directly in t, sorted.
-func (t *MutableTree) Files() []string { return sortedKeys(t.files) }
+func (t *MutableTree) Files() ([]string, error) {
+	if err := t.load(); err != nil {
+		return nil, err
+	}
+	return sortedKeys(t.files), nil
+}
 
 // Dirs returns the names of the subdirectories of t, sorted.
-func (t *MutableTree) Dirs() []string { return sortedKeys(t.dirs) }
+func (t *MutableTree) Dirs() ([]string, error) {
+	if err := t.load(); err != nil {
+		return nil, err
+	}
+	return sortedKeys(t.dirs), nil
+}
 
 func sortedKeys[V any](m map[string]V) []string {
 	out := make([]string, 0, len(m))
@@ -70,36 +212,41 @@ func (t *MutableTree) Meta() Checksum {
 // Transaction.WriteMetadata).
 func (t *MutableTree) SetMeta(c Checksum) { t.meta = &c }
 
-// Clear removes everything inside t.
+// Clear removes everything inside t (reading nothing).
 func (t *MutableTree) Clear() {
 	t.files = map[string]*Checksum{}
 	t.dirs = map[string]*MutableTree{}
+	t.contents = Checksum{}
 }
 
 // Remove deletes the file or directory at path and reports whether there was one.
-func (t *MutableTree) Remove(path string) bool {
-	parent, name, ok := t.parentOf(path)
-	if !ok {
-		return false
+func (t *MutableTree) Remove(path string) (bool, error) {
+	parent, name, err := t.parentOf(path)
+	if err != nil || parent == nil {
+		return false, err
+	}
+	if err := parent.load(); err != nil {
+		return false, err
 	}
 	if _, isFile := parent.files[name]; isFile {
 		delete(parent.files, name)
-		return true
+		return true, nil
 	}
 	if _, isDir := parent.dirs[name]; isDir {
 		delete(parent.dirs, name)
-		return true
+		return true, nil
 	}
-	return false
+	return false, nil
 }
 
-func (t *MutableTree) parentOf(path string) (*MutableTree, string, bool) {
+// parentOf returns the directory holding path (nil if there is none) and path's last name.
+func (t *MutableTree) parentOf(path string) (*MutableTree, string, error) {
 	parts := splitTreePath(path)
 	if len(parts) == 0 {
-		return nil, "", false
+		return nil, "", nil
 	}
-	parent := t.Dir(strings.Join(parts[:len(parts)-1], "/"))
-	return parent, parts[len(parts)-1], parent != nil
+	parent, err := t.walk(parts[:len(parts)-1])
+	return parent, parts[len(parts)-1], err
 }
 
 // MkdirAll returns the directory at path, creating it and missing parents with the default
@@ -108,6 +255,9 @@ func (t *MutableTree) MkdirAll(path string, meta Checksum) (*MutableTree, error)
 	cur := t
 	for i, name := range splitTreePath(path) {
 		if err := ValidateFilename(name); err != nil {
+			return nil, err
+		}
+		if err := cur.load(); err != nil {
 			return nil, err
 		}
 		if _, isFile := cur.files[name]; isFile {
@@ -129,11 +279,17 @@ func (t *MutableTree) MkdirAll(path string, meta Checksum) (*MutableTree, error)
 // SetFile puts a file with content checksum c at path, replacing a file there. The parent
 // directories must exist.
 func (t *MutableTree) SetFile(path string, c Checksum) error {
-	parent, name, ok := t.parentOf(path)
-	if !ok {
+	parent, name, err := t.parentOf(path)
+	if err != nil {
+		return err
+	}
+	if parent == nil {
 		return fmt.Errorf("setting %s: no parent directory", path)
 	}
 	if err := ValidateFilename(name); err != nil {
+		return err
+	}
+	if err := parent.load(); err != nil {
 		return err
 	}
 	if _, isDir := parent.dirs[name]; isDir {
@@ -148,15 +304,27 @@ func (t *MutableTree) Rename(from, to string) error {
 	if to == from || strings.HasPrefix(strings.Trim(to, "/")+"/", strings.Trim(from, "/")+"/") {
 		return fmt.Errorf("renaming %s to %s: cannot move a directory into itself", from, to)
 	}
-	src, sname, ok := t.parentOf(from)
-	if !ok {
+	src, sname, err := t.parentOf(from)
+	if err != nil {
+		return err
+	}
+	if src == nil {
 		return fmt.Errorf("renaming %s: not found", from)
 	}
-	dst, dname, ok := t.parentOf(to)
-	if !ok {
+	dst, dname, err := t.parentOf(to)
+	if err != nil {
+		return err
+	}
+	if dst == nil {
 		return fmt.Errorf("renaming %s to %s: the parent of %s does not exist", from, to, to)
 	}
 	if err := ValidateFilename(dname); err != nil {
+		return err
+	}
+	if err := src.load(); err != nil {
+		return err
+	}
+	if err := dst.load(); err != nil {
 		return err
 	}
 	if _, exists := dst.files[dname]; exists {
@@ -176,4 +344,57 @@ func (t *MutableTree) Rename(from, to string) error {
 		return nil
 	}
 	return fmt.Errorf("renaming %s: not found", from)
+}
+
+// Overlay lays layer over t as a container runtime applies an image layer (and as
+// ostree-ext's union checkout merges derived layers): in each directory the layer's whiteouts
+// are processed first (see whiteouts: an opaque whiteout empties the directory, ".wh.NAME"
+// removes NAME), then its files replace what is there (a directory in the way included), and
+// its directories are merged into t's, recursively. A directory t already has keeps its
+// dirmeta; one t lacks (or whose dirmeta was never given) takes the layer's. No whiteout marker
+// is kept. Only the directories of t the layer reaches are loaded; every directory of the layer
+// is.
+func (t *MutableTree) Overlay(ctx context.Context, layer *MutableTree) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := layer.load(); err != nil {
+		return err
+	}
+	if err := t.load(); err != nil {
+		return err
+	}
+	if t.meta == nil && layer.meta != nil {
+		m := *layer.meta
+		t.meta = &m
+	}
+	names := sortedKeys(layer.files)
+	w := planWhiteouts(names)
+	if w.opaque {
+		t.Clear()
+	}
+	for _, name := range w.remove {
+		delete(t.files, name)
+		delete(t.dirs, name)
+	}
+	for _, name := range names {
+		if isWhiteout(name) {
+			continue
+		}
+		c := *layer.files[name]
+		delete(t.dirs, name)
+		t.files[name] = &c
+	}
+	for _, name := range sortedKeys(layer.dirs) {
+		child, ok := t.dirs[name]
+		if !ok {
+			delete(t.files, name)
+			child = NewMutableTree()
+			t.dirs[name] = child
+		}
+		if err := child.Overlay(ctx, layer.dirs[name]); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -10,8 +10,8 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"time"
 
+	"github.com/bootc-go/bootc/internal/lockfile"
 	"golang.org/x/sys/unix"
 )
 
@@ -32,9 +32,6 @@ type PruneStats struct {
 	StagingRemoved int
 }
 
-// lockPollInterval is how often Prune retries the repository lock while transactions hold it.
-const lockPollInterval = 50 * time.Millisecond
-
 // Prune deletes every loose object no ref reaches, as `ostree prune --refs-only --depth=0`:
 // from each ref's commit, its commitmeta, root dirtree and dirmeta and everything below them
 // are kept; parent commits are not followed. It takes the repository's lock exclusively, so it
@@ -50,7 +47,7 @@ const lockPollInterval = 50 * time.Millisecond
 // core.tombstone-commits set). A dry run takes the lock too (so that the staging directories it
 // counts are really abandoned) but removes nothing.
 func (r *Repo) Prune(ctx context.Context, opts PruneOptions) (*PruneStats, error) {
-	unlock, err := r.lockExclusive(ctx)
+	unlock, err := r.lock(ctx, lockfile.Exclusive)
 	if err != nil {
 		return nil, err
 	}
@@ -119,31 +116,6 @@ func pruneOrder(t ObjectType) int {
 		return 3
 	}
 	return 4
-}
-
-// lockExclusive takes the repository lock (<repo>/.lock, which transactions hold shared)
-// exclusively, polling so that ctx can cancel the wait. The returned function releases it.
-func (r *Repo) lockExclusive(ctx context.Context) (func(), error) {
-	f, err := os.OpenFile(filepath.Join(r.path, ".lock"), os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("locking repository: %w", err)
-	}
-	for {
-		err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
-		if err == nil {
-			return func() { f.Close() }, nil
-		}
-		if !errors.Is(err, unix.EWOULDBLOCK) && !errors.Is(err, unix.EINTR) {
-			f.Close()
-			return nil, fmt.Errorf("locking repository: %w", err)
-		}
-		select {
-		case <-ctx.Done():
-			f.Close()
-			return nil, fmt.Errorf("waiting for the repository lock (a transaction is running): %w", ctx.Err())
-		case <-time.After(lockPollInterval):
-		}
-	}
 }
 
 // removeStaging removes (or, in a dry run, only counts) the transaction staging directories
@@ -313,219 +285,4 @@ func (r *Repo) markCommit(ctx context.Context, ref Ref, present, seen map[Object
 		return err
 	}
 	return tree(commit.RootTree)
-}
-
-// CommitTree writes a commit whose root is an existing dirtree and dirmeta (both must be in the
-// repository), with the usual commit options (branch, metadata, timestamp, parent, bindings).
-// It is how an image whose tree is unchanged gets a commit of its own carrying new metadata.
-//
-// With the same options and timestamp, the commit is the one CommitDir or CommitEntries made of
-// that tree. Options about reading files (owner, permissions, xattrs, workers, skipped
-// contents) have no effect, as no file is read; WithTreeEdit is honoured by loading the tree.
-// A missing tree or dirmeta is an error wrapping ErrObjectNotFound.
-func (r *Repo) CommitTree(ctx context.Context, tree, meta Checksum, opts ...CommitOption) (Checksum, error) {
-	return r.commit(ctx, opts, func(tx *Transaction, cfg *commitConfig) (*MutableTree, error) {
-		// Checked inside the transaction: its shared lock keeps Prune from deleting them.
-		if _, err := r.ReadDirMeta(meta); err != nil {
-			return nil, fmt.Errorf("CommitTree: root dirmeta: %w", err)
-		}
-		if cfg.edit != nil {
-			root, err := r.loadMutableTree(ctx, tree, meta)
-			if err != nil {
-				return nil, fmt.Errorf("CommitTree: root dirtree: %w", err)
-			}
-			return root, nil
-		}
-		data, err := r.ReadMetadataObject(ObjectName{tree, ObjectDirTree})
-		if err == nil {
-			_, err = UnmarshalDirTree(data)
-		}
-		if err != nil {
-			return nil, fmt.Errorf("CommitTree: root dirtree: %w", err)
-		}
-		return &MutableTree{tree: &tree, meta: &meta}, nil
-	})
-}
-
-// loadMutableTree reads the dirtree tree (with dirmeta meta) and everything below it into a
-// MutableTree that can be edited.
-func (r *Repo) loadMutableTree(ctx context.Context, tree, meta Checksum) (*MutableTree, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	data, err := r.ReadMetadataObject(ObjectName{tree, ObjectDirTree})
-	if err != nil {
-		return nil, err
-	}
-	dt, err := UnmarshalDirTree(data)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", ObjectName{tree, ObjectDirTree}, err)
-	}
-	mt := NewMutableTree()
-	mt.meta = &meta
-	for _, f := range dt.Files {
-		c := f.Checksum
-		mt.files[f.Name] = &c
-	}
-	for _, d := range dt.Dirs {
-		if mt.dirs[d.Name], err = r.loadMutableTree(ctx, d.Tree, d.Meta); err != nil {
-			return nil, err
-		}
-	}
-	return mt, nil
-}
-
-// Config returns the repository's config keyfile as group -> key -> value. Values are
-// unescaped as GKeyFile does (\s, \n, \t, \r, \\).
-func (r *Repo) Config() (map[string]map[string]string, error) {
-	data, err := os.ReadFile(filepath.Join(r.path, "config"))
-	if err != nil {
-		return nil, fmt.Errorf("reading repository config: %w", err)
-	}
-	cfg, err := parseKeyFile(data)
-	if err != nil {
-		return nil, fmt.Errorf("%s/config: %w", r.path, err)
-	}
-	for _, group := range cfg {
-		for k, v := range group {
-			group[k] = unescapeKeyFileValue(v)
-		}
-	}
-	return cfg, nil
-}
-
-// SetConfig sets one key of the repository's config, keeping the other lines (and comments)
-// as they were; the file is replaced atomically.
-//
-// Every line setting the key in the group is replaced; a missing key is added after the
-// group's last key, a missing group at the end of the file. The value is escaped as GKeyFile
-// does, so `ostree config get` reads it back unchanged. The open Repo keeps the settings it was
-// opened with (mode, fsync, collection ID): reopen it to apply new ones. Concurrent SetConfig
-// calls on the same repository are not serialised: the last write wins.
-func (r *Repo) SetConfig(group, key, value string) error {
-	if group == "" || strings.ContainsAny(group, "[]\n\r") {
-		return fmt.Errorf("config group %q: must be non-empty, without brackets or line breaks", group)
-	}
-	if key == "" || strings.ContainsAny(key, "=[]\n\r") || strings.TrimSpace(key) != key {
-		return fmt.Errorf("config key %q: must be non-empty, without '=', brackets, line breaks or surrounding spaces", key)
-	}
-	path := filepath.Join(r.path, "config")
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return fmt.Errorf("reading repository config: %w", err)
-	}
-	if _, err := parseKeyFile(data); err != nil {
-		return fmt.Errorf("%s: %w; not editing it", path, err)
-	}
-	perm := os.FileMode(0o644)
-	if st, err := os.Stat(path); err == nil {
-		perm = st.Mode().Perm()
-	}
-	out := setKeyFileValue(data, group, key, escapeKeyFileValue(value))
-	if err := writeFileAtomic(path, out, perm, r.fsync); err != nil {
-		return fmt.Errorf("writing repository config: %w", err)
-	}
-	return nil
-}
-
-// setKeyFileValue returns the keyfile data with group.key set to the (escaped) value.
-func setKeyFileValue(data []byte, group, key, value string) []byte {
-	text := string(data)
-	if text != "" && !strings.HasSuffix(text, "\n") {
-		text += "\n"
-	}
-	lines := strings.SplitAfter(text, "\n")
-	if lines[len(lines)-1] == "" {
-		lines = lines[:len(lines)-1]
-	}
-	entry := key + "=" + value + "\n"
-	var (
-		inGroup  bool
-		found    bool
-		insertAt = -1 // after the last line of the (last) group
-	)
-	for i, l := range lines {
-		t := strings.TrimSpace(l)
-		switch {
-		case t != "" && t[0] == '[' && t[len(t)-1] == ']':
-			inGroup = t[1:len(t)-1] == group
-			if inGroup {
-				insertAt = i + 1
-			}
-		case inGroup && t != "" && t[0] != '#':
-			if k, _, ok := strings.Cut(t, "="); ok && strings.TrimSpace(k) == key {
-				lines[i] = entry
-				found = true
-			}
-			insertAt = i + 1
-		}
-	}
-	switch {
-	case found:
-	case insertAt >= 0:
-		lines = append(lines[:insertAt], append([]string{entry}, lines[insertAt:]...)...)
-	default:
-		if len(lines) > 0 {
-			lines = append(lines, "\n")
-		}
-		lines = append(lines, "["+group+"]\n", entry)
-	}
-	return []byte(strings.Join(lines, ""))
-}
-
-// escapeKeyFileValue escapes a string value as GKeyFile writes it.
-func escapeKeyFileValue(v string) string {
-	var b strings.Builder
-	for i := 0; i < len(v); i++ {
-		switch c := v[i]; c {
-		case ' ':
-			if i == 0 {
-				b.WriteString(`\s`)
-			} else {
-				b.WriteByte(c)
-			}
-		case '\n':
-			b.WriteString(`\n`)
-		case '\t':
-			b.WriteString(`\t`)
-		case '\r':
-			b.WriteString(`\r`)
-		case '\\':
-			b.WriteString(`\\`)
-		default:
-			b.WriteByte(c)
-		}
-	}
-	return b.String()
-}
-
-// unescapeKeyFileValue undoes escapeKeyFileValue; unknown escapes are kept as they are.
-func unescapeKeyFileValue(v string) string {
-	if !strings.Contains(v, `\`) {
-		return v
-	}
-	var b strings.Builder
-	for i := 0; i < len(v); i++ {
-		if v[i] != '\\' || i+1 == len(v) {
-			b.WriteByte(v[i])
-			continue
-		}
-		i++
-		switch v[i] {
-		case 's':
-			b.WriteByte(' ')
-		case 'n':
-			b.WriteByte('\n')
-		case 't':
-			b.WriteByte('\t')
-		case 'r':
-			b.WriteByte('\r')
-		case '\\':
-			b.WriteByte('\\')
-		default:
-			b.WriteByte('\\')
-			b.WriteByte(v[i])
-		}
-	}
-	return b.String()
 }

@@ -9,6 +9,8 @@ import (
 	"sort"
 	"strings"
 	"syscall"
+
+	"github.com/bootc-go/bootc/internal/atomicfile"
 )
 
 // ValidateRef checks a ref name as libostree does: slash-separated components, each starting with
@@ -135,7 +137,7 @@ func (r *Repo) writeRef(ref string, c *Checksum) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return fmt.Errorf("writing ref %s: %w", ref, err)
 	}
-	if err := writeFileAtomic(path, []byte(c.String()+"\n"), 0o644, r.fsync); err != nil {
+	if err := atomicfile.WriteFile(path, []byte(c.String()+"\n"), 0o644, syncOption(r.fsync)...); err != nil {
 		return fmt.Errorf("writing ref %s: %w", ref, err)
 	}
 	return nil

@@ -8,8 +8,6 @@
 package ostree
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -18,8 +16,9 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"strings"
 
+	"github.com/bootc-go/bootc/internal/atomicfile"
+	"github.com/bootc-go/bootc/internal/keyfile"
 	"golang.org/x/sys/unix"
 )
 
@@ -134,7 +133,7 @@ func Init(ctx context.Context, path string, mode RepoMode, opts ...Option) (*Rep
 		}
 	}
 	config := fmt.Sprintf("[core]\nrepo_version=1\nmode=%s\n", mode)
-	if err := writeFileAtomic(filepath.Join(path, "config"), []byte(config), 0o644, false); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(path, "config"), []byte(config), 0o644, atomicfile.WithoutSync()); err != nil {
 		return nil, fmt.Errorf("writing repository config: %w", err)
 	}
 	for _, d := range repoDirs {
@@ -171,11 +170,11 @@ func Open(ctx context.Context, path string, opts ...Option) (*Repo, error) {
 	if _, err := os.Stat(filepath.Join(path, "objects")); err != nil {
 		return nil, fmt.Errorf("%w: %s has no objects directory", ErrNotARepo, path)
 	}
-	cfg, err := parseKeyFile(data)
+	kf, err := keyfile.Parse(data)
 	if err != nil {
 		return nil, fmt.Errorf("%s/config: %w", path, err)
 	}
-	core := cfg["core"]
+	core := kf.Map()["core"]
 	if v := core["repo_version"]; v != "1" {
 		return nil, fmt.Errorf("%s/config: unsupported repo_version %q", path, v)
 	}
@@ -196,67 +195,12 @@ func Open(ctx context.Context, path string, opts ...Option) (*Repo, error) {
 	return r, nil
 }
 
-// parseKeyFile reads the subset of GKeyFile syntax OSTree configs use: [groups], key=value lines,
-// and # comments.
-func parseKeyFile(data []byte) (map[string]map[string]string, error) {
-	out := map[string]map[string]string{}
-	var group map[string]string
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	for n := 1; sc.Scan(); n++ {
-		line := strings.TrimSpace(sc.Text())
-		switch {
-		case line == "" || line[0] == '#':
-		case line[0] == '[' && line[len(line)-1] == ']':
-			name := line[1 : len(line)-1]
-			if out[name] == nil {
-				out[name] = map[string]string{}
-			}
-			group = out[name]
-		default:
-			k, v, ok := strings.Cut(line, "=")
-			if !ok || group == nil {
-				return nil, fmt.Errorf("line %d: not a key=value line in a group: %q", n, line)
-			}
-			group[strings.TrimSpace(k)] = strings.TrimSpace(v)
-		}
-	}
-	return out, sc.Err()
-}
-
-// writeFileAtomic writes data to a temporary file in path's directory and renames it over path,
-// fsyncing the file first when sync is set.
-func writeFileAtomic(path string, data []byte, perm os.FileMode, sync bool) error {
-	f, err := os.CreateTemp(filepath.Dir(path), ".tmp-"+filepath.Base(path)+"-")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	ok := false
-	defer func() {
-		if !ok {
-			f.Close()
-			os.Remove(tmp)
-		}
-	}()
-	if _, err := f.Write(data); err != nil {
-		return err
-	}
-	if err := f.Chmod(perm); err != nil {
-		return err
-	}
+// syncOption is the atomicfile option for a write that syncs when sync is set.
+func syncOption(sync bool) []atomicfile.Option {
 	if sync {
-		if err := f.Sync(); err != nil {
-			return err
-		}
+		return nil
 	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	ok = true
-	return nil
+	return []atomicfile.Option{atomicfile.WithoutSync()}
 }
 
 // objectRelPath is the path of a loose object relative to objects/.

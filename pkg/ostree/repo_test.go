@@ -468,24 +468,37 @@ func TestCommitDirSkipAndEdit(t *testing.T) {
 	src := t.TempDir()
 	writeTree(t, src, map[string]string{"etc/os-release": "ID=test\n", "dev/null-ish": "x", "boot/vmlinuz-6.1": "kernel", "usr/bin/sh": "sh"})
 	r := testRepo(t, ModeArchive)
-	c, err := r.CommitDir(ctx, src, fixedTime,
-		WithSkipContents(func(p string) bool { return p == "dev" }),
-		WithTreeEdit(func(ctx context.Context, tx *Transaction, root *MutableTree) error {
-			if err := root.Rename("etc", "usr/etc"); err != nil {
-				return err
-			}
-			if _, err := root.MkdirAll("usr/lib/modules/6.1", Checksum{}); err != nil {
-				return err
-			}
-			if err := root.Rename("boot/vmlinuz-6.1", "usr/lib/modules/6.1/vmlinuz"); err != nil {
-				return err
-			}
-			if err := root.Rename("usr", "usr/x"); err == nil {
-				return errors.New("moved a directory into itself")
-			}
-			return nil
-		}))
+	// The caller's transaction: write the directory, edit the tree, write it and a commit.
+	tx, err := r.Begin(ctx)
 	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Abort()
+	root, err := tx.WriteDir(ctx, src, WithSkipContents(func(p string) bool { return p == "dev" }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := root.Rename("etc", "usr/etc"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := root.MkdirAll("usr/lib/modules/6.1", Checksum{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := root.Rename("boot/vmlinuz-6.1", "usr/lib/modules/6.1/vmlinuz"); err != nil {
+		t.Fatal(err)
+	}
+	if err := root.Rename("usr", "usr/x"); err == nil {
+		t.Fatal("moved a directory into itself")
+	}
+	tree, err := root.Write(ctx, tx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := tx.WriteCommit(ctx, tree, fixedTime)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Commit(ctx); err != nil {
 		t.Fatal(err)
 	}
 	var paths []string

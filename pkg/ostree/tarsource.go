@@ -11,7 +11,8 @@ import (
 
 // TarSource reads a tar stream (a container image layer, say) as commit entries: directories,
 // regular files, symlinks and hardlinks, with owners, modes and SCHILY.xattr PAX records. Whiteout
-// files (".wh.NAME") pass through as ordinary empty files, for Checkout's WithWhiteouts to act on.
+// files (".wh.NAME") pass through as ordinary empty files, for MutableTree.Overlay (or Checkout's
+// WithWhiteouts) to act on.
 type TarSource struct {
 	tr *tar.Reader
 	// SkipSpecial drops device nodes and FIFOs instead of failing on them (container layers

@@ -12,6 +12,7 @@ import (
 	"sort"
 	"sync"
 
+	"github.com/bootc-go/bootc/internal/lockfile"
 	"github.com/klauspost/compress/flate"
 	"golang.org/x/sys/unix"
 )
@@ -29,7 +30,7 @@ import (
 type Transaction struct {
 	repo   *Repo
 	dir    string
-	lock   *os.File
+	unlock func()
 	mu     sync.Mutex
 	staged map[ObjectName]struct{}
 	refs   map[string]*Checksum
@@ -38,22 +39,19 @@ type Transaction struct {
 
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 256<<10); return &b }}
 
-// Begin starts a transaction. It holds a shared lock on the repository until Commit or Abort.
+// Begin starts a transaction. It holds a shared lock on the repository until Commit or Abort,
+// waiting while Prune holds it exclusively (until ctx is done).
 func (r *Repo) Begin(ctx context.Context) (*Transaction, error) {
-	lock, err := os.OpenFile(filepath.Join(r.path, ".lock"), os.O_RDWR|os.O_CREATE, 0o600)
+	unlock, err := r.lock(ctx, lockfile.Shared)
 	if err != nil {
-		return nil, fmt.Errorf("locking repository: %w", err)
-	}
-	if err := unix.Flock(int(lock.Fd()), unix.LOCK_SH); err != nil {
-		lock.Close()
-		return nil, fmt.Errorf("locking repository: %w", err)
+		return nil, err
 	}
 	dir, err := os.MkdirTemp(filepath.Join(r.path, "tmp"), "staging-")
 	if err != nil {
-		lock.Close()
+		unlock()
 		return nil, fmt.Errorf("starting transaction: %w", err)
 	}
-	return &Transaction{repo: r, dir: dir, lock: lock, staged: map[ObjectName]struct{}{}, refs: map[string]*Checksum{}}, nil
+	return &Transaction{repo: r, dir: dir, unlock: unlock, staged: map[ObjectName]struct{}{}, refs: map[string]*Checksum{}}, nil
 }
 
 // Repo returns the transaction's repository.
@@ -358,10 +356,19 @@ func (tx *Transaction) syncfs() error {
 	if !tx.repo.fsync {
 		return nil
 	}
-	if err := unix.Syncfs(int(tx.lock.Fd())); err != nil {
+	if err := syncfs(tx.dir); err != nil {
 		return fmt.Errorf("syncing repository filesystem: %w", err)
 	}
 	return nil
+}
+
+func syncfs(dir string) error {
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	return unix.Syncfs(fd)
 }
 
 // Abort discards everything the transaction staged. It is a no-op after Commit.
@@ -371,6 +378,6 @@ func (tx *Transaction) Abort() error {
 	}
 	tx.done = true
 	err := os.RemoveAll(tx.dir)
-	tx.lock.Close()
+	tx.unlock()
 	return err
 }

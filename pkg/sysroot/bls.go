@@ -63,63 +63,11 @@ func (e *blsEntry) marshal() []byte {
 	return b.Bytes()
 }
 
-// osReleaseTitle returns PRETTY_NAME, else ID, from an os-release file, unquoted as by
-// g_shell_unquote; "" if neither is set.
-func osReleaseTitle(data []byte) string {
-	vals := map[string]string{}
-	for _, line := range strings.Split(string(data), "\n") {
-		if strings.HasPrefix(line, "#") {
-			continue
-		}
-		k, v, ok := strings.Cut(line, "=")
-		if !ok {
-			continue
-		}
-		if u, ok := shellUnquote(v); ok {
-			vals[k] = u
-		}
-	}
-	if v, ok := vals["PRETTY_NAME"]; ok {
+// osReleaseTitle returns PRETTY_NAME, else ID, of os-release fields (as libostree titles a
+// boot entry); "" if neither is set.
+func osReleaseTitle(fields map[string]string) string {
+	if v, ok := fields["PRETTY_NAME"]; ok {
 		return v
 	}
-	return vals["ID"]
-}
-
-// shellUnquote is the part of g_shell_unquote os-release values need: single quotes taken
-// literally, double quotes with backslash escapes of $ ` " \ and newline, and backslash
-// escapes outside quotes.
-func shellUnquote(s string) (string, bool) {
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		switch c := s[i]; c {
-		case '\'':
-			j := strings.IndexByte(s[i+1:], '\'')
-			if j < 0 {
-				return "", false
-			}
-			b.WriteString(s[i+1 : i+1+j])
-			i += j + 1
-		case '"':
-			i++
-			for ; i < len(s) && s[i] != '"'; i++ {
-				if s[i] == '\\' && i+1 < len(s) && strings.IndexByte("$`\"\\\n", s[i+1]) >= 0 {
-					i++
-				}
-				b.WriteByte(s[i])
-			}
-			if i >= len(s) {
-				return "", false
-			}
-		case '\\':
-			if i+1 < len(s) {
-				i++
-				if s[i] != '\n' {
-					b.WriteByte(s[i])
-				}
-			}
-		default:
-			b.WriteByte(c)
-		}
-	}
-	return b.String(), true
+	return fields["ID"]
 }

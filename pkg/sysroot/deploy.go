@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/bootc-go/bootc/internal/atomicfile"
 	"github.com/bootc-go/bootc/internal/fsflags"
 	"github.com/bootc-go/bootc/pkg/ostree"
 )
@@ -132,7 +133,7 @@ func (s *Sysroot) Deploy(ctx context.Context, commit ostree.Checksum, o DeployOp
 	}
 	final := s.abs(d.Dir())
 	if d.Origin != nil {
-		if err := writeFileSync(final+".origin", d.Origin.Marshal()); err != nil {
+		if err := atomicfile.WriteFile(final+".origin", d.Origin.Marshal(), 0o644); err != nil {
 			return nil, nil, fmt.Errorf("writing the origin: %w", err)
 		}
 	}
@@ -140,7 +141,7 @@ func (s *Sysroot) Deploy(ctx context.Context, commit ostree.Checksum, o DeployOp
 		return nil, nil, fmt.Errorf("moving the deployment into place: %w", err)
 	}
 	ok = true
-	if err := syncDir(filepath.Dir(final)); err != nil {
+	if err := atomicfile.SyncDir(filepath.Dir(final)); err != nil {
 		return nil, nil, err
 	}
 	if err := fsflags.SetImmutable(final, true); err != nil {
@@ -197,32 +198,6 @@ func seedVar(ctx context.Context, repo *ostree.Repo, commit ostree.Checksum, var
 		return false, fmt.Errorf("seeding /var from %s: %w", commit, err)
 	}
 	return true, nil
-}
-
-// writeFileSync writes data to path through a synced temporary file and a rename.
-func writeFileSync(path string, data []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(path), tmpPrefix+filepath.Base(path)+"-")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp) // fails harmlessly once renamed
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Chmod(0o644); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
 }
 
 // removeAll removes a deployment (or staging) directory, clearing the immutable flag of its

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"sort"
 
+	"github.com/bootc-go/bootc/internal/atomicfile"
 	"golang.org/x/sys/unix"
 )
 
@@ -142,14 +143,14 @@ func installKernel(root string, k *kernelLayout, bootDir string) error {
 		}
 	}
 	if tmpDir != "" {
-		if err := syncDir(tmpDir); err != nil {
+		if err := atomicfile.SyncDir(tmpDir); err != nil {
 			return err
 		}
 		if err := os.Rename(tmpDir, bootDir); err != nil {
 			return fmt.Errorf("installing the kernel: %w", err)
 		}
 	}
-	return syncDir(filepath.Dir(bootDir))
+	return atomicfile.SyncDir(filepath.Dir(bootDir))
 }
 
 // installFile hardlinks src to dst, or copies it (content and mode) when a link is not
@@ -193,17 +194,4 @@ func copyRegular(src, dst string) error {
 		return err
 	}
 	return out.Close()
-}
-
-// syncDir fsyncs a directory, making renames and creations in it durable.
-func syncDir(dir string) error {
-	f, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("syncing %s: %w", dir, err)
-	}
-	defer f.Close()
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("syncing %s: %w", dir, err)
-	}
-	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/bootc-go/bootc/internal/osrelease"
 	"github.com/bootc-go/bootc/pkg/ostree"
 )
 
@@ -115,7 +116,7 @@ func TestParseBLSAndKargs(t *testing.T) {
 		{"PRETTY_NAME=\"with \\\"escapes\\\"\"\n", `with "escapes"`},
 		{"NAME=x\n", ""},
 	} {
-		if got := osReleaseTitle([]byte(tt.in)); got != tt.want {
+		if got := osReleaseTitle(osrelease.Parse([]byte(tt.in))); got != tt.want {
 			t.Errorf("osReleaseTitle(%q) = %q, want %q", tt.in, got, tt.want)
 		}
 	}

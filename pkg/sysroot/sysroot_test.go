@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -163,7 +164,9 @@ func TestVarSeededOnce(t *testing.T) {
 
 // TestWriteDeploymentsCrash stops WriteDeployments just before the swap, as a crash would:
 // the old list still loads (ours and ostree's status agree), and the next successful write
-// and cleanup leave no trace of the attempt.
+// and cleanup leave no trace of the attempt. The fault is a real one: a non-empty directory
+// where the swap makes its temporary symlink (/ostree/boot.0.tmp), so that the swap, the first
+// step after everything else is written and synced, fails.
 func TestWriteDeploymentsCrash(t *testing.T) {
 	testutil.RequireTool(t, "ostree")
 	s := newSysroot(t)
@@ -177,12 +180,19 @@ func TestWriteDeploymentsCrash(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	crash := errors.New("simulated crash")
-	testHookBeforeSwap = func() error { return crash }
+	blocker := filepath.Join(s.Path(), "ostree/boot.0.tmp")
+	if err := os.MkdirAll(filepath.Join(blocker, "in-the-way"), 0o755); err != nil {
+		t.Fatal(err)
+	}
 	err = s.WriteDeployments(t.Context(), s.Place(d2, PlaceOptions{}), WriteOptions{})
-	testHookBeforeSwap = nil
-	if !errors.Is(err, crash) {
-		t.Fatalf("WriteDeployments: %v, want the simulated crash", err)
+	if err == nil || !strings.Contains(err.Error(), "swapping") || !errors.Is(err, syscall.ENOTEMPTY) {
+		t.Fatalf("WriteDeployments: %v, want the swap to fail", err)
+	}
+	if target, err := os.Readlink(filepath.Join(s.Path(), "ostree/boot.0")); err == nil {
+		t.Errorf("/ostree/boot.0 was swapped (-> %s) though the swap failed", target)
+	}
+	if err := os.RemoveAll(blocker); err != nil {
+		t.Fatal(err)
 	}
 	// The new boot version was written up to the swap.
 	if _, err := os.Stat(filepath.Join(s.Path(), "boot/loader.0/entries/ostree-2-myos.conf")); err != nil {

@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/bootc-go/bootc/internal/atomicfile"
+	"github.com/bootc-go/bootc/internal/osrelease"
 	"golang.org/x/sys/unix"
 )
 
@@ -19,11 +21,6 @@ type WriteOptions struct {
 	// later Cleanup.
 	SkipCleanup bool
 }
-
-// testHookBeforeSwap, when set by a test, runs after everything of the new boot version is
-// written and synced and before the symlinks are swapped; an error stops WriteDeployments
-// there, as a crash would.
-var testHookBeforeSwap func() error
 
 // WriteDeployments makes list the sysroot's deployments, in this boot order, atomically: the
 // new boot version's /boot/loader.N/entries (BLS entries named as ostree 2022.7 does,
@@ -186,11 +183,11 @@ func (s *Sysroot) writeEntries(ctx context.Context, bv int, list []*Deployment, 
 			return err
 		}
 		name := fmt.Sprintf("ostree-%d-%s.conf", len(list)-i, d.Stateroot)
-		if err := writeFileSync(filepath.Join(entriesDir, name), entry.marshal()); err != nil {
+		if err := atomicfile.WriteFile(filepath.Join(entriesDir, name), entry.marshal(), 0o644); err != nil {
 			return fmt.Errorf("writing boot entry %s: %w", name, err)
 		}
 	}
-	if err := syncDir(entriesDir); err != nil {
+	if err := atomicfile.SyncDir(entriesDir); err != nil {
 		return err
 	}
 	return ensureSymlink(".", s.abs("boot/boot"))
@@ -217,14 +214,8 @@ func (s *Sysroot) writeBootLinks(bv, sub int, list []*Deployment, kernels []*ker
 	return s.setDeploymentRefs(bv, sub, list)
 }
 
-// syncAndSwap runs the test hook, syncs everything written, and points /ostree/boot.<bv> at
-// boot.<bv>.<sub>.
+// syncAndSwap syncs everything written and points /ostree/boot.<bv> at boot.<bv>.<sub>.
 func (s *Sysroot) syncAndSwap(bv, sub int) error {
-	if testHookBeforeSwap != nil {
-		if err := testHookBeforeSwap(); err != nil {
-			return err
-		}
-	}
 	if err := s.syncfs(); err != nil {
 		return err
 	}
@@ -279,10 +270,14 @@ func (s *Sysroot) bootprefix() (string, error) {
 
 // bootEntry builds deployment d's BLS entry (install_deployment_kernel, spec §2.3).
 func (s *Sysroot) bootEntry(d *Deployment, index, n, bootversion, bootserial int, k *kernelLayout, bootprefix string, showStateroot bool) (*blsEntry, error) {
-	root := s.abs(d.Dir())
-	osr, err := os.ReadFile(filepath.Join(root, "usr/lib/os-release"))
-	if errors.Is(err, fs.ErrNotExist) {
-		osr, err = os.ReadFile(filepath.Join(root, "etc/os-release"))
+	root, err := os.OpenRoot(s.abs(d.Dir()))
+	if err != nil {
+		return nil, fmt.Errorf("deployment %s: %w", d.Dir(), err)
+	}
+	osr, path, err := osrelease.Read(root)
+	root.Close()
+	if err == nil && path == "" {
+		err = fs.ErrNotExist
 	}
 	if err != nil {
 		return nil, fmt.Errorf("deployment %s: reading os-release: %w", d.Dir(), err)
@@ -361,13 +356,13 @@ func swapSymlink(target, path string) error {
 	if err := os.Symlink(target, tmp); err != nil {
 		return fmt.Errorf("swapping %s: %w", path, err)
 	}
-	if err := syncDir(filepath.Dir(path)); err != nil {
+	if err := atomicfile.SyncDir(filepath.Dir(path)); err != nil {
 		return err
 	}
 	if err := os.Rename(tmp, path); err != nil {
 		return fmt.Errorf("swapping %s: %w", path, err)
 	}
-	return syncDir(filepath.Dir(path))
+	return atomicfile.SyncDir(filepath.Dir(path))
 }
 
 // syncfs flushes the filesystems of the sysroot and of /boot (a separate partition on real

@@ -41,6 +41,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/bootc-go/bootc/internal/osrelease"
 	"github.com/bootc-go/bootc/pkg/ostree"
 	"github.com/bootc-go/bootc/pkg/ostreecontainer"
 )
@@ -170,12 +171,41 @@ func Commit(ctx context.Context, repo *ostree.Repo, rootfs string, opts ...Optio
 	if cfg.progress != nil {
 		copts = append(copts, ostree.WithProgress(cfg.progress))
 	}
-	copts = append(copts, ostree.WithSkipContents(skipContents), ostree.WithTreeEdit(p.edit))
-	sum, err := repo.CommitDir(ctx, rootfs, copts...)
+	copts = append(copts, ostree.WithSkipContents(skipContents))
+	sum, err := commitEdited(ctx, repo, rootfs, p, copts)
 	if err != nil {
 		return ostree.Checksum{}, fmt.Errorf("bootable commit of %s: %w", rootfs, err)
 	}
 	cfg.log.Info("committed bootable tree", "commit", sum.String(), "kernel", p.kernel.Version, "version", p.version)
+	return sum, nil
+}
+
+// commitEdited commits rootfs with the conventions applied, in one transaction: the directory
+// is written as a tree, the tree edited (p.edit), written, and committed.
+func commitEdited(ctx context.Context, repo *ostree.Repo, rootfs string, p *commitPlan, opts []ostree.CommitOption) (ostree.Checksum, error) {
+	tx, err := repo.Begin(ctx)
+	if err != nil {
+		return ostree.Checksum{}, err
+	}
+	defer tx.Abort()
+	tree, err := tx.WriteDir(ctx, rootfs, opts...)
+	if err != nil {
+		return ostree.Checksum{}, err
+	}
+	if err := p.edit(ctx, tx, tree); err != nil {
+		return ostree.Checksum{}, err
+	}
+	root, err := tree.Write(ctx, tx)
+	if err != nil {
+		return ostree.Checksum{}, err
+	}
+	sum, err := tx.WriteCommit(ctx, root, opts...)
+	if err != nil {
+		return ostree.Checksum{}, err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return ostree.Checksum{}, err
+	}
 	return sum, nil
 }
 
@@ -217,7 +247,7 @@ func plan(root *os.Root, cfg *config) (*commitPlan, error) {
 		if _, ok := cfg.metadata.Lookup(ostreecontainer.KeyVersion); ok {
 			break // the caller's metadata string stands
 		}
-		fields, src, err := readOSRelease(root)
+		fields, src, err := osrelease.Read(root)
 		if err != nil {
 			// An unreadable os-release (say, an absolute symlink) only costs the version.
 			cfg.log.Warn("cannot read os-release; the commit gets no version", "path", src, "err", err)
@@ -247,16 +277,25 @@ func (p *commitPlan) edit(ctx context.Context, tx *ostree.Transaction, root *ost
 		return err
 	}
 	for _, name := range p.rootSymlinks {
-		if _, ok := root.File(name); ok {
-			root.Remove(name)
+		_, ok, err := root.File(name)
+		if err != nil {
+			return err
+		}
+		if ok {
+			if _, err := root.Remove(name); err != nil {
+				return err
+			}
 			p.log.Info("dropped symlink into /boot", "path", "/"+name)
 		}
 	}
 	for _, d := range apiDirs {
-		if _, isFile := root.File(d.name); isFile {
-			return fmt.Errorf("/%s is not a directory: a bootable tree needs /%s as a directory (something is mounted over it at boot)", d.name, d.name)
+		if _, isFile, err := root.File(d.name); err != nil || isFile {
+			return errors.Join(err, fmt.Errorf("/%s is not a directory: a bootable tree needs /%s as a directory (something is mounted over it at boot)", d.name, d.name))
 		}
-		dir := root.Dir(d.name)
+		dir, err := root.Dir(d.name)
+		if err != nil {
+			return err
+		}
 		if dir == nil {
 			meta := ostree.DirMeta{Mode: ostree.ModeDir | d.mode}
 			mc, err := tx.WriteMetadata(ostree.ObjectDirMeta, meta.Marshal())
@@ -269,7 +308,11 @@ func (p *commitPlan) edit(ctx context.Context, tx *ostree.Transaction, root *ost
 			p.log.Debug("created empty directory", "path", "/"+d.name, "mode", fmt.Sprintf("%04o", d.mode))
 			continue
 		}
-		if dropped := append(dir.Files(), dir.Dirs()...); len(dropped) > 0 {
+		dropped, err := entries(dir)
+		if err != nil {
+			return err
+		}
+		if len(dropped) > 0 {
 			p.log.Info("dropped content", "path", "/"+d.name, "entries", strings.Join(dropped, ","))
 		}
 		dir.Clear()
@@ -277,17 +320,31 @@ func (p *commitPlan) edit(ctx context.Context, tx *ostree.Transaction, root *ost
 	return p.ostreeLink(tx, root)
 }
 
+// entries lists a directory's files and subdirectories.
+func entries(dir *ostree.MutableTree) ([]string, error) {
+	files, err := dir.Files()
+	if err != nil {
+		return nil, err
+	}
+	dirs, err := dir.Dirs()
+	return append(files, dirs...), err
+}
+
 // ostreeLink makes /ostree a symlink to sysroot/ostree, as bootc base images have it (lint
 // baseimage-root): in a deployment it leads to the physical root's repository.
 func (p *commitPlan) ostreeLink(tx *ostree.Transaction, root *ostree.MutableTree) error {
-	if root.Dir("ostree") != nil {
-		return errors.New("/ostree is a directory: a bootable tree has /ostree as a symlink to sysroot/ostree (remove it from the root filesystem)")
+	if dir, err := root.Dir("ostree"); err != nil || dir != nil {
+		return errors.Join(err, errors.New("/ostree is a directory: a bootable tree has /ostree as a symlink to sysroot/ostree (remove it from the root filesystem)"))
 	}
 	c, err := tx.WriteContent(&ostree.FileHeader{Mode: ostree.ModeSymlink | 0o777, SymlinkTarget: "sysroot/ostree"}, nil, 0)
 	if err != nil {
 		return err
 	}
-	if old, ok := root.File("ostree"); ok && old != c {
+	old, ok, err := root.File("ostree")
+	if err != nil {
+		return err
+	}
+	if ok && old != c {
 		p.log.Info("replaced /ostree with the symlink to sysroot/ostree")
 	}
 	return root.SetFile("ostree", c)
@@ -295,16 +352,19 @@ func (p *commitPlan) ostreeLink(tx *ostree.Transaction, root *ostree.MutableTree
 
 // moveEtc stores /etc as /usr/etc.
 func (p *commitPlan) moveEtc(root *ostree.MutableTree) error {
-	if _, isFile := root.File("etc"); isFile {
-		return errors.New("/etc is not a directory")
+	for _, name := range []string{"etc", "usr/etc", "usr"} {
+		if _, isFile, err := root.File(name); err != nil || isFile {
+			return errors.Join(err, fmt.Errorf("/%s is not a directory", name))
+		}
 	}
-	if _, isFile := root.File("usr/etc"); isFile {
-		return errors.New("/usr/etc is not a directory")
+	etc, err := root.Dir("etc")
+	if err != nil {
+		return err
 	}
-	if _, isFile := root.File("usr"); isFile {
-		return errors.New("/usr is not a directory")
+	usrEtc, err := root.Dir("usr/etc")
+	if err != nil {
+		return err
 	}
-	etc, usrEtc := root.Dir("etc"), root.Dir("usr/etc")
 	if etc == nil {
 		if usrEtc == nil {
 			if _, err := root.MkdirAll("usr/etc", ostree.Checksum{}); err != nil {
@@ -315,10 +375,16 @@ func (p *commitPlan) moveEtc(root *ostree.MutableTree) error {
 		return nil
 	}
 	if usrEtc != nil {
-		if len(usrEtc.Files())+len(usrEtc.Dirs()) > 0 {
+		inside, err := entries(usrEtc)
+		if err != nil {
+			return err
+		}
+		if len(inside) > 0 {
 			return fmt.Errorf("%w: libostree would refuse to deploy it; merge usr/etc into etc (or remove one) before committing, since a bootable commit stores /etc as /usr/etc", ErrEtcConflict)
 		}
-		root.Remove("usr/etc")
+		if _, err := root.Remove("usr/etc"); err != nil {
+			return err
+		}
 	}
 	if _, err := root.MkdirAll("usr", ostree.Checksum{}); err != nil {
 		return err
@@ -334,7 +400,11 @@ func (p *commitPlan) moveEtc(root *ostree.MutableTree) error {
 func (p *commitPlan) moveKernel(root *ostree.MutableTree) error {
 	kver := p.kernel.Version
 	modDir := path.Join(ModulesDir, kver)
-	if root.Dir(modDir) == nil {
+	dir, err := root.Dir(modDir)
+	if err != nil {
+		return err
+	}
+	if dir == nil {
 		if _, err := root.MkdirAll(modDir, ostree.Checksum{}); err != nil {
 			return fmt.Errorf("kernel %s: %w", kver, err)
 		}
@@ -349,28 +419,37 @@ func (p *commitPlan) moveKernel(root *ostree.MutableTree) error {
 	sort.Strings(srcs)
 	for _, src := range srcs {
 		from, to := path.Join("boot", src), path.Join(modDir, p.moves[src])
-		c, ok := root.File(from)
+		c, ok, err := root.File(from)
+		if err != nil {
+			return err
+		}
 		if !ok {
 			return fmt.Errorf("/%s was in the rootfs but is not in the committed tree (did the rootfs change while it was committed?)", from)
 		}
-		if have, ok := root.File(to); ok {
+		have, ok, err := root.File(to)
+		if err != nil {
+			return err
+		}
+		if ok {
 			if have != c {
 				return fmt.Errorf("%w: /%s and /%s both exist and differ (in content, owner, mode or xattrs); remove one of them", ErrKernelFileConflict, from, to)
 			}
 			p.log.Debug("dropped duplicate kernel file", "path", "/"+from, "same-as", "/"+to)
 		} else {
-			if root.Dir(to) != nil {
-				return fmt.Errorf("%w: /%s is a directory, so /%s cannot be moved there", ErrKernelFileConflict, to, from)
+			if d, err := root.Dir(to); err != nil || d != nil {
+				return errors.Join(err, fmt.Errorf("%w: /%s is a directory, so /%s cannot be moved there", ErrKernelFileConflict, to, from))
 			}
 			if err := root.SetFile(to, c); err != nil {
 				return err
 			}
 			p.log.Info("moved kernel file", "from", "/"+from, "to", "/"+to)
 		}
-		root.Remove(from)
+		if _, err := root.Remove(from); err != nil {
+			return err
+		}
 	}
-	if _, ok := root.File(path.Join(modDir, "vmlinuz")); !ok {
-		return fmt.Errorf("kernel %s: /%s/vmlinuz is not in the committed tree (is a parent directory a symlink?)", kver, modDir)
+	if _, ok, err := root.File(path.Join(modDir, "vmlinuz")); err != nil || !ok {
+		return errors.Join(err, fmt.Errorf("kernel %s: /%s/vmlinuz is not in the committed tree (is a parent directory a symlink?)", kver, modDir))
 	}
 	return nil
 }

@@ -1,28 +1,10 @@
 package bootable
 
 import (
-	"maps"
 	"testing"
 )
 
-func TestParseOSRelease(t *testing.T) {
-	got := parseOSRelease([]byte(`# comment
-NAME="Debian GNU/Linux"
-VERSION_ID="12"
-ID=debian
-PRETTY_NAME='single "quoted"'
-ESCAPED="a \"b\" \$c \\d"
- SPACED = no
-BROKEN
-EMPTY=
-`))
-	want := map[string]string{
-		"NAME": "Debian GNU/Linux", "VERSION_ID": "12", "ID": "debian",
-		"PRETTY_NAME": `single "quoted"`, "ESCAPED": `a "b" $c \d`, "EMPTY": "",
-	}
-	if !maps.Equal(got, want) {
-		t.Errorf("got %q\nwant %q", got, want)
-	}
+func TestOSReleaseVersion(t *testing.T) {
 	if v := osReleaseVersion(map[string]string{"VERSION": "12 (bookworm)"}); v != "12 (bookworm)" {
 		t.Errorf("VERSION fallback: %q", v)
 	}

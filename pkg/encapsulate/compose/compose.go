@@ -22,6 +22,7 @@ import (
 
 	"github.com/bootc-go/bootc/pkg/encapsulate"
 	"github.com/bootc-go/bootc/pkg/encapsulate/bootable"
+	"github.com/bootc-go/bootc/pkg/imagestore"
 	"github.com/bootc-go/bootc/pkg/imgref"
 	"github.com/bootc-go/bootc/pkg/ostree"
 	"github.com/bootc-go/bootc/pkg/sign"
@@ -228,10 +229,10 @@ func Encapsulate(ctx context.Context, repoPath, rev string, target imgref.Ref, o
 type Source struct {
 	// Rootfs is a root filesystem directory, read in place and never modified.
 	Rootfs string
-	// Unpack, used when Rootfs is "", writes the root filesystem to dir (which does not exist
-	// yet), storing what it reads through repo if it likes, and returns the source's creation
-	// time (zero if unknown): a container image's layers, flattened.
-	Unpack func(ctx context.Context, repo *ostree.Repo, dir string) (time.Time, error)
+	// From, used when Rootfs is "", is a container image whose layers, flattened (whiteouts
+	// honoured, every file checked as it is stored in the repository), are the root filesystem;
+	// its creation time is the commit time unless WithTimestamp gives one.
+	From *imgref.Ref
 }
 
 // Image composes src into a bootable chunked image at target: the previous build is read first,
@@ -240,8 +241,8 @@ type Source struct {
 // source's creation time, else now. Scratch data is removed before Image returns.
 func Image(ctx context.Context, src Source, target imgref.Ref, opts ...Option) (*Result, error) {
 	cfg := newConfig(opts)
-	if (src.Rootfs == "") == (src.Unpack == nil) {
-		return nil, errors.New("compose image: give a root filesystem directory or a source to unpack, not both")
+	if (src.Rootfs == "") == (src.From == nil) {
+		return nil, errors.New("compose image: give a root filesystem directory or an image to flatten, not both")
 	}
 	prior, err := previousBuild(ctx, target, cfg)
 	if err != nil {
@@ -263,7 +264,7 @@ func Image(ctx context.Context, src Source, target imgref.Ref, opts ...Option) (
 	rootfs := src.Rootfs
 	if rootfs == "" {
 		rootfs = filepath.Join(scratch, "rootfs")
-		created, err := src.Unpack(ctx, repo, rootfs)
+		created, err := flatten(ctx, repo, *src.From, rootfs, cfg)
 		if err != nil {
 			return nil, err
 		}
@@ -276,6 +277,21 @@ func Image(ctx context.Context, src Source, target imgref.Ref, opts ...Option) (
 		return nil, fmt.Errorf("compose: %w", err)
 	}
 	return buildAndWrite(ctx, repo, sum.String(), target, prior, scratch, cfg)
+}
+
+// flatten writes the root filesystem of the image at ref to dir, and returns the image's creation
+// time.
+func flatten(ctx context.Context, repo *ostree.Repo, ref imgref.Ref, dir string, cfg *config) (time.Time, error) {
+	img, err := transport.Read(ctx, ref, transport.DefaultPlatform(), transport.WithRegistries(cfg.registries))
+	if err != nil {
+		return time.Time{}, err
+	}
+	defer img.Close()
+	created, err := imagestore.FlattenTo(ctx, repo, img, dir)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("flattening %s: %w", ref, err)
+	}
+	return created, nil
 }
 
 // previousBuild returns the chunk layout to keep: WithPreviousBuild's image's (which must be a

@@ -1,7 +1,6 @@
 package compose
 
 import (
-	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -186,15 +185,16 @@ func TestPreviousBuildNotChunked(t *testing.T) {
 	}
 }
 
-// An unpacked source's creation time is the commit time unless WithTimestamp gives one; the
-// scratch data is gone afterwards.
-func TestImageUnpackSource(t *testing.T) {
+// An image source is flattened; its creation time is the commit time unless WithTimestamp gives
+// one; the scratch data is gone afterwards.
+func TestImageFromSource(t *testing.T) {
 	ctx := t.Context()
-	tree := rootfs(t)
 	created := time.Date(2023, 11, 14, 22, 13, 20, 0, time.UTC)
-	unpack := Source{Unpack: func(_ context.Context, _ *ostree.Repo, dir string) (time.Time, error) {
-		return created, os.CopyFS(dir, os.DirFS(tree))
-	}}
+	base := imgref.Ref{Transport: imgref.OCI, Name: filepath.Join(t.TempDir(), "base"), Tag: "1"}
+	if _, err := Image(ctx, Source{Rootfs: rootfs(t)}, base, WithTimestamp(created)); err != nil {
+		t.Fatal(err)
+	}
+	unpack := Source{From: &base}
 	tmp := t.TempDir()
 	for _, tc := range []struct {
 		name string
