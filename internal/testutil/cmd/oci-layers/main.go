@@ -16,6 +16,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/bootc-go/bootc/pkg/ostreecontainer"
 )
 
 const refName = "org.opencontainers.image.ref.name"
@@ -108,7 +110,7 @@ func list(dir, tag string) error {
 			return fmt.Errorf("layer %s: manifest says %d bytes, blob has %d", l.Digest, l.Size, st.Size())
 		}
 		kind := "base"
-		if _, ok := l.Annotations["ostree.components"]; ok {
+		if _, ok := l.Annotations[ostreecontainer.AnnotationComponents]; ok {
 			kind = "chunk"
 		}
 		fmt.Printf("%s %d %s\n", l.Digest, l.Size, kind)
