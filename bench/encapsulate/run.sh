@@ -12,7 +12,7 @@ ROOT="${PWD}"
 RUNS="${BENCH_RUNS:-3}"
 BOOTC="${BOOTC:-bin/bootc}"
 case "${BOOTC}" in /*) ;; *) BOOTC="${ROOT}/${BOOTC}" ;; esac
-RESULTS="${ROOT}/bench/encapsulate/results.txt"
+RESULTS="${BENCH_RESULTS:-${ROOT}/bench/encapsulate/results.txt}"
 GO_TAGS="${GO_TAGS:-containers_image_openpgp}"
 TIMESTAMP='2024-05-01T00:00:00Z'
 

@@ -12,7 +12,7 @@ MODE="${1:-bare-user}"
 RUNS="${BENCH_RUNS:-5}"
 BOOTC="${BOOTC:-bin/bootc}"
 case "${BOOTC}" in /*) ;; *) BOOTC="${ROOT}/${BOOTC}" ;; esac
-RESULTS="${ROOT}/bench/ostree-commit/results-${MODE}.txt"
+RESULTS="${BENCH_RESULTS:-${ROOT}/bench/ostree-commit/results-${MODE}.txt}"
 TIMESTAMP='2021-01-01 00:00:00 UTC'
 GO_TAGS="${GO_TAGS:-containers_image_openpgp}"
 

@@ -13,7 +13,7 @@ ROOT="${PWD}"
 RUNS="${BENCH_RUNS:-3}"
 BOOTC="${BOOTC:-bin/bootc}"
 case "${BOOTC}" in /*) ;; *) BOOTC="${ROOT}/${BOOTC}" ;; esac
-RESULTS="${ROOT}/bench/pull-deploy/results.txt"
+RESULTS="${BENCH_RESULTS:-${ROOT}/bench/pull-deploy/results.txt}"
 GO_TAGS="${GO_TAGS:-containers_image_openpgp}"
 # Fixed commit times, so that every run composes byte-identical images.
 TS_V1='2024-05-01T00:00:00Z'

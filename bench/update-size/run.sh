@@ -13,8 +13,8 @@ ROOT="${PWD}"
 BOOTC="${BOOTC:-bin/bootc}"
 case "${BOOTC}" in /*) ;; *) BOOTC="${ROOT}/${BOOTC}" ;; esac
 COMPRESSION="${BENCH_COMPRESSION:-gzip}"
-RESULTS="${ROOT}/bench/update-size/results.txt"
-[[ "${COMPRESSION}" == gzip ]] || RESULTS="${ROOT}/bench/update-size/results-${COMPRESSION}.txt"
+RESULTS="${BENCH_RESULTS:-${ROOT}/bench/update-size/results.txt}"
+[[ -n "${BENCH_RESULTS:-}" || "${COMPRESSION}" == gzip ]] || RESULTS="${ROOT}/bench/update-size/results-${COMPRESSION}.txt"
 GO_TAGS="${GO_TAGS:-containers_image_openpgp}"
 # Fixed commit times, so that every run composes byte-identical images.
 TS_V1='2024-05-01T00:00:00Z'
