@@ -202,6 +202,11 @@ func readRefDir(root string, name func(rel string) string) ([]Ref, error) {
 		if d.IsDir() {
 			return nil
 		}
+		// A name starting with '.' is no ref (a ref component starts with a letter, digit or
+		// '_'): it is the temporary file of a ref write that a killed process left behind.
+		if strings.HasPrefix(d.Name(), ".") {
+			return nil
+		}
 		rel, _ := filepath.Rel(root, path)
 		n := name(filepath.ToSlash(rel))
 		c, err := readRefFile(path, n)
