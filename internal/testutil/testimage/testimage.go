@@ -5,7 +5,6 @@ package testimage
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -13,12 +12,9 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
-	"github.com/bootc-go/bootc/pkg/encapsulate"
-	"github.com/bootc-go/bootc/pkg/encapsulate/bootable"
+	"github.com/bootc-go/bootc/pkg/encapsulate/compose"
 	"github.com/bootc-go/bootc/pkg/imgref"
-	"github.com/bootc-go/bootc/pkg/ostree"
 	"github.com/bootc-go/bootc/pkg/sign"
-	"github.com/bootc-go/bootc/pkg/transport"
 )
 
 // Timestamp is the commit and image time of every image built here.
@@ -115,42 +111,11 @@ func Build(ctx context.Context, rootfs, target string, opts ...Option) (v1.Hash,
 		}
 		defer signer.Close()
 	}
-	scratch, err := os.MkdirTemp("", "testimage-")
+	res, err := compose.Image(ctx, compose.Source{Rootfs: rootfs}, ref, compose.WithTimestamp(Timestamp), compose.WithSigner(signer))
 	if err != nil {
 		return v1.Hash{}, err
 	}
-	defer os.RemoveAll(scratch)
-	repo, err := ostree.Init(ctx, filepath.Join(scratch, "repo"), ostree.ModeBareUser)
-	if err != nil {
-		return v1.Hash{}, err
-	}
-	sum, err := bootable.Commit(ctx, repo, rootfs, bootable.WithTimestamp(Timestamp))
-	if err != nil {
-		return v1.Hash{}, fmt.Errorf("committing %s: %w", rootfs, err)
-	}
-	eopts := []encapsulate.Option{encapsulate.WithTempDir(scratch)}
-	if prev, err := transport.Read(ctx, ref, transport.DefaultPlatform()); err == nil {
-		prior, perr := encapsulate.PriorLayers(prev.Image)
-		prev.Close()
-		if perr == nil {
-			eopts = append(eopts, encapsulate.WithPriorBuild(prior))
-		}
-	}
-	img, err := encapsulate.Build(ctx, repo, sum.String(), eopts...)
-	if err != nil {
-		return v1.Hash{}, err
-	}
-	defer img.Close()
-	digest, err := transport.Write(ctx, img, ref)
-	if err != nil {
-		return v1.Hash{}, err
-	}
-	if signer != nil {
-		if err := signer.Sign(ctx, ref, digest, transport.Registries{}); err != nil {
-			return v1.Hash{}, err
-		}
-	}
-	return digest, nil
+	return res.Digest, nil
 }
 
 // Compose is Build for a test: it fails the test on error.
