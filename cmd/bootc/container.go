@@ -6,7 +6,6 @@ import (
 	"io"
 
 	"github.com/urfave/cli/v2"
-	"go.yaml.in/yaml/v3"
 
 	"github.com/bootc-go/bootc/pkg/lint"
 )
@@ -38,15 +37,15 @@ func containerLintCommand() *cli.Command {
 }
 
 func runContainerLint(c *cli.Context) error {
-	if c.Args().Len() > 0 {
-		return usageError(c, "unexpected argument %q", c.Args().First())
+	if err := nargs(c, 0, 0, "no arguments (the root filesystem is --rootfs)"); err != nil {
+		return err
 	}
-	asJSON, err := checkFormat(c)
+	format, err := outputFormat(c, "json")
 	if err != nil {
 		return err
 	}
 	if c.Bool("list") {
-		return writeLintList(c.App.Writer, asJSON)
+		return writeData(c.App.Writer, map[string]string{"text": "yaml", "json": "json"}[format], lint.Lints())
 	}
 	opts := append(boolOptions(c, map[string]lint.Option{"no-truncate": lint.WithNoTruncate()}), lint.WithSkip(c.StringSlice("skip")...))
 	rep, err := lint.Run(c.Context, c.String("rootfs"), opts...)
@@ -55,8 +54,8 @@ func runContainerLint(c *cli.Context) error {
 	} else if err != nil {
 		return err
 	}
-	if asJSON {
-		if err := writeJSON(c.App.Writer, rep); err != nil {
+	if format == "json" {
+		if err := writeData(c.App.Writer, format, rep); err != nil {
 			return err
 		}
 	} else {
@@ -87,17 +86,4 @@ func writeLintReport(w io.Writer, rep *lint.Report) {
 	if rep.Warnings > 0 {
 		fmt.Fprintf(w, "Warnings: %d\n", rep.Warnings)
 	}
-}
-
-// writeLintList writes the lints as bootc's --list does: YAML, or JSON.
-func writeLintList(w io.Writer, asJSON bool) error {
-	if asJSON {
-		return writeJSON(w, lint.Lints())
-	}
-	enc := yaml.NewEncoder(w)
-	enc.SetIndent(2)
-	if err := enc.Encode(lint.Lints()); err != nil {
-		return err
-	}
-	return enc.Close()
 }

@@ -20,6 +20,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -132,4 +133,15 @@ func (s *Signer) Sign(ctx context.Context, ref imgref.Ref, digest v1.Hash, reg t
 		return fmt.Errorf("signing %s: the signed manifest is %s, not the pushed %s", ref, got, digest)
 	}
 	return nil
+}
+
+// ReadPassphraseFile reads a key passphrase as cosign's --passphrase-file does: the first line of
+// the file, without its line ending.
+func ReadPassphraseFile(path string) ([]byte, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	return []byte(strings.TrimSuffix(line, "\r")), nil
 }

@@ -1,0 +1,377 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/bootc-go/bootc/pkg/ostree"
+)
+
+func ostreeCommand() *cli.Command {
+	return &cli.Command{
+		Name:        "ostree",
+		Usage:       "work on OSTree repositories (plumbing compatible with the ostree CLI)",
+		Description: help("ostree"),
+		Subcommands: []*cli.Command{ostreeInitCommand(), ostreeCommitCommand(), ostreeCheckoutCommand(),
+			ostreeLsCommand(), ostreeShowCommand(), ostreeRefsCommand(), ostreeFsckCommand()},
+	}
+}
+
+// repoFlag is the --repo flag every ostree command takes; OSTREE_REPO is its default, as for ostree.
+func repoFlag() *cli.StringFlag {
+	return &cli.StringFlag{Name: "repo", Usage: "path to the OSTree repository (required)", EnvVars: []string{"OSTREE_REPO"}, Required: true}
+}
+
+// repoCommand is an ostree subcommand on an existing repository.
+type repoCommand struct {
+	cli.Command
+	json             bool   // takes --format text|json
+	minArgs, maxArgs int    // the arguments it takes (maxArgs -1: any number)
+	args             string // what they are, for the usage error
+	run              func(c *cli.Context, repo *ostree.Repo, format string) error
+}
+
+// command puts --repo (and --format) first among the flags, and makes an Action that checks the
+// arguments and --format (usage errors), opens the repository and calls run.
+func (r repoCommand) command() *cli.Command {
+	cmd := r.Command
+	common := []cli.Flag{repoFlag()}
+	if r.json {
+		common = append(common, formatFlag())
+	}
+	cmd.Flags = append(common, cmd.Flags...)
+	cmd.Action = func(c *cli.Context) error {
+		if err := nargs(c, r.minArgs, r.maxArgs, r.args); err != nil {
+			return err
+		}
+		format := "text"
+		if r.json {
+			var err error
+			if format, err = outputFormat(c, "json"); err != nil {
+				return err
+			}
+		}
+		repo, err := ostree.Open(c.Context, c.String("repo"))
+		if err != nil {
+			return err
+		}
+		return r.run(c, repo, format)
+	}
+	return &cmd
+}
+
+func ostreeInitCommand() *cli.Command {
+	return &cli.Command{
+		Name:        "init",
+		Usage:       "create an OSTree repository",
+		Description: help("ostree-init"),
+		Flags:       []cli.Flag{repoFlag(), &cli.StringFlag{Name: "mode", Value: "bare", Usage: "bare, bare-user or archive (archive-z2)"}},
+		Action: func(c *cli.Context) error {
+			if err := nargs(c, 0, 0, "no arguments"); err != nil {
+				return err
+			}
+			mode, err := ostree.ParseRepoMode(c.String("mode"))
+			if err != nil {
+				return usageError(c, "%v", err)
+			}
+			if _, err := ostree.Init(c.Context, c.String("repo"), mode); err != nil {
+				return fmt.Errorf("init: %w", err)
+			}
+			return nil
+		},
+	}
+}
+
+func ostreeCommitCommand() *cli.Command {
+	return &cli.Command{
+		Name:        "commit",
+		Usage:       "commit a directory tree to a branch",
+		ArgsUsage:   "DIR",
+		Description: help("ostree-commit"),
+		Flags: []cli.Flag{
+			repoFlag(),
+			&cli.StringFlag{Name: "branch", Aliases: []string{"b"}, Usage: "branch to point at the new commit (required unless --orphan)"},
+			&cli.StringFlag{Name: "subject", Aliases: []string{"s"}, Usage: "one-line subject"},
+			&cli.StringFlag{Name: "body", Aliases: []string{"m"}, Usage: "full description"},
+			&cli.StringFlag{Name: "timestamp", Usage: "commit time: RFC 3339, 'YYYY-MM-DD HH:MM:SS [UTC|±hhmm]' or @UNIXSECONDS (default: SOURCE_DATE_EPOCH, else now)"},
+			&cli.StringSliceFlag{Name: "add-metadata-string", Usage: "add metadata KEY=VALUE (repeatable)"},
+			&cli.StringFlag{Name: "parent", Usage: "parent commit checksum, or 'none' (default: the branch's head)"},
+			&cli.BoolFlag{Name: "orphan", Usage: "make a commit no branch points at"},
+			&cli.BoolFlag{Name: "no-bindings", Usage: "do not add the ostree.ref-binding metadata"},
+			&cli.StringSliceFlag{Name: "bind-ref", Usage: "also bind the commit to this ref (repeatable)"},
+			&cli.BoolFlag{Name: "no-xattrs", Usage: "do not store extended attributes"},
+			&cli.Int64Flag{Name: "owner-uid", Value: -1, Usage: "store every file as owned by this uid"},
+			&cli.Int64Flag{Name: "owner-gid", Value: -1, Usage: "store every file as owned by this gid"},
+			&cli.BoolFlag{Name: "canonical-permissions", Usage: "store uid/gid 0 and only the 0755 mode bits"},
+			&cli.StringFlag{Name: "tree", Usage: "dir=DIR: the ostree spelling of the DIR argument"},
+			quietFlag(),
+		},
+		Action: runOstreeCommit,
+	}
+}
+
+func runOstreeCommit(c *cli.Context) error {
+	dir := c.Args().First()
+	if t := c.String("tree"); t != "" {
+		d, ok := strings.CutPrefix(t, "dir=")
+		if !ok {
+			return usageError(c, "--tree %q: only dir=DIR is supported", t)
+		}
+		if dir != "" {
+			return usageError(c, "give the directory either as an argument or with --tree, not both")
+		}
+		dir = d
+	}
+	if dir == "" || c.NArg() > 1 {
+		return usageError(c, "commit takes exactly one directory")
+	}
+	opts, err := ostreeCommitOptions(c)
+	if err != nil {
+		return err
+	}
+	p := newProgress(c.App.ErrWriter, c.Bool("quiet"))
+	repo, err := ostree.Open(c.Context, c.String("repo"))
+	if err != nil {
+		return err
+	}
+	sum, err := repo.CommitDir(c.Context, dir, append(opts, ostree.WithProgress(p.commit))...)
+	if p.done(); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	fmt.Fprintln(c.App.Writer, sum)
+	return nil
+}
+
+// ostreeCommitOptions turns the flags of ostree commit into options.
+func ostreeCommitOptions(c *cli.Context) ([]ostree.CommitOption, error) {
+	branch := c.String("branch")
+	if branch == "" && !c.Bool("orphan") {
+		return nil, usageError(c, "a branch is required (-b BRANCH), or --orphan for a commit no ref points at")
+	}
+	opts := []ostree.CommitOption{ostree.WithBranch(branch), ostree.WithSubject(c.String("subject")), ostree.WithBody(c.String("body"))}
+	ts, err := timestampOption(c, ostree.WithTimestamp)
+	if err != nil {
+		return nil, err
+	}
+	md, err := keyValueOptions(c, "add-metadata-string", ostree.WithMetadataString)
+	if err != nil {
+		return nil, err
+	}
+	opts = append(append(opts, ts...), md...)
+	switch p := c.String("parent"); p {
+	case "":
+	case "none":
+		opts = append(opts, ostree.WithNoParent())
+	default:
+		pc, err := ostree.ParseChecksum(p)
+		if err != nil {
+			return nil, usageError(c, "--parent: %v", err)
+		}
+		opts = append(opts, ostree.WithParent(pc))
+	}
+	opts = append(opts, boolOptions(c, map[string]ostree.CommitOption{
+		"no-bindings": ostree.WithoutBindings(), "no-xattrs": ostree.WithoutXattrs(), "canonical-permissions": ostree.WithCanonicalPermissions(),
+	})...)
+	if refs := c.StringSlice("bind-ref"); len(refs) > 0 {
+		opts = append(opts, ostree.WithBindRefs(refs...))
+	}
+	for _, o := range []struct {
+		flag string
+		opt  func(uint32) ostree.CommitOption
+	}{{"owner-uid", ostree.WithOwnerUID}, {"owner-gid", ostree.WithOwnerGID}} {
+		if v := c.Int64(o.flag); v >= 0 {
+			if v > 1<<32-1 {
+				return nil, usageError(c, "--%s %d is out of range", o.flag, v)
+			}
+			opts = append(opts, o.opt(uint32(v)))
+		} else if v != -1 {
+			return nil, usageError(c, "--%s must not be negative", o.flag)
+		}
+	}
+	return opts, nil
+}
+
+func ostreeCheckoutCommand() *cli.Command {
+	return repoCommand{
+		Command: cli.Command{
+			Name:        "checkout",
+			Usage:       "check out a commit into a directory",
+			ArgsUsage:   "REF DEST",
+			Description: help("ostree-checkout"),
+			Flags: []cli.Flag{
+				&cli.BoolFlag{Name: "union", Usage: "check out over an existing DEST, replacing files"},
+				&cli.BoolFlag{Name: "whiteouts", Usage: "process container whiteouts (.wh.NAME, .wh..wh..opq)"},
+				&cli.BoolFlag{Name: "user-mode", Aliases: []string{"U"}, Usage: "ignore owners and xattrs, drop setuid/setgid"},
+				&cli.BoolFlag{Name: "force-copy", Aliases: []string{"C"}, Usage: "copy files instead of hardlinking them"},
+			},
+		},
+		minArgs: 2, maxArgs: 2, args: "REF and DEST",
+		run: func(c *cli.Context, repo *ostree.Repo, _ string) error {
+			opts := boolOptions(c, map[string]ostree.CheckoutOption{
+				"union": ostree.WithUnion(), "whiteouts": ostree.WithWhiteouts(), "user-mode": ostree.WithUserMode(), "force-copy": ostree.WithForceCopy(),
+			})
+			if err := repo.Checkout(c.Context, c.Args().Get(0), c.Args().Get(1), opts...); err != nil {
+				return fmt.Errorf("checkout: %w", err)
+			}
+			return nil
+		},
+	}.command()
+}
+
+func ostreeLsCommand() *cli.Command {
+	return repoCommand{
+		Command: cli.Command{
+			Name:        "ls",
+			Usage:       "list the files of a commit",
+			ArgsUsage:   "REF [PATH...]",
+			Description: help("ostree-ls"),
+			Flags: []cli.Flag{
+				&cli.BoolFlag{Name: "recursive", Aliases: []string{"R"}, Usage: "list directories recursively"},
+				&cli.BoolFlag{Name: "checksum", Aliases: []string{"C"}, Usage: "print checksums"},
+				&cli.BoolFlag{Name: "xattrs", Aliases: []string{"X"}, Usage: "print extended attributes"},
+				&cli.BoolFlag{Name: "dironly", Aliases: []string{"d"}, Usage: "list a directory itself, not its contents"},
+			},
+		},
+		minArgs: 1, maxArgs: -1, args: "REF and optional paths",
+		run: runOstreeLs,
+	}.command()
+}
+
+func runOstreeLs(c *cli.Context, repo *ostree.Repo, _ string) error {
+	commit, err := repo.ResolveRev(c.Args().First())
+	if err != nil {
+		return err
+	}
+	paths := c.Args().Tail()
+	if len(paths) == 0 {
+		paths = []string{"/"}
+	}
+	o := ostree.WalkOptions{Recursive: c.Bool("recursive"), DirOnly: c.Bool("dironly"), Headers: true}
+	for _, p := range paths {
+		err := repo.Walk(c.Context, commit, p, o, func(e *ostree.TreeEntry) error {
+			_, err := fmt.Fprintln(c.App.Writer, e.LsLine(c.Bool("checksum"), c.Bool("xattrs")))
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("ls: %w", err)
+		}
+	}
+	return nil
+}
+
+func ostreeShowCommand() *cli.Command {
+	return repoCommand{
+		Command: cli.Command{Name: "show", Usage: "show a commit", ArgsUsage: "REF", Description: help("ostree-show")},
+		json:    true, minArgs: 1, maxArgs: 1, args: "one REF",
+		run: runOstreeShow,
+	}.command()
+}
+
+func runOstreeShow(c *cli.Context, repo *ostree.Repo, format string) error {
+	info, err := repo.ShowCommit(c.Args().First())
+	if err != nil {
+		return err
+	}
+	w := c.App.Writer
+	if format != "text" {
+		return writeData(w, format, info)
+	}
+	fmt.Fprintf(w, "commit %s\n", info.Checksum)
+	if !info.Parent.IsZero() {
+		fmt.Fprintf(w, "Parent:  %s\n", info.Parent)
+	}
+	fmt.Fprintf(w, "ContentChecksum:  %s\n", info.ContentChecksum)
+	fmt.Fprintf(w, "Date:  %s\n", info.Timestamp.Format("2006-01-02 15:04:05 -0700"))
+	if info.Version != "" {
+		fmt.Fprintf(w, "Version: %s\n", info.Version)
+	}
+	fmt.Fprintf(w, "\n    %s\n\n", info.Subject)
+	if info.Body != "" {
+		fmt.Fprintf(w, "    %s\n\n", strings.ReplaceAll(info.Body, "\n", "\n    "))
+	}
+	return nil
+}
+
+func ostreeRefsCommand() *cli.Command {
+	return repoCommand{
+		Command: cli.Command{
+			Name:        "refs",
+			Usage:       "list, create or delete refs",
+			Description: help("ostree-refs"),
+			Flags: []cli.Flag{
+				&cli.StringFlag{Name: "create", Usage: "create ref NEWREF pointing at the commit given as argument", Aliases: []string{"c"}},
+				&cli.BoolFlag{Name: "delete", Usage: "delete the refs given as arguments"},
+			},
+		},
+		json: true, maxArgs: -1,
+		run: runOstreeRefs,
+	}.command()
+}
+
+func runOstreeRefs(c *cli.Context, repo *ostree.Repo, format string) error {
+	switch {
+	case c.String("create") != "":
+		if c.NArg() != 1 {
+			return usageError(c, "--create NEWREF takes the target commit (checksum or ref) as its one argument")
+		}
+		target, err := repo.ResolveRev(c.Args().First())
+		if err != nil {
+			return err
+		}
+		return repo.SetRef(c.String("create"), target)
+	case c.Bool("delete"):
+		if c.NArg() == 0 {
+			return usageError(c, "--delete takes the refs to delete as arguments")
+		}
+		for _, ref := range c.Args().Slice() {
+			if err := repo.DeleteRef(ref); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	refs, err := repo.ListRefs()
+	if err != nil {
+		return err
+	} else if format != "text" {
+		return json.NewEncoder(c.App.Writer).Encode(append([]ostree.Ref{}, refs...))
+	}
+	for _, r := range refs {
+		fmt.Fprintln(c.App.Writer, r.Name)
+	}
+	return nil
+}
+
+func ostreeFsckCommand() *cli.Command {
+	return repoCommand{
+		Command: cli.Command{Name: "fsck", Usage: "check that every object is present and intact", Description: help("ostree-fsck")},
+		json:    true, args: "no arguments",
+		run: runOstreeFsck,
+	}.command()
+}
+
+func runOstreeFsck(c *cli.Context, repo *ostree.Repo, format string) error {
+	rep, err := repo.Fsck(c.Context)
+	if err != nil {
+		return fmt.Errorf("fsck: %w", err)
+	}
+	w := c.App.Writer
+	if format != "text" {
+		if err := json.NewEncoder(w).Encode(rep); err != nil {
+			return err
+		}
+	} else {
+		for _, p := range rep.Problems {
+			fmt.Fprintf(w, "error: %s\n", p)
+		}
+		fmt.Fprintf(w, "checked %d commits, %d dirtrees, %d dirmetas, %d files: %d problems\n",
+			rep.Commits, rep.DirTrees, rep.DirMetas, rep.Files, len(rep.Problems))
+	}
+	if len(rep.Problems) > 0 {
+		return &exitError{code: 1, err: fmt.Errorf("fsck found %d problems in %s", len(rep.Problems), repo.Path())}
+	}
+	return nil
+}
