@@ -18,11 +18,50 @@ import (
 )
 
 func composeCommand() *cli.Command {
-	return &cli.Command{
-		Name:        "compose",
-		Usage:       "build bootable OSTree commits and chunked images from root filesystems",
-		Description: help("compose"),
-		Subcommands: []*cli.Command{composeCommitCommand(), composeEncapsulateCommand(), composeImageCommand()},
+	repo := repoFlag()
+	repo.Usage = "OSTree repository (required; created in mode bare-user if it does not exist)"
+	return &cli.Command{Name: "compose", Subcommands: []*cli.Command{
+		{Name: "commit", Action: runComposeCommit, Flags: append([]cli.Flag{
+			&cli.StringFlag{Name: "rootfs", Required: true, Usage: "root filesystem directory to commit (required)"}, repo,
+			&cli.StringFlag{Name: "version", Usage: "the version metadata (default: VERSION_ID or VERSION from the rootfs's os-release; an empty value for none)"},
+		}, commitFlags(&cli.StringFlag{Name: "branch", Aliases: []string{"b"}, Required: true, Usage: "branch to point at the new commit (required)"})...)},
+		{Name: "encapsulate", ArgsUsage: "REF TARGET", Action: runComposeEncapsulate, Flags: append([]cli.Flag{repoFlag()}, imageFlags()...)},
+		{Name: "image", Action: runComposeImage, Flags: append([]cli.Flag{
+			&cli.StringFlag{Name: "rootfs", Usage: "root filesystem directory to compose (this or --from is required)"},
+			&cli.StringFlag{Name: "from", Usage: "container image to flatten and compose: docker://, oci:, oci-archive: or containers-storage:"},
+			&cli.StringFlag{Name: "output", Required: true, Usage: "where to write the image (required): oci:DIR[:TAG], oci-archive:FILE, docker://REF or containers-storage:REF"},
+			&cli.StringFlag{Name: "repo", Usage: "OSTree repository to commit into (default: a scratch repository)"},
+			&cli.StringFlag{Name: "branch", Aliases: []string{"b"}, Value: "bootc/compose", Usage: "branch of the commit in the repository"},
+			&cli.StringFlag{Name: "subject", Aliases: []string{"s"}, Usage: "commit subject (also the history entry of layer 0)"},
+			&cli.StringFlag{Name: "version", Usage: "version metadata (default: VERSION_ID from os-release)"},
+			&cli.StringFlag{Name: "timestamp", Usage: "commit time (default: SOURCE_DATE_EPOCH, the --from image's creation time, else now)"},
+			&cli.StringFlag{Name: "sign-key", Usage: "sign the pushed image with this cosign private key (registry outputs only)"},
+			&cli.StringFlag{Name: "sign-passphrase-file", Usage: "read the --sign-key passphrase from this file (first line; default: $COSIGN_PASSWORD, else empty)"},
+		}, imageFlags()...)},
+	}}
+}
+
+// commitFlags are the flags of a commit that compose commit and ostree commit share.
+func commitFlags(branch *cli.StringFlag) []cli.Flag {
+	return []cli.Flag{branch,
+		&cli.StringFlag{Name: "subject", Aliases: []string{"s"}, Usage: "one-line subject"},
+		&cli.StringFlag{Name: "body", Aliases: []string{"m"}, Usage: "full description"},
+		&cli.StringFlag{Name: "timestamp", Usage: "commit time: RFC 3339, 'YYYY-MM-DD HH:MM:SS [UTC|±hhmm]' or @UNIXSECONDS (default: SOURCE_DATE_EPOCH, else now)"},
+		&cli.StringSliceFlag{Name: "add-metadata-string", Usage: "add metadata KEY=VALUE (repeatable)"},
+		&cli.BoolFlag{Name: "no-bindings", Usage: "do not add the ostree.ref-binding metadata"},
+		quietFlag(),
+	}
+}
+
+// imageFlags are the flags encapsulate and image share.
+func imageFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringSliceFlag{Name: "label", Usage: "add label K=V to the image (repeatable)"},
+		&cli.IntFlag{Name: "max-layers", Value: encapsulate.DefaultMaxLayers, Usage: "at most this many layers in the image, layer 0 included (1: a single layer)"},
+		&cli.StringFlag{Name: "compression", Value: "gzip", Usage: "layer compression: gzip, zstd or zstd:chunked"},
+		&cli.StringFlag{Name: "previous-build", Usage: "keep the layer assignment of this image (default: the image already at the output, if it is chunked)"},
+		&cli.BoolFlag{Name: "no-previous-build", Usage: "do not reuse the layout of the image already at the output"},
+		quietFlag(),
 	}
 }
 
@@ -57,29 +96,6 @@ func composeEvents(c *cli.Context) (opts []compose.Option, done func()) {
 			}
 		}
 	})), p.done
-}
-
-func composeCommitCommand() *cli.Command {
-	repo := repoFlag()
-	repo.Usage = "OSTree repository (required; created in mode bare-user if it does not exist)"
-	return &cli.Command{
-		Name:        "commit",
-		Usage:       "commit a root filesystem directory as a bootable OSTree commit",
-		Description: help("compose-commit"),
-		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "rootfs", Required: true, Usage: "root filesystem directory to commit (required)"},
-			repo,
-			&cli.StringFlag{Name: "branch", Aliases: []string{"b"}, Required: true, Usage: "branch to point at the new commit (required)"},
-			&cli.StringFlag{Name: "subject", Aliases: []string{"s"}, Usage: "one-line subject"},
-			&cli.StringFlag{Name: "body", Aliases: []string{"m"}, Usage: "full description"},
-			&cli.StringFlag{Name: "version", Usage: "the version metadata (default: VERSION_ID or VERSION from the rootfs's os-release; an empty value for none)"},
-			&cli.StringFlag{Name: "timestamp", Usage: "commit time: RFC 3339, 'YYYY-MM-DD HH:MM:SS [UTC|±hhmm]' or @UNIXSECONDS (default: SOURCE_DATE_EPOCH, else now)"},
-			&cli.StringSliceFlag{Name: "add-metadata-string", Usage: "add metadata KEY=VALUE (repeatable)"},
-			&cli.BoolFlag{Name: "no-bindings", Usage: "do not add the ostree.ref-binding metadata"},
-			quietFlag(),
-		},
-		Action: runComposeCommit,
-	}
 }
 
 func runComposeCommit(c *cli.Context) error {
@@ -121,40 +137,20 @@ func commitOptions(c *cli.Context) ([]compose.Option, error) {
 }
 
 // imageFlags are the flags encapsulate and image share.
-func imageFlags() []cli.Flag {
-	return []cli.Flag{
-		&cli.StringSliceFlag{Name: "label", Usage: "add label K=V to the image (repeatable)"},
-		&cli.IntFlag{Name: "max-layers", Value: encapsulate.DefaultMaxLayers, Usage: "at most this many layers in the image, layer 0 included (1: a single layer)"},
-		&cli.StringFlag{Name: "compression", Value: "gzip", Usage: "layer compression: gzip, zstd or zstd:chunked"},
-		&cli.StringFlag{Name: "previous-build", Usage: "keep the layer assignment of this image (default: the image already at the output, if it is chunked)"},
-		&cli.BoolFlag{Name: "no-previous-build", Usage: "do not reuse the layout of the image already at the output"},
-		quietFlag(),
+func runComposeEncapsulate(c *cli.Context) error {
+	if err := nargs(c, 2, 2, "REF and TARGET"); err != nil {
+		return err
 	}
-}
-
-func composeEncapsulateCommand() *cli.Command {
-	return &cli.Command{
-		Name:        "encapsulate",
-		Usage:       "turn an OSTree commit into a chunked OCI image",
-		ArgsUsage:   "REF TARGET",
-		Description: help("compose-encapsulate"),
-		Flags:       append([]cli.Flag{repoFlag()}, imageFlags()...),
-		Action: func(c *cli.Context) error {
-			if err := nargs(c, 2, 2, "REF and TARGET"); err != nil {
-				return err
-			}
-			target, err := imgref.Parse(c.Args().Get(1))
-			if err != nil {
-				return usageError(c, "TARGET: %v", err)
-			}
-			opts, done, err := imageOptions(c)
-			if err != nil {
-				return err
-			}
-			res, err := compose.Encapsulate(c.Context, c.String("repo"), c.Args().Get(0), target, opts...)
-			return printImageSummary(c.App.Writer, done, res, err)
-		},
+	target, err := imgref.Parse(c.Args().Get(1))
+	if err != nil {
+		return usageError(c, "TARGET: %v", err)
 	}
+	opts, done, err := imageOptions(c)
+	if err != nil {
+		return err
+	}
+	res, err := compose.Encapsulate(c.Context, c.String("repo"), c.Args().Get(0), target, opts...)
+	return printImageSummary(c.App.Writer, done, res, err)
 }
 
 // imageOptions turns the flags encapsulate and image share into options, with the registry
@@ -193,27 +189,6 @@ func printImageSummary(w io.Writer, done func(), res *compose.Result, err error)
 	fmt.Fprintf(w, "commit %s encapsulated in %d layers\n", res.Commit, res.Layers)
 	fmt.Fprintln(w, res.Digest)
 	return nil
-}
-
-func composeImageCommand() *cli.Command {
-	return &cli.Command{
-		Name:        "image",
-		Usage:       "build a bootable chunked image from a root filesystem or a container image",
-		Description: help("compose-image"),
-		Flags: append([]cli.Flag{
-			&cli.StringFlag{Name: "rootfs", Usage: "root filesystem directory to compose (this or --from is required)"},
-			&cli.StringFlag{Name: "from", Usage: "container image to flatten and compose: docker://, oci:, oci-archive: or containers-storage:"},
-			&cli.StringFlag{Name: "output", Required: true, Usage: "where to write the image (required): oci:DIR[:TAG], oci-archive:FILE, docker://REF or containers-storage:REF"},
-			&cli.StringFlag{Name: "repo", Usage: "OSTree repository to commit into (default: a scratch repository)"},
-			&cli.StringFlag{Name: "branch", Aliases: []string{"b"}, Value: "bootc/compose", Usage: "branch of the commit in the repository"},
-			&cli.StringFlag{Name: "subject", Aliases: []string{"s"}, Usage: "commit subject (also the history entry of layer 0)"},
-			&cli.StringFlag{Name: "version", Usage: "version metadata (default: VERSION_ID from os-release)"},
-			&cli.StringFlag{Name: "timestamp", Usage: "commit time (default: SOURCE_DATE_EPOCH, the --from image's creation time, else now)"},
-			&cli.StringFlag{Name: "sign-key", Usage: "sign the pushed image with this cosign private key (registry outputs only)"},
-			&cli.StringFlag{Name: "sign-passphrase-file", Usage: "read the --sign-key passphrase from this file (first line; default: $COSIGN_PASSWORD, else empty)"},
-		}, imageFlags()...),
-		Action: runComposeImage,
-	}
 }
 
 func runComposeImage(c *cli.Context) error {

@@ -11,29 +11,14 @@ import (
 )
 
 func containerCommand() *cli.Command {
-	return &cli.Command{
-		Name:        "container",
-		Usage:       "operations on a container image's root filesystem, run inside the image build",
-		Description: help("container"),
-		Subcommands: []*cli.Command{containerLintCommand()},
-	}
-}
-
-func containerLintCommand() *cli.Command {
-	return &cli.Command{
-		Name:        "lint",
-		Usage:       "check a bootable container image's root filesystem for common mistakes",
-		Description: help("container-lint"),
-		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "rootfs", Value: "/", Usage: "the root filesystem to lint"},
-			&cli.BoolFlag{Name: "fatal-warnings", Usage: "fail on warnings too"},
-			&cli.StringSliceFlag{Name: "skip", Usage: "skip the named lint (repeatable)"},
-			&cli.BoolFlag{Name: "list", Usage: "list the lints (YAML, or JSON with --format json) and exit"},
-			&cli.BoolFlag{Name: "no-truncate", Usage: "name every offending path, not only the first few"},
-			formatFlag(),
-		},
-		Action: runContainerLint,
-	}
+	return &cli.Command{Name: "container", Subcommands: []*cli.Command{{Name: "lint", Action: runContainerLint, Flags: []cli.Flag{
+		&cli.StringFlag{Name: "rootfs", Value: "/", Usage: "the root filesystem to lint"},
+		&cli.BoolFlag{Name: "fatal-warnings", Usage: "fail on warnings too"},
+		&cli.StringSliceFlag{Name: "skip", Usage: "skip the named lint (repeatable)"},
+		&cli.BoolFlag{Name: "list", Usage: "list the lints (YAML, or JSON with --format json) and exit"},
+		&cli.BoolFlag{Name: "no-truncate", Usage: "name every offending path, not only the first few"},
+		formatFlag(),
+	}}}}
 }
 
 func runContainerLint(c *cli.Context) error {

@@ -170,18 +170,29 @@ func imageArg(c *cli.Context, what, s string, parse func(string) (imgref.Ref, er
 	return ref, nil
 }
 
-func statusCommand() *cli.Command {
-	return &cli.Command{
-		Name:        "status",
-		Usage:       "show the deployments: booted, staged and rollback",
-		Description: help("status"),
-		Flags: []cli.Flag{
+// hostCommands are the verbs on the sysroot; their help is in help/NAME.txt.
+func hostCommands() []*cli.Command {
+	return []*cli.Command{
+		{Name: "status", Action: runStatus, Flags: []cli.Flag{
 			&cli.StringFlag{Name: "format", Usage: "humanreadable (or text), yaml or json (default: humanreadable on a terminal, yaml otherwise)"},
 			&cli.StringFlag{Name: "format-version", Value: "1", Usage: "schema version: 0 and 1 are the same"},
 			&cli.BoolFlag{Name: "booted", Usage: "only the booted deployment"},
 			&cli.BoolFlag{Name: "json", Hidden: true, Usage: "the same as --format json"},
-		},
-		Action: runStatus,
+		}},
+		{Name: "switch", ArgsUsage: "IMAGE", Action: runSwitch, Flags: []cli.Flag{
+			&cli.StringFlag{Name: "transport", Value: "registry", Usage: "where IMAGE is: registry, oci, oci-archive or containers-storage"},
+			&cli.BoolFlag{Name: "keep-deployments", Usage: "keep all existing deployments instead of only the booted one and one rollback"},
+			&cli.BoolFlag{Name: "retain", Hidden: true, Usage: "deprecated: the old name of --keep-deployments"},
+			enforceFlag(), applyFlag(), quietFlag(),
+		}},
+		{Name: "upgrade", Aliases: []string{"update"}, Action: runUpgrade, Flags: []cli.Flag{
+			&cli.BoolFlag{Name: "check", Usage: "only say whether an update is available and what it would download"},
+			&cli.BoolFlag{Name: "download-only", Usage: "pull the update but do not deploy it"},
+			&cli.BoolFlag{Name: "from-downloaded", Usage: "deploy the update pulled earlier by --download-only, without network access"},
+			&cli.StringFlag{Name: "format", Value: "text", Usage: "with --check: text (or humanreadable) or json"},
+			applyFlag(), quietFlag(),
+		}},
+		{Name: "rollback", Action: runRollback, Flags: []cli.Flag{applyFlag()}},
 	}
 }
 
@@ -286,22 +297,6 @@ func displayImage(st *host.ImageStatus) string {
 	return s
 }
 
-func switchCommand() *cli.Command {
-	return &cli.Command{
-		Name:        "switch",
-		Usage:       "deploy another image and follow it from now on",
-		ArgsUsage:   "IMAGE",
-		Description: help("switch"),
-		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "transport", Value: "registry", Usage: "where IMAGE is: registry, oci, oci-archive or containers-storage"},
-			&cli.BoolFlag{Name: "keep-deployments", Usage: "keep all existing deployments instead of only the booted one and one rollback"},
-			&cli.BoolFlag{Name: "retain", Hidden: true, Usage: "deprecated: the old name of --keep-deployments"},
-			enforceFlag(), applyFlag(), quietFlag(),
-		},
-		Action: runSwitch,
-	}
-}
-
 func runSwitch(c *cli.Context) error {
 	if err := nargs(c, 1, 1, "one IMAGE argument"); err != nil {
 		return err
@@ -338,23 +333,6 @@ func runSwitch(c *cli.Context) error {
 	printDeployed(out, res.Deployed)
 	fmt.Fprintf(out, "Deployed %s %s; it boots next\n", ref.Image, describe(res.Deployed.Deployment, res.Deployed.Image))
 	return apply(c)
-}
-
-func upgradeCommand() *cli.Command {
-	return &cli.Command{
-		Name:        "upgrade",
-		Aliases:     []string{"update"},
-		Usage:       "deploy the newest version of the image the host follows",
-		Description: help("upgrade"),
-		Flags: []cli.Flag{
-			&cli.BoolFlag{Name: "check", Usage: "only say whether an update is available and what it would download"},
-			&cli.BoolFlag{Name: "download-only", Usage: "pull the update but do not deploy it"},
-			&cli.BoolFlag{Name: "from-downloaded", Usage: "deploy the update pulled earlier by --download-only, without network access"},
-			&cli.StringFlag{Name: "format", Value: "text", Usage: "with --check: text (or humanreadable) or json"},
-			applyFlag(), quietFlag(),
-		},
-		Action: runUpgrade,
-	}
 }
 
 // upgradeMode checks the combination of upgrade's flags.
@@ -452,16 +430,6 @@ func versionOf(v, orElse string) string {
 		return v
 	}
 	return "version " + v + " (" + orElse + ")"
-}
-
-func rollbackCommand() *cli.Command {
-	return &cli.Command{
-		Name:        "rollback",
-		Usage:       "make the previous deployment the default boot entry",
-		Description: help("rollback"),
-		Flags:       []cli.Flag{applyFlag()},
-		Action:      runRollback,
-	}
 }
 
 func runRollback(c *cli.Context) error {

@@ -16,28 +16,18 @@ import (
 
 func installCommand() *cli.Command {
 	return &cli.Command{
-		Name:        "install",
-		Usage:       "install a bootable image onto a target",
-		Description: help("install"),
+		Name: "install",
 		Subcommands: []*cli.Command{{
-			Name:        "to-filesystem",
-			Usage:       "install into a mounted root filesystem (or any directory)",
-			ArgsUsage:   "ROOT",
-			Description: help("install-to-filesystem"),
-			Flags:       installFlags("a kernel argument for the boot entry (repeatable)"),
-			Action:      runInstallToFilesystem,
+			Name: "to-filesystem", ArgsUsage: "ROOT", Action: runInstallToFilesystem,
+			Flags: installFlags("a kernel argument for the boot entry (repeatable)"),
 		}, {
-			Name:        "to-disk",
-			Usage:       "partition a disk (or disk image file), make the root filesystem and install into it",
-			ArgsUsage:   "DEVICE|FILE",
-			Description: help("install-to-disk"),
+			Name: "to-disk", ArgsUsage: "DEVICE|FILE", Action: runInstallToDisk,
 			Flags: append(installFlags("a kernel argument for the boot entry, after root=UUID=… rw (repeatable)"),
 				&cli.StringFlag{Name: "filesystem", Value: "ext4", Usage: "the root filesystem: ext4 or xfs (xfs needs --via-loopback)"},
 				&cli.BoolFlag{Name: "via-loopback", Usage: "make the filesystem on a loop device and install into it mounted"},
 				&cli.StringFlag{Name: "size", Usage: "size of a disk image FILE to create or grow, such as 8G or 10240M (default 10G for a new file)"},
 				&cli.BoolFlag{Name: "wipe", Usage: "erase a target that holds a partition table or data"},
 			),
-			Action: runInstallToDisk,
 		}},
 	}
 }

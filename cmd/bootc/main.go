@@ -75,26 +75,26 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 func newApp(stdout, stderr io.Writer) *cli.App {
 	app := &cli.App{
 		Name:            "bootc",
-		Usage:           "build, ship and deploy bootable container images (OSTree-native containers)",
-		Description:     help("bootc"),
 		Writer:          stdout,
 		ErrWriter:       stderr,
 		HideHelpCommand: true,
 		HideVersion:     true,
 		Flags:           globalFlags(),
-		Commands: []*cli.Command{statusCommand(), switchCommand(), upgradeCommand(), rollbackCommand(),
-			installCommand(), composeCommand(), containerCommand(), ostreeCommand(), versionCommand(), completionCommand()},
-		ExitErrHandler: func(*cli.Context, error) {}, // Main prints errors and picks exit codes
-		OnUsageError:   onUsageError,
+		Commands:        append(append(hostCommands(), installCommand(), composeCommand(), containerCommand(), ostreeCommand()), toolCommands()...),
+		ExitErrHandler:  func(*cli.Context, error) {}, // Main prints errors and picks exit codes
+		OnUsageError:    onUsageError,
 	}
-	var walk func([]*cli.Command)
-	walk = func(cmds []*cli.Command) {
+	app.Usage, app.Description = help("bootc")
+	// Every command gets its help text and has urfave's flag errors reported as usage errors.
+	var walk func(path string, cmds []*cli.Command)
+	walk = func(path string, cmds []*cli.Command) {
 		for _, c := range cmds {
+			c.Usage, c.Description = help(strings.TrimPrefix(path+"-"+c.Name, "-"))
 			c.OnUsageError, c.HideHelpCommand = onUsageError, true
-			walk(c.Subcommands)
+			walk(strings.TrimPrefix(path+"-"+c.Name, "-"), c.Subcommands)
 		}
 	}
-	walk(app.Commands)
+	walk("", app.Commands)
 	return app
 }
 

@@ -11,13 +11,38 @@ import (
 )
 
 func ostreeCommand() *cli.Command {
-	return &cli.Command{
-		Name:        "ostree",
-		Usage:       "work on OSTree repositories (plumbing compatible with the ostree CLI)",
-		Description: help("ostree"),
-		Subcommands: []*cli.Command{ostreeInitCommand(), ostreeCommitCommand(), ostreeCheckoutCommand(),
-			ostreeLsCommand(), ostreeShowCommand(), ostreeRefsCommand(), ostreeFsckCommand()},
-	}
+	return &cli.Command{Name: "ostree", Subcommands: []*cli.Command{
+		{Name: "init", Action: runOstreeInit, Flags: []cli.Flag{repoFlag(), &cli.StringFlag{Name: "mode", Value: "bare", Usage: "bare, bare-user or archive (archive-z2)"}}},
+		{Name: "commit", ArgsUsage: "DIR", Action: runOstreeCommit, Flags: append(commitFlags(&cli.StringFlag{Name: "branch", Aliases: []string{"b"}, Usage: "branch to point at the new commit (required unless --orphan)"}),
+			repoFlag(),
+			&cli.StringFlag{Name: "parent", Usage: "parent commit checksum, or 'none' (default: the branch's head)"},
+			&cli.BoolFlag{Name: "orphan", Usage: "make a commit no branch points at"},
+			&cli.StringSliceFlag{Name: "bind-ref", Usage: "also bind the commit to this ref (repeatable)"},
+			&cli.BoolFlag{Name: "no-xattrs", Usage: "do not store extended attributes"},
+			&cli.Int64Flag{Name: "owner-uid", Value: -1, Usage: "store every file as owned by this uid"},
+			&cli.Int64Flag{Name: "owner-gid", Value: -1, Usage: "store every file as owned by this gid"},
+			&cli.BoolFlag{Name: "canonical-permissions", Usage: "store uid/gid 0 and only the 0755 mode bits"},
+			&cli.StringFlag{Name: "tree", Usage: "dir=DIR: the ostree spelling of the DIR argument"},
+		)},
+		repoCommand{name: "checkout", argsUsage: "REF DEST", min: 2, max: 2, args: "REF and DEST", run: runOstreeCheckout, flags: []cli.Flag{
+			&cli.BoolFlag{Name: "union", Usage: "check out over an existing DEST, replacing files"},
+			&cli.BoolFlag{Name: "whiteouts", Usage: "process container whiteouts (.wh.NAME, .wh..wh..opq)"},
+			&cli.BoolFlag{Name: "user-mode", Aliases: []string{"U"}, Usage: "ignore owners and xattrs, drop setuid/setgid"},
+			&cli.BoolFlag{Name: "force-copy", Aliases: []string{"C"}, Usage: "copy files instead of hardlinking them"},
+		}}.command(),
+		repoCommand{name: "ls", argsUsage: "REF [PATH...]", min: 1, max: -1, args: "REF and optional paths", run: runOstreeLs, flags: []cli.Flag{
+			&cli.BoolFlag{Name: "recursive", Aliases: []string{"R"}, Usage: "list directories recursively"},
+			&cli.BoolFlag{Name: "checksum", Aliases: []string{"C"}, Usage: "print checksums"},
+			&cli.BoolFlag{Name: "xattrs", Aliases: []string{"X"}, Usage: "print extended attributes"},
+			&cli.BoolFlag{Name: "dironly", Aliases: []string{"d"}, Usage: "list a directory itself, not its contents"},
+		}}.command(),
+		repoCommand{name: "show", argsUsage: "REF", json: true, min: 1, max: 1, args: "one REF", run: runOstreeShow}.command(),
+		repoCommand{name: "refs", json: true, max: -1, run: runOstreeRefs, flags: []cli.Flag{
+			&cli.StringFlag{Name: "create", Aliases: []string{"c"}, Usage: "create ref NEWREF pointing at the commit given as argument"},
+			&cli.BoolFlag{Name: "delete", Usage: "delete the refs given as arguments"},
+		}}.command(),
+		repoCommand{name: "fsck", json: true, args: "no arguments", run: runOstreeFsck}.command(),
+	}}
 }
 
 // repoFlag is the --repo flag every ostree command takes; OSTREE_REPO is its default, as for ostree.
@@ -27,24 +52,23 @@ func repoFlag() *cli.StringFlag {
 
 // repoCommand is an ostree subcommand on an existing repository.
 type repoCommand struct {
-	cli.Command
-	json             bool   // takes --format text|json
-	minArgs, maxArgs int    // the arguments it takes (maxArgs -1: any number)
-	args             string // what they are, for the usage error
-	run              func(c *cli.Context, repo *ostree.Repo, format string) error
+	name, argsUsage string
+	flags           []cli.Flag
+	json            bool   // takes --format text|json
+	min, max        int    // the arguments it takes (max -1: any number)
+	args            string // what they are, for the usage error
+	run             func(c *cli.Context, repo *ostree.Repo, format string) error
 }
 
 // command puts --repo (and --format) first among the flags, and makes an Action that checks the
 // arguments and --format (usage errors), opens the repository and calls run.
 func (r repoCommand) command() *cli.Command {
-	cmd := r.Command
-	common := []cli.Flag{repoFlag()}
+	cmd := &cli.Command{Name: r.name, ArgsUsage: r.argsUsage, Flags: append([]cli.Flag{repoFlag()}, r.flags...)}
 	if r.json {
-		common = append(common, formatFlag())
+		cmd.Flags = append(cmd.Flags, formatFlag())
 	}
-	cmd.Flags = append(common, cmd.Flags...)
 	cmd.Action = func(c *cli.Context) error {
-		if err := nargs(c, r.minArgs, r.maxArgs, r.args); err != nil {
+		if err := nargs(c, r.min, r.max, r.args); err != nil {
 			return err
 		}
 		format := "text"
@@ -60,57 +84,31 @@ func (r repoCommand) command() *cli.Command {
 		}
 		return r.run(c, repo, format)
 	}
-	return &cmd
+	return cmd
 }
 
-func ostreeInitCommand() *cli.Command {
-	return &cli.Command{
-		Name:        "init",
-		Usage:       "create an OSTree repository",
-		Description: help("ostree-init"),
-		Flags:       []cli.Flag{repoFlag(), &cli.StringFlag{Name: "mode", Value: "bare", Usage: "bare, bare-user or archive (archive-z2)"}},
-		Action: func(c *cli.Context) error {
-			if err := nargs(c, 0, 0, "no arguments"); err != nil {
-				return err
-			}
-			mode, err := ostree.ParseRepoMode(c.String("mode"))
-			if err != nil {
-				return usageError(c, "%v", err)
-			}
-			if _, err := ostree.Init(c.Context, c.String("repo"), mode); err != nil {
-				return fmt.Errorf("init: %w", err)
-			}
-			return nil
-		},
+func runOstreeInit(c *cli.Context) error {
+	if err := nargs(c, 0, 0, "no arguments"); err != nil {
+		return err
 	}
+	mode, err := ostree.ParseRepoMode(c.String("mode"))
+	if err != nil {
+		return usageError(c, "%v", err)
+	}
+	if _, err := ostree.Init(c.Context, c.String("repo"), mode); err != nil {
+		return fmt.Errorf("init: %w", err)
+	}
+	return nil
 }
 
-func ostreeCommitCommand() *cli.Command {
-	return &cli.Command{
-		Name:        "commit",
-		Usage:       "commit a directory tree to a branch",
-		ArgsUsage:   "DIR",
-		Description: help("ostree-commit"),
-		Flags: []cli.Flag{
-			repoFlag(),
-			&cli.StringFlag{Name: "branch", Aliases: []string{"b"}, Usage: "branch to point at the new commit (required unless --orphan)"},
-			&cli.StringFlag{Name: "subject", Aliases: []string{"s"}, Usage: "one-line subject"},
-			&cli.StringFlag{Name: "body", Aliases: []string{"m"}, Usage: "full description"},
-			&cli.StringFlag{Name: "timestamp", Usage: "commit time: RFC 3339, 'YYYY-MM-DD HH:MM:SS [UTC|±hhmm]' or @UNIXSECONDS (default: SOURCE_DATE_EPOCH, else now)"},
-			&cli.StringSliceFlag{Name: "add-metadata-string", Usage: "add metadata KEY=VALUE (repeatable)"},
-			&cli.StringFlag{Name: "parent", Usage: "parent commit checksum, or 'none' (default: the branch's head)"},
-			&cli.BoolFlag{Name: "orphan", Usage: "make a commit no branch points at"},
-			&cli.BoolFlag{Name: "no-bindings", Usage: "do not add the ostree.ref-binding metadata"},
-			&cli.StringSliceFlag{Name: "bind-ref", Usage: "also bind the commit to this ref (repeatable)"},
-			&cli.BoolFlag{Name: "no-xattrs", Usage: "do not store extended attributes"},
-			&cli.Int64Flag{Name: "owner-uid", Value: -1, Usage: "store every file as owned by this uid"},
-			&cli.Int64Flag{Name: "owner-gid", Value: -1, Usage: "store every file as owned by this gid"},
-			&cli.BoolFlag{Name: "canonical-permissions", Usage: "store uid/gid 0 and only the 0755 mode bits"},
-			&cli.StringFlag{Name: "tree", Usage: "dir=DIR: the ostree spelling of the DIR argument"},
-			quietFlag(),
-		},
-		Action: runOstreeCommit,
+func runOstreeCheckout(c *cli.Context, repo *ostree.Repo, _ string) error {
+	opts := boolOptions(c, map[string]ostree.CheckoutOption{
+		"union": ostree.WithUnion(), "whiteouts": ostree.WithWhiteouts(), "user-mode": ostree.WithUserMode(), "force-copy": ostree.WithForceCopy(),
+	})
+	if err := repo.Checkout(c.Context, c.Args().Get(0), c.Args().Get(1), opts...); err != nil {
+		return fmt.Errorf("checkout: %w", err)
 	}
+	return nil
 }
 
 func runOstreeCommit(c *cli.Context) error {
@@ -194,52 +192,6 @@ func ostreeCommitOptions(c *cli.Context) ([]ostree.CommitOption, error) {
 	return opts, nil
 }
 
-func ostreeCheckoutCommand() *cli.Command {
-	return repoCommand{
-		Command: cli.Command{
-			Name:        "checkout",
-			Usage:       "check out a commit into a directory",
-			ArgsUsage:   "REF DEST",
-			Description: help("ostree-checkout"),
-			Flags: []cli.Flag{
-				&cli.BoolFlag{Name: "union", Usage: "check out over an existing DEST, replacing files"},
-				&cli.BoolFlag{Name: "whiteouts", Usage: "process container whiteouts (.wh.NAME, .wh..wh..opq)"},
-				&cli.BoolFlag{Name: "user-mode", Aliases: []string{"U"}, Usage: "ignore owners and xattrs, drop setuid/setgid"},
-				&cli.BoolFlag{Name: "force-copy", Aliases: []string{"C"}, Usage: "copy files instead of hardlinking them"},
-			},
-		},
-		minArgs: 2, maxArgs: 2, args: "REF and DEST",
-		run: func(c *cli.Context, repo *ostree.Repo, _ string) error {
-			opts := boolOptions(c, map[string]ostree.CheckoutOption{
-				"union": ostree.WithUnion(), "whiteouts": ostree.WithWhiteouts(), "user-mode": ostree.WithUserMode(), "force-copy": ostree.WithForceCopy(),
-			})
-			if err := repo.Checkout(c.Context, c.Args().Get(0), c.Args().Get(1), opts...); err != nil {
-				return fmt.Errorf("checkout: %w", err)
-			}
-			return nil
-		},
-	}.command()
-}
-
-func ostreeLsCommand() *cli.Command {
-	return repoCommand{
-		Command: cli.Command{
-			Name:        "ls",
-			Usage:       "list the files of a commit",
-			ArgsUsage:   "REF [PATH...]",
-			Description: help("ostree-ls"),
-			Flags: []cli.Flag{
-				&cli.BoolFlag{Name: "recursive", Aliases: []string{"R"}, Usage: "list directories recursively"},
-				&cli.BoolFlag{Name: "checksum", Aliases: []string{"C"}, Usage: "print checksums"},
-				&cli.BoolFlag{Name: "xattrs", Aliases: []string{"X"}, Usage: "print extended attributes"},
-				&cli.BoolFlag{Name: "dironly", Aliases: []string{"d"}, Usage: "list a directory itself, not its contents"},
-			},
-		},
-		minArgs: 1, maxArgs: -1, args: "REF and optional paths",
-		run: runOstreeLs,
-	}.command()
-}
-
 func runOstreeLs(c *cli.Context, repo *ostree.Repo, _ string) error {
 	commit, err := repo.ResolveRev(c.Args().First())
 	if err != nil {
@@ -260,14 +212,6 @@ func runOstreeLs(c *cli.Context, repo *ostree.Repo, _ string) error {
 		}
 	}
 	return nil
-}
-
-func ostreeShowCommand() *cli.Command {
-	return repoCommand{
-		Command: cli.Command{Name: "show", Usage: "show a commit", ArgsUsage: "REF", Description: help("ostree-show")},
-		json:    true, minArgs: 1, maxArgs: 1, args: "one REF",
-		run: runOstreeShow,
-	}.command()
 }
 
 func runOstreeShow(c *cli.Context, repo *ostree.Repo, format string) error {
@@ -293,22 +237,6 @@ func runOstreeShow(c *cli.Context, repo *ostree.Repo, format string) error {
 		fmt.Fprintf(w, "    %s\n\n", strings.ReplaceAll(info.Body, "\n", "\n    "))
 	}
 	return nil
-}
-
-func ostreeRefsCommand() *cli.Command {
-	return repoCommand{
-		Command: cli.Command{
-			Name:        "refs",
-			Usage:       "list, create or delete refs",
-			Description: help("ostree-refs"),
-			Flags: []cli.Flag{
-				&cli.StringFlag{Name: "create", Usage: "create ref NEWREF pointing at the commit given as argument", Aliases: []string{"c"}},
-				&cli.BoolFlag{Name: "delete", Usage: "delete the refs given as arguments"},
-			},
-		},
-		json: true, maxArgs: -1,
-		run: runOstreeRefs,
-	}.command()
 }
 
 func runOstreeRefs(c *cli.Context, repo *ostree.Repo, format string) error {
@@ -343,14 +271,6 @@ func runOstreeRefs(c *cli.Context, repo *ostree.Repo, format string) error {
 		fmt.Fprintln(c.App.Writer, r.Name)
 	}
 	return nil
-}
-
-func ostreeFsckCommand() *cli.Command {
-	return repoCommand{
-		Command: cli.Command{Name: "fsck", Usage: "check that every object is present and intact", Description: help("ostree-fsck")},
-		json:    true, args: "no arguments",
-		run: runOstreeFsck,
-	}.command()
 }
 
 func runOstreeFsck(c *cli.Context, repo *ostree.Repo, format string) error {
