@@ -16,9 +16,9 @@ import (
 // anywhere: 'ostree ls --repo r REF /usr -R', 'bootc status --sysroot DIR'. normalize walks the
 // app's command tree, which says which flags take a value, and rewrites the arguments into the
 // order urfave expects: global flags, the command path, its flags, "--", the positional
-// arguments. On the way it reports, as usage errors (exit 2, one line on stderr), what urfave
-// reports badly: unknown commands and flags (with a suggestion), a flag without its value, a
-// missing subcommand or required flag. 'help CMD...' becomes 'CMD... --help'.
+// arguments. On the way it reports, as usage errors, what urfave reports badly or not at all:
+// unknown commands and flags (with a suggestion), a flag without its value, a missing
+// subcommand or required flag. 'help CMD...' becomes 'CMD... --help'.
 
 // completionFlag asks for completions of the last argument (see complete).
 const completionFlag = "--generate-bash-completion"
@@ -32,78 +32,58 @@ type cmdline struct {
 	pending             bool // the last flag waits for its value
 }
 
-func (l *cmdline) helpName() string { return strings.Join(l.path, " ") }
-
-// subcommands are the commands that may come next.
-func (l *cmdline) subcommands(app *cli.App) []*cli.Command {
-	if l.leaf == nil {
-		return app.Commands
-	}
-	return l.leaf.Subcommands
-}
-
 // walk splits args; with strict it stops at the first usage error.
 func walk(app *cli.App, args []string, strict bool) (*cmdline, error) {
 	l := &cmdline{path: []string{app.Name}}
+	fail := func(format string, a ...any) error { return usageErr(strings.Join(l.path, " "), format, a...) }
 	for i := 0; i < len(args); i++ {
-		a, atCommand := args[i], len(l.pos) == 0 && len(l.subcommands(app)) > 0
+		a, subs := args[i], subcommands(app, l.leaf)
+		atCommand := len(l.pos) == 0 && len(subs) > 0
 		switch {
 		case l.dashdash:
 			l.pos = append(l.pos, a)
 		case a == "--":
 			l.dashdash = true
-		case a == "-h" || a == "--help":
+		case a == "-h" || a == "--help" || (a == "help" && atCommand && !l.help):
 			l.help = true
 		case a == "--version" && l.leaf == nil:
-			l.leaf, l.path = findCommand(app.Commands, "version"), append(l.path, "version")
+			l.leaf, l.path = findCommand(subs, "version"), append(l.path, "version")
 		case strings.HasPrefix(a, "-") && a != "-":
-			f, global := lookupFlag(app, l.leaf, a)
-			if f == nil {
-				if strict {
-					return l, usageErr(l.helpName(), "unknown flag %s%s", a, suggest(flagName(a), flagNames(app, l.leaf), "--"))
-				}
+			flags, n := flagsOf(app, l.leaf)
+			j := slices.IndexFunc(flags, func(f cli.Flag) bool { return slices.Contains(f.Names(), flagName(a)) })
+			if j < 0 && strict {
+				return l, fail("unknown flag %s%s", a, suggest(flagName(a), flagNames(flags), "--"))
+			} else if j < 0 {
 				continue
 			}
 			dst := &l.flags
-			if global {
+			if j >= n {
 				dst = &l.globals
 			}
 			*dst = append(*dst, a)
-			if tv, ok := f.(cli.DocGenerationFlag); !ok || !tv.TakesValue() || strings.Contains(a, "=") {
+			if tv, ok := flags[j].(cli.DocGenerationFlag); !ok || !tv.TakesValue() || strings.Contains(a, "=") {
 				continue
 			}
-			if i+1 == len(args) || strings.HasPrefix(args[i+1], "--") || (atCommand && isCommand(app, l, args, i+1)) {
-				if l.pending = i+1 == len(args); strict {
-					return l, usageErr(l.helpName(), "%s needs a value: write %s VALUE", a, a)
+			// 'bootc --sysroot status': status is the command, not the value of --sysroot.
+			next := i + 1
+			if next == len(args) || strings.HasPrefix(args[next], "--") ||
+				(atCommand && findCommand(subs, args[next]) != nil && (next+1 == len(args) || findCommand(subs, args[next+1]) == nil)) {
+				if l.pending = next == len(args); strict {
+					return l, fail("%s needs a value: write %s VALUE", a, a)
 				}
 				continue
 			}
-			i++
-			*dst = append(*dst, args[i])
-		case atCommand && a == "help" && !l.help:
-			l.help = true
-		case atCommand:
-			c := findCommand(l.subcommands(app), a)
-			if c == nil {
-				if strict {
-					return l, usageErr(l.helpName(), "unknown command '%s'%s", a, suggest(a, commandNames(l.subcommands(app)), ""))
-				}
-				l.pos = append(l.pos, a)
-				continue
-			}
-			l.leaf, l.path = c, append(l.path, c.Name)
+			i, *dst = next, append(*dst, args[next])
+		case atCommand && findCommand(subs, a) != nil:
+			l.leaf = findCommand(subs, a)
+			l.path = append(l.path, l.leaf.Name)
+		case atCommand && strict:
+			return l, fail("unknown command '%s'%s", a, suggest(a, commandNames(subs), ""))
 		default:
 			l.pos = append(l.pos, a)
 		}
 	}
 	return l, nil
-}
-
-// isCommand reports whether args[i] names a command and what follows it does not, so that in
-// 'bootc --sysroot status' status is the command, not the value of --sysroot.
-func isCommand(app *cli.App, l *cmdline, args []string, i int) bool {
-	cmds := l.subcommands(app)
-	return findCommand(cmds, args[i]) != nil && (i+1 == len(args) || findCommand(cmds, args[i+1]) == nil)
 }
 
 // normalize returns args in urfave's order (see above), or a usage error.
@@ -112,18 +92,19 @@ func normalize(app *cli.App, args []string) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
+	name := strings.Join(l.path, " ")
 	out := append(append([]string{app.Name}, l.globals...), l.path[1:]...)
 	switch {
 	case l.help:
 		return append(out, "--help"), nil
 	case l.leaf == nil:
-		return nil, usageErr(app.Name, "no command given: run 'bootc status', 'bootc upgrade' or another command")
+		return nil, usageErr(name, "no command given: run 'bootc status', 'bootc upgrade' or another command")
 	case len(l.leaf.Subcommands) > 0:
-		return nil, usageErr(l.helpName(), "'%s' needs a subcommand: %s", l.helpName(), strings.Join(commandNames(l.leaf.Subcommands), ", "))
+		return nil, usageErr(name, "'%s' needs a subcommand: %s", name, strings.Join(commandNames(l.leaf.Subcommands), ", "))
 	}
 	for _, f := range l.leaf.Flags {
 		if r, ok := f.(cli.RequiredFlag); ok && r.IsRequired() && !flagGiven(f, l.flags) {
-			return nil, usageErr(l.helpName(), "--%s is required: give --%s VALUE", f.Names()[0], f.Names()[0])
+			return nil, usageErr(name, "--%s is required: give --%s VALUE", f.Names()[0], f.Names()[0])
 		}
 	}
 	out = append(out, l.flags...)
@@ -135,19 +116,11 @@ func normalize(app *cli.App, args []string) ([]string, error) {
 
 // flagGiven reports whether f is among the flag arguments or set in its environment variable.
 func flagGiven(f cli.Flag, flags []string) bool {
-	for _, a := range flags {
-		if strings.HasPrefix(a, "-") && slices.Contains(f.Names(), flagName(a)) {
-			return true
-		}
+	given := slices.ContainsFunc(flags, func(a string) bool { return strings.HasPrefix(a, "-") && slices.Contains(f.Names(), flagName(a)) })
+	if d, ok := f.(cli.DocGenerationFlag); ok && !given {
+		given = slices.ContainsFunc(d.GetEnvVars(), func(e string) bool { return os.Getenv(e) != "" })
 	}
-	if d, ok := f.(cli.DocGenerationFlag); ok {
-		for _, e := range d.GetEnvVars() {
-			if os.Getenv(e) != "" {
-				return true
-			}
-		}
-	}
-	return false
+	return given
 }
 
 func flagName(a string) string {
@@ -155,50 +128,41 @@ func flagName(a string) string {
 	return name
 }
 
-// lookupFlag finds the flag a names among the command's flags, then among the global ones.
-func lookupFlag(app *cli.App, leaf *cli.Command, a string) (f cli.Flag, global bool) {
-	name := flagName(a)
+// flagsOf lists the command's own flags (the first n), then the global ones.
+func flagsOf(app *cli.App, leaf *cli.Command) (flags []cli.Flag, n int) {
 	if leaf != nil {
-		for _, f := range leaf.Flags {
-			if slices.Contains(f.Names(), name) {
-				return f, false
-			}
-		}
+		flags = slices.Clone(leaf.Flags)
 	}
-	for _, f := range app.Flags {
-		if slices.Contains(f.Names(), name) {
-			return f, true
-		}
-	}
-	return nil, false
+	return append(flags, app.Flags...), len(flags)
 }
 
-// flagNames are the long names of the flags a command (or, before one, the app) accepts.
-func flagNames(app *cli.App, leaf *cli.Command) []string {
-	var names []string
-	flags := app.Flags
-	if leaf != nil {
-		flags = append(slices.Clone(leaf.Flags), flags...)
-	}
+// flagNames are the long names of the visible flags.
+func flagNames(flags []cli.Flag) []string {
+	names := []string{"help"}
 	for _, f := range flags {
 		if v, ok := f.(cli.VisibleFlag); !ok || v.IsVisible() {
 			names = append(names, f.Names()[0])
 		}
 	}
-	return append(names, "help")
+	return names
+}
+
+// subcommands are the commands that may follow leaf (nil: the app's commands).
+func subcommands(app *cli.App, leaf *cli.Command) []*cli.Command {
+	if leaf == nil {
+		return app.Commands
+	}
+	return leaf.Subcommands
 }
 
 func findCommand(cmds []*cli.Command, name string) *cli.Command {
-	for _, c := range cmds {
-		if c.HasName(name) {
-			return c
-		}
+	if i := slices.IndexFunc(cmds, func(c *cli.Command) bool { return c.HasName(name) }); i >= 0 {
+		return cmds[i]
 	}
 	return nil
 }
 
-func commandNames(cmds []*cli.Command) []string {
-	var names []string
+func commandNames(cmds []*cli.Command) (names []string) {
 	for _, c := range cmds {
 		if !c.Hidden {
 			names = append(names, c.Name)
@@ -215,10 +179,10 @@ func suggest(typed string, names []string, prefix string) string {
 			best, score = n, s
 		}
 	}
-	if best == "" {
+	switch {
+	case best == "":
 		return ""
-	}
-	if prefix == "" {
+	case prefix == "":
 		return fmt.Sprintf(" (did you mean '%s'?)", best)
 	}
 	return fmt.Sprintf(" (did you mean %s%s?)", prefix, best)
@@ -233,16 +197,16 @@ func complete(app *cli.App, w io.Writer, args []string) {
 		cur, args = args[len(args)-1], args[:len(args)-1]
 	}
 	l, _ := walk(app, args, false)
-	if l.dashdash || l.pending {
-		return
-	}
 	var cands []string
-	if strings.HasPrefix(cur, "-") {
-		for _, n := range flagNames(app, l.leaf) {
+	switch {
+	case l.dashdash || l.pending:
+	case strings.HasPrefix(cur, "-"):
+		flags, _ := flagsOf(app, l.leaf)
+		for _, n := range flagNames(flags) {
 			cands = append(cands, "--"+n)
 		}
-	} else if len(l.pos) == 0 {
-		cands = commandNames(l.subcommands(app))
+	case len(l.pos) == 0:
+		cands = commandNames(subcommands(app, l.leaf))
 	}
 	for _, c := range cands {
 		if strings.HasPrefix(c, cur) {

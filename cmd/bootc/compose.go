@@ -25,8 +25,8 @@ func composeCommand() *cli.Command {
 			&cli.StringFlag{Name: "rootfs", Required: true, Usage: "root filesystem directory to commit (required)"}, repo,
 			&cli.StringFlag{Name: "version", Usage: "the version metadata (default: VERSION_ID or VERSION from the rootfs's os-release; an empty value for none)"},
 		}, commitFlags(&cli.StringFlag{Name: "branch", Aliases: []string{"b"}, Required: true, Usage: "branch to point at the new commit (required)"})...)},
-		{Name: "encapsulate", ArgsUsage: "REF TARGET", Action: runComposeEncapsulate, Flags: append([]cli.Flag{repoFlag()}, imageFlags()...)},
-		{Name: "image", Action: runComposeImage, Flags: append([]cli.Flag{
+		{Name: "encapsulate", ArgsUsage: "REF TARGET", Action: withArgs(2, 2, "REF and TARGET", runComposeEncapsulate), Flags: append([]cli.Flag{repoFlag()}, imageFlags()...)},
+		{Name: "image", Action: withArgs(0, 0, "no arguments (give --rootfs or --from, and --output)", runComposeImage), Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "rootfs", Usage: "root filesystem directory to compose (this or --from is required)"},
 			&cli.StringFlag{Name: "from", Usage: "container image to flatten and compose: docker://, oci:, oci-archive: or containers-storage:"},
 			&cli.StringFlag{Name: "output", Required: true, Usage: "where to write the image (required): oci:DIR[:TAG], oci-archive:FILE, docker://REF or containers-storage:REF"},
@@ -138,9 +138,6 @@ func commitOptions(c *cli.Context) ([]compose.Option, error) {
 
 // imageFlags are the flags encapsulate and image share.
 func runComposeEncapsulate(c *cli.Context) error {
-	if err := nargs(c, 2, 2, "REF and TARGET"); err != nil {
-		return err
-	}
 	target, err := imgref.Parse(c.Args().Get(1))
 	if err != nil {
 		return usageError(c, "TARGET: %v", err)
@@ -218,9 +215,6 @@ func runComposeImage(c *cli.Context) error {
 
 // composeImageArgs reads the source (--rootfs or --from) and --output.
 func composeImageArgs(c *cli.Context) (src compose.Source, target imgref.Ref, err error) {
-	if err := nargs(c, 0, 0, "no arguments (give --rootfs or --from, and --output)"); err != nil {
-		return src, target, err
-	}
 	src.Rootfs = c.String("rootfs")
 	if (src.Rootfs == "") == (c.String("from") == "") {
 		return src, target, usageError(c, "give exactly one of --rootfs DIR and --from IMAGE")

@@ -11,7 +11,7 @@ import (
 )
 
 func containerCommand() *cli.Command {
-	return &cli.Command{Name: "container", Subcommands: []*cli.Command{{Name: "lint", Action: runContainerLint, Flags: []cli.Flag{
+	return &cli.Command{Name: "container", Subcommands: []*cli.Command{{Name: "lint", Action: withArgs(0, 0, "no arguments (the root filesystem is --rootfs)", runContainerLint), Flags: []cli.Flag{
 		&cli.StringFlag{Name: "rootfs", Value: "/", Usage: "the root filesystem to lint"},
 		&cli.BoolFlag{Name: "fatal-warnings", Usage: "fail on warnings too"},
 		&cli.StringSliceFlag{Name: "skip", Usage: "skip the named lint (repeatable)"},
@@ -22,9 +22,6 @@ func containerCommand() *cli.Command {
 }
 
 func runContainerLint(c *cli.Context) error {
-	if err := nargs(c, 0, 0, "no arguments (the root filesystem is --rootfs)"); err != nil {
-		return err
-	}
 	format, err := outputFormat(c, "json")
 	if err != nil {
 		return err
@@ -40,35 +37,15 @@ func runContainerLint(c *cli.Context) error {
 		return err
 	}
 	if format == "json" {
-		if err := writeData(c.App.Writer, format, rep); err != nil {
-			return err
-		}
+		err = writeData(c.App.Writer, format, rep)
 	} else {
-		writeLintReport(c.App.Writer, rep)
+		_, err = io.WriteString(c.App.Writer, rep.Text())
+	}
+	if err != nil {
+		return err
 	}
 	if n := rep.Failures(c.Bool("fatal-warnings")); n > 0 {
 		return &exitError{code: 1, err: fmt.Errorf("Checks failed: %d", n)}
 	}
 	return nil
-}
-
-// writeLintReport prints the report as bootc does: the failures, then the counts.
-func writeLintReport(w io.Writer, rep *lint.Report) {
-	for _, r := range rep.Results {
-		if r.Status != lint.Failed {
-			continue
-		}
-		if r.Type == lint.Fatal.String() {
-			fmt.Fprintf(w, "Failed lint: %s: %s\n", r.Name, r.Message)
-		} else {
-			fmt.Fprintf(w, "Lint warning: %s: %s\n", r.Name, r.Message)
-		}
-	}
-	fmt.Fprintf(w, "Checks passed: %d\n", rep.Passed)
-	if rep.Skipped > 0 {
-		fmt.Fprintf(w, "Checks skipped: %d\n", rep.Skipped)
-	}
-	if rep.Warnings > 0 {
-		fmt.Fprintf(w, "Warnings: %d\n", rep.Warnings)
-	}
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"embed"
 	"fmt"
 	"runtime"
@@ -32,36 +33,24 @@ var version, commit string
 
 // toolCommands are the commands about bootc itself.
 func toolCommands() []*cli.Command {
-	return []*cli.Command{{Name: "version", Action: printVersion}, {Name: "completion", ArgsUsage: "bash|zsh|fish", Action: printCompletion}}
+	return []*cli.Command{{Name: "version", Action: printVersion}, {Name: "completion", ArgsUsage: "bash|zsh|fish", Action: withArgs(1, 1, "one shell name (bash, zsh or fish)", printCompletion)}}
 }
 
 func printVersion(c *cli.Context) error {
 	v, rev := version, commit
 	if bi, ok := debug.ReadBuildInfo(); ok {
+		v = cmp.Or(v, bi.Main.Version)
 		for _, s := range bi.Settings {
-			if s.Key == "vcs.revision" && rev == "" {
-				rev = s.Value
+			if s.Key == "vcs.revision" {
+				rev = cmp.Or(rev, s.Value)
 			}
 		}
-		if v == "" {
-			v = bi.Main.Version
-		}
 	}
-	_, err := fmt.Fprintf(c.App.Writer, "bootc %s\ncommit: %s\ngo: %s\n", orUnknown(v), orUnknown(rev), runtime.Version())
+	_, err := fmt.Fprintf(c.App.Writer, "bootc %s\ncommit: %s\ngo: %s\n", cmp.Or(v, "unknown"), cmp.Or(rev, "unknown"), runtime.Version())
 	return err
 }
 
-func orUnknown(s string) string {
-	if s == "" {
-		return "unknown"
-	}
-	return s
-}
-
 func printCompletion(c *cli.Context) error {
-	if err := nargs(c, 1, 1, "one shell name (bash, zsh or fish)"); err != nil {
-		return err
-	}
 	b, err := helpFiles.ReadFile("completion/bootc." + c.Args().First())
 	if err != nil {
 		return usageError(c, "no completion for shell %q: use bash, zsh or fish", c.Args().First())

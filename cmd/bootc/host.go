@@ -179,7 +179,7 @@ func hostCommands() []*cli.Command {
 			&cli.BoolFlag{Name: "booted", Usage: "only the booted deployment"},
 			&cli.BoolFlag{Name: "json", Hidden: true, Usage: "the same as --format json"},
 		}},
-		{Name: "switch", ArgsUsage: "IMAGE", Action: runSwitch, Flags: []cli.Flag{
+		{Name: "switch", ArgsUsage: "IMAGE", Action: withArgs(1, 1, "one IMAGE argument", runSwitch), Flags: []cli.Flag{
 			&cli.StringFlag{Name: "transport", Value: "registry", Usage: "where IMAGE is: registry, oci, oci-archive or containers-storage"},
 			&cli.BoolFlag{Name: "keep-deployments", Usage: "keep all existing deployments instead of only the booted one and one rollback"},
 			&cli.BoolFlag{Name: "retain", Hidden: true, Usage: "deprecated: the old name of --keep-deployments"},
@@ -192,7 +192,7 @@ func hostCommands() []*cli.Command {
 			&cli.StringFlag{Name: "format", Value: "text", Usage: "with --check: text (or humanreadable) or json"},
 			applyFlag(), quietFlag(),
 		}},
-		{Name: "rollback", Action: runRollback, Flags: []cli.Flag{applyFlag()}},
+		{Name: "rollback", Action: withArgs(0, 0, "no arguments", runRollback), Flags: []cli.Flag{applyFlag()}},
 	}
 }
 
@@ -298,9 +298,6 @@ func displayImage(st *host.ImageStatus) string {
 }
 
 func runSwitch(c *cli.Context) error {
-	if err := nargs(c, 1, 1, "one IMAGE argument"); err != nil {
-		return err
-	}
 	arg := c.Args().First()
 	if strings.HasPrefix(arg, "ostree-") && c.IsSet("transport") {
 		return usageError(c, "%q already names its transport: leave out --transport", arg)
@@ -433,9 +430,6 @@ func versionOf(v, orElse string) string {
 }
 
 func runRollback(c *cli.Context) error {
-	if err := nargs(c, 0, 0, "no arguments"); err != nil {
-		return err
-	}
 	h, closeHost, err := openHost(c)
 	if err != nil {
 		return err

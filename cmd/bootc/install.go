@@ -18,10 +18,10 @@ func installCommand() *cli.Command {
 	return &cli.Command{
 		Name: "install",
 		Subcommands: []*cli.Command{{
-			Name: "to-filesystem", ArgsUsage: "ROOT", Action: runInstallToFilesystem,
+			Name: "to-filesystem", ArgsUsage: "ROOT", Action: withArgs(1, 1, "the ROOT directory as the one argument", runInstallToFilesystem),
 			Flags: installFlags("a kernel argument for the boot entry (repeatable)"),
 		}, {
-			Name: "to-disk", ArgsUsage: "DEVICE|FILE", Action: runInstallToDisk,
+			Name: "to-disk", ArgsUsage: "DEVICE|FILE", Action: withArgs(1, 1, "the DEVICE or FILE as the one argument", runInstallToDisk),
 			Flags: append(installFlags("a kernel argument for the boot entry, after root=UUID=… rw (repeatable)"),
 				&cli.StringFlag{Name: "filesystem", Value: "ext4", Usage: "the root filesystem: ext4 or xfs (xfs needs --via-loopback)"},
 				&cli.BoolFlag{Name: "via-loopback", Usage: "make the filesystem on a loop device and install into it mounted"},
@@ -44,9 +44,6 @@ func installFlags(kargUsage string) []cli.Flag {
 }
 
 func runInstallToFilesystem(c *cli.Context) error {
-	if err := nargs(c, 1, 1, "the ROOT directory as the one argument"); err != nil {
-		return err
-	}
 	in, err := installArgs(c)
 	if err != nil {
 		return err
@@ -89,9 +86,6 @@ func printInstalled(w io.Writer, res *host.InstallResult, where string) {
 }
 
 func runInstallToDisk(c *cli.Context) error {
-	if err := nargs(c, 1, 1, "the DEVICE or FILE as the one argument"); err != nil {
-		return err
-	}
 	in, err := installArgs(c)
 	if err != nil {
 		return err

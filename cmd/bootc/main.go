@@ -124,6 +124,16 @@ func nargs(c *cli.Context, min, max int, what string) error {
 	return nil
 }
 
+// withArgs makes an Action that checks the number of arguments (nargs) before run.
+func withArgs(min, max int, what string, run cli.ActionFunc) cli.ActionFunc {
+	return func(c *cli.Context) error {
+		if err := nargs(c, min, max, what); err != nil {
+			return err
+		}
+		return run(c)
+	}
+}
+
 // formatFlag is --format for commands that print text or JSON.
 func formatFlag() *cli.StringFlag {
 	return &cli.StringFlag{Name: "format", Value: "text", Usage: "output format: text (or humanreadable) or json"}
@@ -159,21 +169,13 @@ func writeData(w io.Writer, format string, v any) error {
 // timestampOption is the commit time option: from --timestamp, else from SOURCE_DATE_EPOCH (read
 // here: the libraries read no environment), else none (the libraries then use the current time).
 func timestampOption[T any](c *cli.Context, with func(time.Time) T) ([]T, error) {
-	if ts := c.String("timestamp"); ts != "" {
-		t, err := ostree.ParseTimestamp(ts)
-		if err != nil {
-			return nil, usageError(c, "%v", err)
-		}
-		return []T{with(t)}, nil
+	t, ok, err := ostree.CommitTime(c.String("timestamp"), os.Getenv("SOURCE_DATE_EPOCH"))
+	if err != nil {
+		return nil, usageError(c, "%v", err)
+	} else if !ok {
+		return nil, nil
 	}
-	if sde := os.Getenv("SOURCE_DATE_EPOCH"); sde != "" {
-		t, err := ostree.ParseSourceDateEpoch(sde)
-		if err != nil {
-			return nil, err
-		}
-		return []T{with(t)}, nil
-	}
-	return nil, nil
+	return []T{with(t)}, nil
 }
 
 // keyValueOptions turns each KEY=VALUE of a repeatable flag into an option, in order.

@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"strings"
 
 	"github.com/urfave/cli/v2"
@@ -12,7 +13,7 @@ import (
 
 func ostreeCommand() *cli.Command {
 	return &cli.Command{Name: "ostree", Subcommands: []*cli.Command{
-		{Name: "init", Action: runOstreeInit, Flags: []cli.Flag{repoFlag(), &cli.StringFlag{Name: "mode", Value: "bare", Usage: "bare, bare-user or archive (archive-z2)"}}},
+		{Name: "init", Action: withArgs(0, 0, "no arguments", runOstreeInit), Flags: []cli.Flag{repoFlag(), &cli.StringFlag{Name: "mode", Value: "bare", Usage: "bare, bare-user or archive (archive-z2)"}}},
 		{Name: "commit", ArgsUsage: "DIR", Action: runOstreeCommit, Flags: append(commitFlags(&cli.StringFlag{Name: "branch", Aliases: []string{"b"}, Usage: "branch to point at the new commit (required unless --orphan)"}),
 			repoFlag(),
 			&cli.StringFlag{Name: "parent", Usage: "parent commit checksum, or 'none' (default: the branch's head)"},
@@ -88,9 +89,6 @@ func (r repoCommand) command() *cli.Command {
 }
 
 func runOstreeInit(c *cli.Context) error {
-	if err := nargs(c, 0, 0, "no arguments"); err != nil {
-		return err
-	}
 	mode, err := ostree.ParseRepoMode(c.String("mode"))
 	if err != nil {
 		return usageError(c, "%v", err)
@@ -180,13 +178,10 @@ func ostreeCommitOptions(c *cli.Context) ([]ostree.CommitOption, error) {
 		flag string
 		opt  func(uint32) ostree.CommitOption
 	}{{"owner-uid", ostree.WithOwnerUID}, {"owner-gid", ostree.WithOwnerGID}} {
-		if v := c.Int64(o.flag); v >= 0 {
-			if v > 1<<32-1 {
-				return nil, usageError(c, "--%s %d is out of range", o.flag, v)
-			}
+		if v := c.Int64(o.flag); v < -1 || v > 1<<32-1 {
+			return nil, usageError(c, "--%s %d is out of range: use an id from 0 to 4294967295", o.flag, v)
+		} else if v >= 0 {
 			opts = append(opts, o.opt(uint32(v)))
-		} else if v != -1 {
-			return nil, usageError(c, "--%s must not be negative", o.flag)
 		}
 	}
 	return opts, nil
@@ -219,24 +214,11 @@ func runOstreeShow(c *cli.Context, repo *ostree.Repo, format string) error {
 	if err != nil {
 		return err
 	}
-	w := c.App.Writer
 	if format != "text" {
-		return writeData(w, format, info)
+		return writeData(c.App.Writer, format, info)
 	}
-	fmt.Fprintf(w, "commit %s\n", info.Checksum)
-	if !info.Parent.IsZero() {
-		fmt.Fprintf(w, "Parent:  %s\n", info.Parent)
-	}
-	fmt.Fprintf(w, "ContentChecksum:  %s\n", info.ContentChecksum)
-	fmt.Fprintf(w, "Date:  %s\n", info.Timestamp.Format("2006-01-02 15:04:05 -0700"))
-	if info.Version != "" {
-		fmt.Fprintf(w, "Version: %s\n", info.Version)
-	}
-	fmt.Fprintf(w, "\n    %s\n\n", info.Subject)
-	if info.Body != "" {
-		fmt.Fprintf(w, "    %s\n\n", strings.ReplaceAll(info.Body, "\n", "\n    "))
-	}
-	return nil
+	_, err = io.WriteString(c.App.Writer, info.ShowText())
+	return err
 }
 
 func runOstreeRefs(c *cli.Context, repo *ostree.Repo, format string) error {
@@ -278,17 +260,13 @@ func runOstreeFsck(c *cli.Context, repo *ostree.Repo, format string) error {
 	if err != nil {
 		return fmt.Errorf("fsck: %w", err)
 	}
-	w := c.App.Writer
-	if format != "text" {
-		if err := json.NewEncoder(w).Encode(rep); err != nil {
-			return err
-		}
+	if format == "text" {
+		_, err = io.WriteString(c.App.Writer, rep.Text())
 	} else {
-		for _, p := range rep.Problems {
-			fmt.Fprintf(w, "error: %s\n", p)
-		}
-		fmt.Fprintf(w, "checked %d commits, %d dirtrees, %d dirmetas, %d files: %d problems\n",
-			rep.Commits, rep.DirTrees, rep.DirMetas, rep.Files, len(rep.Problems))
+		err = json.NewEncoder(c.App.Writer).Encode(rep)
+	}
+	if err != nil {
+		return err
 	}
 	if len(rep.Problems) > 0 {
 		return &exitError{code: 1, err: fmt.Errorf("fsck found %d problems in %s", len(rep.Problems), repo.Path())}
