@@ -245,12 +245,9 @@ func loadSigner(c *cli.Context, target imgref.Ref) (*sign.Signer, error) {
 	if target.Transport != imgref.Registry {
 		return nil, usageError(c, "--sign-key: cannot sign %s: signatures are stored as sigstore attachments in a registry, which OCI layouts, archives and containers-storage cannot hold; push to docker://REGISTRY/NAME:TAG", target)
 	}
-	passphrase := []byte(os.Getenv("COSIGN_PASSWORD"))
-	if passFile != "" {
-		var err error
-		if passphrase, err = sign.ReadPassphraseFile(passFile); err != nil {
-			return nil, fmt.Errorf("--sign-passphrase-file: %w", err)
-		}
+	passphrase, err := sign.Passphrase(passFile, os.Getenv("COSIGN_PASSWORD"))
+	if err != nil {
+		return nil, fmt.Errorf("--sign-passphrase-file: %w", err)
 	}
 	s, err := sign.LoadKey(key, passphrase)
 	if err != nil {

@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/exec"
 	"strings"
-	"sync"
 	"text/tabwriter"
 
 	units "github.com/docker/go-units"
@@ -73,19 +72,20 @@ func hostOptions(c *cli.Context) (opts []host.Option, done func()) {
 	return []host.Option{host.WithPolicy(c.String("signature-policy")), host.WithRegistries(registriesConfig(c)), host.WithProgress(render)}, p.done
 }
 
-// openHost opens and locks the sysroot for a verb (refusing --apply where it cannot work);
-// closeHost releases it.
-func openHost(c *cli.Context) (h *host.Host, closeHost func(), err error) {
+// onHost opens and locks the sysroot (refusing --apply where it cannot work), runs verb on it and
+// releases it, ending the progress line before the caller prints the result.
+func onHost[T any](c *cli.Context, verb func(*host.Host) (T, error)) (res T, err error) {
 	opts, done := hostOptions(c)
 	if c.Bool("apply") {
 		opts = append(opts, host.RequireLive())
 	}
-	h, err = host.Open(c.Context, c.String("sysroot"), opts...)
+	h, err := host.Open(c.Context, c.String("sysroot"), opts...)
 	if err != nil {
-		return nil, nil, hostError(c, err)
+		return res, hostError(c, err)
 	}
-	var once sync.Once // the verbs close early, before printing their result
-	return h, func() { once.Do(func() { done(); h.Close() }) }, nil
+	defer h.Close()
+	defer done()
+	return verb(h)
 }
 
 // hostError turns "this is no sysroot" into advice, and --apply on a directory into a usage
@@ -313,13 +313,8 @@ func runSwitch(c *cli.Context) error {
 	if c.Bool("keep-deployments") || c.Bool("retain") {
 		opts = append(opts, host.Retain())
 	}
-	h, closeHost, err := openHost(c)
+	res, err := onHost(c, func(h *host.Host) (*host.SwitchResult, error) { return h.Switch(c.Context, ref, opts...) })
 	if err != nil {
-		return err
-	}
-	defer closeHost()
-	res, err := h.Switch(c.Context, ref, opts...)
-	if closeHost(); err != nil {
 		return err
 	}
 	out := c.App.Writer
@@ -364,21 +359,16 @@ func runUpgrade(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	h, closeHost, err := openHost(c)
-	if err != nil {
-		return err
-	}
-	defer closeHost()
 	out := c.App.Writer
 	if c.Bool("check") {
-		uc, err := h.CheckUpgrade(c.Context)
+		uc, err := onHost(c, func(h *host.Host) (*host.UpdateCheck, error) { return h.CheckUpgrade(c.Context) })
 		if err != nil {
 			return err
 		}
 		return printCheck(out, uc, format)
 	}
-	res, err := h.Upgrade(c.Context, mode)
-	if closeHost(); err != nil {
+	res, err := onHost(c, func(h *host.Host) (*host.UpgradeResult, error) { return h.Upgrade(c.Context, mode) })
+	if err != nil {
 		return err
 	}
 	switch {
@@ -430,12 +420,7 @@ func versionOf(v, orElse string) string {
 }
 
 func runRollback(c *cli.Context) error {
-	h, closeHost, err := openHost(c)
-	if err != nil {
-		return err
-	}
-	defer closeHost()
-	res, err := h.Rollback(c.Context)
+	res, err := onHost(c, func(h *host.Host) (*host.RollbackResult, error) { return h.Rollback(c.Context) })
 	if err != nil {
 		return err
 	}

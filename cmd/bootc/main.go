@@ -170,10 +170,10 @@ func writeData(w io.Writer, format string, v any) error {
 // here: the libraries read no environment), else none (the libraries then use the current time).
 func timestampOption[T any](c *cli.Context, with func(time.Time) T) ([]T, error) {
 	t, ok, err := ostree.CommitTime(c.String("timestamp"), os.Getenv("SOURCE_DATE_EPOCH"))
-	if err != nil {
+	if err != nil && c.String("timestamp") != "" {
 		return nil, usageError(c, "%v", err)
-	} else if !ok {
-		return nil, nil
+	} else if err != nil || !ok {
+		return nil, err // a bad SOURCE_DATE_EPOCH is no usage error
 	}
 	return []T{with(t)}, nil
 }

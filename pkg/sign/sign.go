@@ -135,10 +135,13 @@ func (s *Signer) Sign(ctx context.Context, ref imgref.Ref, digest v1.Hash, reg t
 	return nil
 }
 
-// ReadPassphraseFile reads a key passphrase as cosign's --passphrase-file does: the first line of
-// the file, without its line ending.
-func ReadPassphraseFile(path string) ([]byte, error) {
-	b, err := os.ReadFile(path)
+// Passphrase is a key passphrase as cosign reads it: the first line of file (without its line
+// ending) if file is set, else fromEnv (the caller reads COSIGN_PASSWORD).
+func Passphrase(file, fromEnv string) ([]byte, error) {
+	if file == "" {
+		return []byte(fromEnv), nil
+	}
+	b, err := os.ReadFile(file)
 	if err != nil {
 		return nil, err
 	}
