@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -69,7 +70,7 @@ func imageFlags() []cli.Flag {
 // and the log unless --quiet. done ends the progress line with its final count.
 func composeEvents(c *cli.Context) (opts []compose.Option, done func()) {
 	quiet := c.Bool("quiet")
-	p := newProgress(c.App.ErrWriter, quiet)
+	p, commitOver := newProgress(c.App.ErrWriter, quiet), &sync.Once{}
 	if !quiet {
 		opts = append(opts, compose.WithLogger(slog.New(lineHandler{w: p})))
 	}
@@ -86,9 +87,7 @@ func composeEvents(c *cli.Context) (opts []compose.Option, done func()) {
 		case compose.CommitProgress:
 			p.commit(e.CommitProgress)
 		case compose.LayerProgress:
-			if e.LayersDone == 0 {
-				p.done() // the commit is over
-			}
+			commitOver.Do(p.done) // the commit's final count stays on its own line
 			p.update("writing layers: %d of %d", e.LayersDone, e.Layers)
 		case compose.Signed:
 			if p.done(); !quiet {

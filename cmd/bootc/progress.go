@@ -77,13 +77,19 @@ func (p *progress) commit(cp ostree.CommitProgress) {
 	p.update("committing: %d files, %s read, %d new objects", cp.Files, units.BytesSize(float64(cp.Bytes)), cp.NewObjects)
 }
 
-// Write prints a log or event line, clearing a progress line drawn on a terminal first so that
-// the two do not share a line.
+// Write prints a log or event line above a progress line drawn on a terminal (cleared, then drawn
+// again below), so that the two do not share a line.
 func (p *progress) Write(b []byte) (int, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	drawn := p.onTT
 	p.clear()
-	return p.w.Write(b)
+	n, err := p.w.Write(b)
+	if drawn {
+		fmt.Fprint(p.w, p.line)
+		p.onTT = true
+	}
+	return n, err
 }
 
 // lineHandler is the one log style of every command: the message, then key=value attributes.
