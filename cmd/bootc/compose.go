@@ -66,15 +66,11 @@ func imageFlags() []cli.Flag {
 	}
 }
 
-// composeEvents renders the compose pipelines' events on stderr: what they decide always, progress
-// and the log unless --quiet. done ends the progress line with its final count.
+// composeEvents renders the compose pipelines' events, progress and log on stderr, unless --quiet.
+// done ends the progress line with its final count.
 func composeEvents(c *cli.Context) (opts []compose.Option, done func()) {
-	quiet := c.Bool("quiet")
-	p, commitOver := newProgress(c.App.ErrWriter, quiet), &sync.Once{}
-	if !quiet {
-		opts = append(opts, compose.WithLogger(slog.New(lineHandler{w: p})))
-	}
-	return append(opts, compose.WithProgress(func(e compose.Event) {
+	p, commitOver := newProgress(c.App.ErrWriter, c.Bool("quiet")), &sync.Once{}
+	return []compose.Option{compose.WithLogger(slog.New(lineHandler{w: p})), compose.WithProgress(func(e compose.Event) {
 		switch e := e.(type) {
 		case compose.RepoCreated:
 			fmt.Fprintf(p, "created repository %s in mode %s\n", e.Path, e.Mode)
@@ -90,11 +86,10 @@ func composeEvents(c *cli.Context) (opts []compose.Option, done func()) {
 			commitOver.Do(p.done) // the commit's final count stays on its own line
 			p.update("writing layers: %d of %d", e.LayersDone, e.Layers)
 		case compose.Signed:
-			if p.done(); !quiet {
-				fmt.Fprintf(p, "signed %s in %s\n", e.Digest, e.Took.Round(time.Millisecond))
-			}
+			p.done()
+			fmt.Fprintf(p, "signed %s in %s\n", e.Digest, e.Took.Round(time.Millisecond))
 		}
-	})), p.done
+	})}, p.done
 }
 
 func runComposeCommit(c *cli.Context) error {

@@ -48,13 +48,11 @@ func registriesConfig(c *cli.Context) transport.Registries {
 // pulled once the pull is over. --quiet leaves only errors and the final result. done ends the
 // progress line.
 func hostOptions(c *cli.Context) (opts []host.Option, done func()) {
-	quiet := c.Bool("quiet")
-	p := newProgress(c.App.ErrWriter, quiet)
+	p := newProgress(c.App.ErrWriter, c.Bool("quiet"))
 	render := func(e host.Event) {
 		switch e := e.(type) {
 		case host.PullDone:
-			p.done()
-			if !quiet {
+			if p.done(); !p.quiet {
 				printPulled(c.App.Writer, e.Pulled)
 			}
 		case host.PullProgress:
@@ -62,11 +60,10 @@ func hostOptions(c *cli.Context) (opts []host.Option, done func()) {
 		case host.WaitingForLock:
 			fmt.Fprintf(p, "Waiting for another bootc or ostree command to release the lock on %s\n", e.Path)
 		case host.Verified:
-			if !quiet {
-				fmt.Fprintf(p, "Verified %s (%s) by the trust policy, scope %s\n", e.Image.Image, e.Digest, e.Scope)
-			}
+			fmt.Fprintf(p, "Verified %s (%s) by the trust policy, scope %s\n", e.Image.Image, e.Digest, e.Scope)
 		case host.Warning:
-			fmt.Fprintf(p, "warning: %s: %v\n", e.What, e.Err)
+			p.done()
+			fmt.Fprintf(c.App.ErrWriter, "warning: %s: %v\n", e.What, e.Err)
 		}
 	}
 	return []host.Option{host.WithPolicy(c.String("signature-policy")), host.WithRegistries(registriesConfig(c)), host.WithProgress(render)}, p.done

@@ -77,11 +77,14 @@ func (p *progress) commit(cp ostree.CommitProgress) {
 	p.update("committing: %d files, %s read, %d new objects", cp.Files, units.BytesSize(float64(cp.Bytes)), cp.NewObjects)
 }
 
-// Write prints a log or event line above a progress line drawn on a terminal (cleared, then drawn
-// again below), so that the two do not share a line.
+// Write prints a log or event line (none if quiet) above a progress line drawn on a terminal
+// (cleared, then drawn again below), so that the two do not share a line.
 func (p *progress) Write(b []byte) (int, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.quiet {
+		return len(b), nil
+	}
 	drawn := p.onTT
 	p.clear()
 	n, err := p.w.Write(b)
