@@ -11,7 +11,8 @@ import (
 )
 
 func containerCommand() *cli.Command {
-	return &cli.Command{Name: "container", Subcommands: []*cli.Command{{Name: "lint", Action: withArgs(0, 0, "no arguments (the root filesystem is --rootfs)", runContainerLint), Flags: []cli.Flag{
+	lint := withArgs(0, 0, "no arguments (the root filesystem is --rootfs)", runContainerLint)
+	return &cli.Command{Name: "container", Subcommands: []*cli.Command{{Name: "lint", Action: lint, Flags: []cli.Flag{
 		&cli.StringFlag{Name: "rootfs", Value: "/", Usage: "the root filesystem to lint"},
 		&cli.BoolFlag{Name: "fatal-warnings", Usage: "fail on warnings too"},
 		&cli.StringSliceFlag{Name: "skip", Usage: "skip the named lint (repeatable)"},

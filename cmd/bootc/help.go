@@ -33,7 +33,8 @@ var version, commit string
 
 // toolCommands are the commands about bootc itself.
 func toolCommands() []*cli.Command {
-	return []*cli.Command{{Name: "version", Action: printVersion}, {Name: "completion", ArgsUsage: "bash|zsh|fish", Action: withArgs(1, 1, "one shell name (bash, zsh or fish)", printCompletion)}}
+	return []*cli.Command{{Name: "version", Action: printVersion},
+		{Name: "completion", ArgsUsage: "bash|zsh|fish", Action: withArgs(1, 1, "one shell name (bash, zsh or fish)", printCompletion)}}
 }
 
 func printVersion(c *cli.Context) error {

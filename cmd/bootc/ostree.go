@@ -13,9 +13,10 @@ import (
 
 func ostreeCommand() *cli.Command {
 	return &cli.Command{Name: "ostree", Subcommands: []*cli.Command{
-		{Name: "init", Action: withArgs(0, 0, "no arguments", runOstreeInit), Flags: []cli.Flag{repoFlag(), &cli.StringFlag{Name: "mode", Value: "bare", Usage: "bare, bare-user or archive (archive-z2)"}}},
-		{Name: "commit", ArgsUsage: "DIR", Action: runOstreeCommit, Flags: append(commitFlags(&cli.StringFlag{Name: "branch", Aliases: []string{"b"}, Usage: "branch to point at the new commit (required unless --orphan)"}),
-			repoFlag(),
+		{Name: "init", Action: withArgs(0, 0, "no arguments", runOstreeInit), Flags: []cli.Flag{repoFlag(),
+			&cli.StringFlag{Name: "mode", Value: "bare", Usage: "bare, bare-user or archive (archive-z2)"}}},
+		{Name: "commit", ArgsUsage: "DIR", Action: runOstreeCommit, Flags: append(commitFlags(
+			&cli.StringFlag{Name: "branch", Aliases: []string{"b"}, Usage: "branch to point at the new commit (required unless --orphan)"}), repoFlag(),
 			&cli.StringFlag{Name: "parent", Usage: "parent commit checksum, or 'none' (default: the branch's head)"},
 			&cli.BoolFlag{Name: "orphan", Usage: "make a commit no branch points at"},
 			&cli.StringSliceFlag{Name: "bind-ref", Usage: "also bind the commit to this ref (repeatable)"},
