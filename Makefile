@@ -12,8 +12,13 @@ BENCH_MODE ?= bare-user
 
 all: build
 
+# bootc --version: from git describe, with the commit (fallback in the binary: Go's build info).
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null)
+COMMIT    ?= $(shell git rev-parse HEAD 2>/dev/null)
+LDFLAGS   ?= -X main.version=$(VERSION) -X main.commit=$(COMMIT)
+
 build:
-	CGO_ENABLED=0 $(GO) build -tags $(GO_TAGS) -o $(BIN) ./cmd/bootc
+	CGO_ENABLED=0 $(GO) build -tags $(GO_TAGS) -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/bootc
 
 deps:
 	scripts/install-deps.sh

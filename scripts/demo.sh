@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole loop, offline, in about a minute: compose a tiny bootable OS into a chunked
 # image, publish it to a registry on loopback, install it into a sysroot directory,
-# publish v2, then upgrade --check, upgrade, status, rollback, status. The real
+# publish v2, then upgrade --check, upgrade, status, rollback, status (the README's tour). The real
 # `ostree admin status` and `ostree fsck` check what bootc wrote along the way.
 #
 #   make demo                  (installs dependencies and builds bin/bootc first)
@@ -19,6 +19,11 @@ step() { printf '\n==> %s\n' "$*"; }
 run() {
 	printf '+ %s\n' "$*"
 	"$@"
+}
+# bootc runs the binary under test, showing the command as the README writes it.
+bootc() {
+	printf '+ bootc %s\n' "$*"
+	"${BOOTC}" "$@"
 }
 die() {
 	printf 'demo: FAILED: %s\n' "$*" >&2
@@ -92,39 +97,43 @@ make_os() {
 	echo "not really an initramfs" >"${os}/usr/lib/modules/6.1.0-demo/initramfs.img"
 }
 
+# The tour: README.md's "Quick tour" quotes the lines between the markers verbatim, and
+# cmd/bootc/tour_test.go checks that it does and runs this script.
+# tour-begin
 step "2. Compose Tiny OS 1.0 into a chunked bootable image and push it"
 make_os "${WORK}/v1" 1.0
-SOURCE_DATE_EPOCH=1700000000 run "${BOOTC}" compose image --rootfs "${WORK}/v1" --output "docker://${IMAGE}" -q
+SOURCE_DATE_EPOCH=1700000000 bootc compose image --rootfs "${WORK}/v1" --output "docker://${IMAGE}" -q
 
 step "3. Install it into a sysroot directory"
 SYSROOT="${WORK}/sysroot"
 mkdir -p "${SYSROOT}"
-run "${BOOTC}" install to-filesystem --source-imgref "docker://${IMAGE}" --karg console=ttyS0 "${SYSROOT}"
-run "${BOOTC}" --sysroot "${SYSROOT}" status --format humanreadable
+bootc install to-filesystem --source-imgref "docker://${IMAGE}" --karg console=ttyS0 "${SYSROOT}"
+bootc status --sysroot "${SYSROOT}" --format humanreadable
 run ostree admin status --sysroot="${SYSROOT}"
-run cat "${SYSROOT}"/boot/loader/entries/*.conf
 
 step "4. Edit /etc locally in the deployment"
 DEPLOY="$(ls -d "${SYSROOT}"/ostree/deploy/default/deploy/*.0)"
 echo "colour=green" >"${DEPLOY}/etc/demo/theme.conf"
 echo "mine" >"${DEPLOY}/etc/demo/local.conf"
 rm "${DEPLOY}/etc/motd"
-echo "modified etc/demo/theme.conf, added etc/demo/local.conf, deleted etc/motd"
-printf '/var was seeded: %s' "$(cat "${SYSROOT}/ostree/deploy/default/var/lib/demo/seed")"
-echo
 
 step "5. Compose Tiny OS 2.0 (one new tool, new defaults) and push it"
 make_os "${WORK}/v2" 2.0
 printf '#!/bin/sh\necho new in 2.0\n' >"${WORK}/v2/usr/bin/newtool"
 chmod 0755 "${WORK}/v2/usr/bin/newtool"
-SOURCE_DATE_EPOCH=1700086400 run "${BOOTC}" compose image --rootfs "${WORK}/v2" --output "docker://${IMAGE}" -q
+SOURCE_DATE_EPOCH=1700086400 bootc compose image --rootfs "${WORK}/v2" --output "docker://${IMAGE}" -q
 
-step "6. Check for the update: manifest and config only"
-run "${BOOTC}" --sysroot "${SYSROOT}" upgrade --check
+step "6. Check for the update (manifest and config only), then upgrade: only changed layers are fetched"
+bootc upgrade --sysroot "${SYSROOT}" --check
+bootc upgrade --sysroot "${SYSROOT}"
+bootc status --sysroot "${SYSROOT}" --format humanreadable
 
-step "7. Upgrade: only the changed layers are downloaded"
-run "${BOOTC}" --sysroot "${SYSROOT}" upgrade
-run "${BOOTC}" --sysroot "${SYSROOT}" status --format humanreadable
+step "7. Roll back to 1.0"
+bootc rollback --sysroot "${SYSROOT}"
+bootc status --sysroot "${SYSROOT}" --format json --booted
+# tour-end
+
+step "8. Check: /etc kept the local edits, and the real ostree agrees"
 NEW=""
 for d in "${SYSROOT}"/ostree/deploy/default/deploy/*.0; do
 	if [[ -e "${d}/usr/bin/newtool" ]]; then NEW="${d}"; fi
@@ -135,14 +144,7 @@ grep -q green "${NEW}/etc/demo/theme.conf" || die "the local edit of theme.conf 
 [[ ! -e "${NEW}/etc/motd" ]] || die "the locally deleted motd came back"
 grep -q 'level=2.0' "${NEW}/etc/demo/defaults.conf" || die "the untouched default did not follow the image"
 echo "/etc in the new deployment: local edits kept (theme=green, local.conf, no motd); untouched default follows 2.0"
-
-step "8. Roll back to 1.0"
-run "${BOOTC}" --sysroot "${SYSROOT}" rollback
-run "${BOOTC}" --sysroot "${SYSROOT}" status --format humanreadable
-
-step "9. The real ostree agrees"
 run ostree admin status --sysroot="${SYSROOT}"
 run ostree fsck --repo="${SYSROOT}/ostree/repo"
-run "${BOOTC}" --sysroot "${SYSROOT}" status --format json --booted
 
 printf '\ndemo: OK\n'

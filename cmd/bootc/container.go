@@ -6,47 +6,29 @@ import (
 	"io"
 
 	"github.com/urfave/cli/v2"
-	"go.yaml.in/yaml/v3"
 
 	"github.com/bootc-go/bootc/pkg/lint"
 )
 
 func containerCommand() *cli.Command {
-	return &cli.Command{
-		Name:        "container",
-		Usage:       "operations on a container image's root filesystem, run inside the image build",
-		Description: help("container"),
-		Subcommands: []*cli.Command{containerLintCommand()},
-	}
-}
-
-func containerLintCommand() *cli.Command {
-	return &cli.Command{
-		Name:        "lint",
-		Usage:       "check a bootable container image's root filesystem for common mistakes",
-		Description: help("container-lint"),
-		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "rootfs", Value: "/", Usage: "the root filesystem to lint"},
-			&cli.BoolFlag{Name: "fatal-warnings", Usage: "fail on warnings too"},
-			&cli.StringSliceFlag{Name: "skip", Usage: "skip the named lint (repeatable)"},
-			&cli.BoolFlag{Name: "list", Usage: "list the lints (YAML, or JSON with --format json) and exit"},
-			&cli.BoolFlag{Name: "no-truncate", Usage: "name every offending path, not only the first few"},
-			formatFlag(),
-		},
-		Action: runContainerLint,
-	}
+	lint := withArgs(0, 0, "no arguments (the root filesystem is --rootfs)", runContainerLint)
+	return &cli.Command{Name: "container", Subcommands: []*cli.Command{{Name: "lint", Action: lint, Flags: []cli.Flag{
+		&cli.StringFlag{Name: "rootfs", Value: "/", Usage: "the root filesystem to lint"},
+		&cli.BoolFlag{Name: "fatal-warnings", Usage: "fail on warnings too"},
+		&cli.StringSliceFlag{Name: "skip", Usage: "skip the named lint (repeatable)"},
+		&cli.BoolFlag{Name: "list", Usage: "list the lints (YAML, or JSON with --format json) and exit"},
+		&cli.BoolFlag{Name: "no-truncate", Usage: "name every offending path, not only the first few"},
+		formatFlag(),
+	}}}}
 }
 
 func runContainerLint(c *cli.Context) error {
-	if c.Args().Len() > 0 {
-		return usageError(c, "unexpected argument %q", c.Args().First())
-	}
-	asJSON, err := checkFormat(c)
+	format, err := outputFormat(c, "json")
 	if err != nil {
 		return err
 	}
 	if c.Bool("list") {
-		return writeLintList(c.App.Writer, asJSON)
+		return writeData(c.App.Writer, map[string]string{"text": "yaml", "json": "json"}[format], lint.Lints())
 	}
 	opts := append(boolOptions(c, map[string]lint.Option{"no-truncate": lint.WithNoTruncate()}), lint.WithSkip(c.StringSlice("skip")...))
 	rep, err := lint.Run(c.Context, c.String("rootfs"), opts...)
@@ -55,49 +37,16 @@ func runContainerLint(c *cli.Context) error {
 	} else if err != nil {
 		return err
 	}
-	if asJSON {
-		if err := writeJSON(c.App.Writer, rep); err != nil {
-			return err
-		}
+	if format == "json" {
+		err = writeData(c.App.Writer, format, rep)
 	} else {
-		writeLintReport(c.App.Writer, rep)
+		_, err = io.WriteString(c.App.Writer, rep.Text())
+	}
+	if err != nil {
+		return err
 	}
 	if n := rep.Failures(c.Bool("fatal-warnings")); n > 0 {
 		return &exitError{code: 1, err: fmt.Errorf("Checks failed: %d", n)}
 	}
 	return nil
-}
-
-// writeLintReport prints the report as bootc does: the failures, then the counts.
-func writeLintReport(w io.Writer, rep *lint.Report) {
-	for _, r := range rep.Results {
-		if r.Status != lint.Failed {
-			continue
-		}
-		if r.Type == lint.Fatal.String() {
-			fmt.Fprintf(w, "Failed lint: %s: %s\n", r.Name, r.Message)
-		} else {
-			fmt.Fprintf(w, "Lint warning: %s: %s\n", r.Name, r.Message)
-		}
-	}
-	fmt.Fprintf(w, "Checks passed: %d\n", rep.Passed)
-	if rep.Skipped > 0 {
-		fmt.Fprintf(w, "Checks skipped: %d\n", rep.Skipped)
-	}
-	if rep.Warnings > 0 {
-		fmt.Fprintf(w, "Warnings: %d\n", rep.Warnings)
-	}
-}
-
-// writeLintList writes the lints as bootc's --list does: YAML, or JSON.
-func writeLintList(w io.Writer, asJSON bool) error {
-	if asJSON {
-		return writeJSON(w, lint.Lints())
-	}
-	enc := yaml.NewEncoder(w)
-	enc.SetIndent(2)
-	if err := enc.Encode(lint.Lints()); err != nil {
-		return err
-	}
-	return enc.Close()
 }

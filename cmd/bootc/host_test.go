@@ -76,7 +76,8 @@ func TestHostCLIRendering(t *testing.T) {
 	if out := mustRun(t, "--sysroot", sys, "upgrade"); !strings.Contains(out, "all ") || !strings.Contains(out, "No update available: oci:"+layout+":stable is at version 1.0 (") {
 		t.Errorf("upgrade with no new image: %q", out)
 	}
-	if out := mustRun(t, "--sysroot", sys, "upgrade", "--quiet"); out != "" {
+	// --quiet leaves the final result only.
+	if out := mustRun(t, "--sysroot", sys, "upgrade", "--quiet"); !strings.HasPrefix(out, "No update available") || strings.Count(out, "\n") != 1 {
 		t.Errorf("upgrade --quiet printed %q", out)
 	}
 
@@ -164,7 +165,6 @@ func TestHostUsageErrors(t *testing.T) {
 		want string
 		code int
 	}{
-		{[]string{"--sysroot", dir, "status"}, "not installed by bootc", 1},
 		{[]string{"--sysroot", dir, "upgrade"}, "not installed by bootc", 1},
 		{[]string{"--sysroot", dir, "status", "--format", "xml"}, "unknown --format", 2},
 		{[]string{"--sysroot", dir, "status", "--json", "--format", "yaml"}, "contradict", 2},

@@ -55,8 +55,8 @@ func TestInstallToDiskCLI(t *testing.T) {
 	out := mustRun(t, "install", "to-disk", "--source-imgref", src, "--karg", "console=ttyS0", "--wipe", used)
 	for _, want := range []string{
 		"Pulled ", "Installed oci-archive:" + archive + " version 1.0 (", "into the staging directory (stateroot default)\n",
-		"Partitioning " + used + " (600.0 MiB): GPT, root partition 598.0 MiB\n",
-		"Writing the ext4 filesystem (598.0 MiB) into partition 1\n",
+		"Partitioning " + used + " (600MiB): GPT, root partition 598MiB\n",
+		"Writing the ext4 filesystem (598MiB) into partition 1\n",
 		"Installed to " + used + ": GPT, partition 1 ext4 root filesystem UUID=",
 		"(options: root=UUID=",
 		" rw console=ttyS0 ostree=…)\n",

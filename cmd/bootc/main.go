@@ -1,7 +1,8 @@
 // Command bootc is a toolkit for bootable container images: OSTree-native containers.
 //
-// This file builds the application; each command lives in a file of its own and does no more than
-// turn flags into options for one library call and render the result.
+// This file builds the application; each command group (host, install, compose, container,
+// ostree) lives in a file of its own, and each command does no more than turn flags into options
+// for one library call and render the result.
 package main
 
 import (
@@ -18,9 +19,11 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/bootc-go/bootc/pkg/ostree"
 	"github.com/urfave/cli/v2"
 	"go.podman.io/storage/pkg/reexec"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/bootc-go/bootc/pkg/ostree"
 )
 
 func main() {
@@ -34,7 +37,7 @@ func main() {
 	os.Exit(code)
 }
 
-// exitError carries a specific exit code (for example fsck's 1 for "problems found").
+// exitError carries a specific exit code (2 for usage errors, fsck's 1 for "problems found").
 type exitError struct {
 	code int
 	err  error
@@ -44,10 +47,17 @@ func (e *exitError) Error() string { return e.err.Error() }
 func (e *exitError) Unwrap() error { return e.err }
 
 // Main runs the CLI with args (args[0] is the program name) and returns the exit code. Tests run
-// it in-process.
+// it in-process. Completion requests never reach a command's Action.
 func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	app := newApp(stdout, stderr)
-	err := app.RunContext(ctx, args)
+	if i := slices.Index(args, completionFlag); i >= 0 {
+		complete(app, stdout, slices.Delete(slices.Clone(args[1:]), i-1, i))
+		return 0
+	}
+	args, err := normalize(app, args[1:])
+	if err == nil {
+		err = app.RunContext(ctx, args)
+	}
 	if err == nil {
 		return 0
 	}
@@ -63,138 +73,109 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 }
 
 func newApp(stdout, stderr io.Writer) *cli.App {
-	return &cli.App{
-		Name:                 "bootc",
-		Usage:                "build, ship and deploy bootable container images (OSTree-native containers)",
-		Description:          help("bootc"),
-		Writer:               stdout,
-		ErrWriter:            stderr,
-		EnableBashCompletion: true,
-		HideHelpCommand:      true,
-		Flags:                append(append([]cli.Flag{sysrootFlag()}, policyFlags()...), registriesFlags()...),
-		Commands: []*cli.Command{
-			statusCommand(),
-			switchCommand(),
-			upgradeCommand(),
-			rollbackCommand(),
-			installCommand(),
-			composeCommand(),
-			containerCommand(),
-			ostreeCommand(),
-		},
-		ExitErrHandler: func(*cli.Context, error) {}, // Main prints errors and picks exit codes
-		OnUsageError: func(c *cli.Context, err error, isSubcommand bool) error {
-			return fmt.Errorf("%w (see '%s --help')", err, c.Command.HelpName)
-		},
+	app := &cli.App{
+		Name:            "bootc",
+		Writer:          stdout,
+		ErrWriter:       stderr,
+		HideHelpCommand: true,
+		HideVersion:     true,
+		Flags:           globalFlags(),
+		Commands:        append(append(hostCommands(), installCommand(), composeCommand(), containerCommand(), ostreeCommand()), toolCommands()...),
+		ExitErrHandler:  func(*cli.Context, error) {}, // Main prints errors and picks exit codes
+		OnUsageError:    onUsageError,
 	}
-}
-
-func ostreeCommand() *cli.Command {
-	return &cli.Command{
-		Name:        "ostree",
-		Usage:       "work on OSTree repositories (plumbing compatible with the ostree CLI)",
-		Description: help("ostree"),
-		Subcommands: []*cli.Command{
-			ostreeInitCommand(),
-			ostreeCommitCommand(),
-			ostreeCheckoutCommand(),
-			ostreeLsCommand(),
-			ostreeShowCommand(),
-			ostreeRefsCommand(),
-			ostreeFsckCommand(),
-		},
-	}
-}
-
-// repoFlag is the --repo flag every ostree command takes; OSTREE_REPO is its default, as for ostree.
-func repoFlag() *cli.StringFlag {
-	return &cli.StringFlag{Name: "repo", Usage: "path to the OSTree repository", EnvVars: []string{"OSTREE_REPO"}, Required: true}
-}
-
-func formatFlag() *cli.StringFlag {
-	return &cli.StringFlag{Name: "format", Value: "text", Usage: "output format: text or json"}
-}
-
-// repoCommand is an ostree subcommand on an existing repository.
-type repoCommand struct {
-	cli.Command
-	json             bool // takes --format text|json
-	minArgs, maxArgs int  // the arguments it takes (maxArgs -1: any number)
-	argsError        string
-	run              func(c *cli.Context, repo *ostree.Repo, asJSON bool) error
-}
-
-// command puts --repo (and --format) first among the flags, and makes an Action that checks the
-// arguments and --format (usage errors), opens the repository and calls run.
-func (r repoCommand) command() *cli.Command {
-	cmd := r.Command
-	common := []cli.Flag{repoFlag()}
-	if r.json {
-		common = append(common, formatFlag())
-	}
-	cmd.Flags = append(common, cmd.Flags...)
-	cmd.Action = func(c *cli.Context) error {
-		if n := c.NArg(); n < r.minArgs || (r.maxArgs >= 0 && n > r.maxArgs) {
-			return usageError(c, "%s", r.argsError)
+	app.Usage, app.Description = help("bootc")
+	// Every command gets its help text and has urfave's flag errors reported as usage errors.
+	var walk func(path string, cmds []*cli.Command)
+	walk = func(path string, cmds []*cli.Command) {
+		for _, c := range cmds {
+			c.Usage, c.Description = help(strings.TrimPrefix(path+"-"+c.Name, "-"))
+			c.OnUsageError, c.HideHelpCommand = onUsageError, true
+			walk(strings.TrimPrefix(path+"-"+c.Name, "-"), c.Subcommands)
 		}
-		var asJSON bool
-		if r.json {
-			var err error
-			if asJSON, err = checkFormat(c); err != nil {
-				return err
-			}
-		}
-		repo, err := ostree.Open(c.Context, c.String("repo"))
-		if err != nil {
+	}
+	walk("", app.Commands)
+	return app
+}
+
+// onUsageError makes urfave's own flag errors (a bad number, say) usage errors.
+func onUsageError(c *cli.Context, err error, _ bool) error { return usageError(c, "%v", err) }
+
+// usageError reports a wrong invocation with exit code 2, pointing at the command's help.
+func usageError(c *cli.Context, format string, args ...any) error {
+	name := c.App.Name
+	if c.Command != nil && c.Command.HelpName != "" {
+		name = c.Command.HelpName
+	}
+	return usageErr(name, format, args...)
+}
+
+func usageErr(helpName, format string, args ...any) error {
+	return &exitError{code: 2, err: fmt.Errorf("%s; see '%s --help'", fmt.Sprintf(format, args...), helpName)}
+}
+
+// nargs checks that the command got between min and max arguments (max -1: any number).
+func nargs(c *cli.Context, min, max int, what string) error {
+	if n := c.NArg(); max >= 0 && n > max {
+		return usageError(c, "unexpected argument %q: %s takes %s", c.Args().Get(max), c.Command.Name, what)
+	} else if n < min {
+		return usageError(c, "expected %s, got %d arguments", what, n)
+	}
+	return nil
+}
+
+// withArgs makes an Action that checks the number of arguments (nargs) before run.
+func withArgs(min, max int, what string, run cli.ActionFunc) cli.ActionFunc {
+	return func(c *cli.Context) error {
+		if err := nargs(c, min, max, what); err != nil {
 			return err
 		}
-		return r.run(c, repo, asJSON)
+		return run(c)
 	}
-	return &cmd
 }
 
-// writeJSON writes v as indented JSON.
-func writeJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
+// formatFlag is --format for commands that print text or JSON.
+func formatFlag() *cli.StringFlag {
+	return &cli.StringFlag{Name: "format", Value: "text", Usage: "output format: text (or humanreadable) or json"}
 }
 
-// checkFormat reports whether --format asks for JSON; an unknown format is a usage error.
-func checkFormat(c *cli.Context) (bool, error) {
-	switch f := c.String("format"); f {
-	case "text", "humanreadable":
-		return false, nil
-	case "json":
-		return true, nil
+// outputFormat reads --format: "text" (also "humanreadable") or one of the others allowed.
+func outputFormat(c *cli.Context, others ...string) (string, error) {
+	switch f := c.String("format"); {
+	case f == "humanreadable" || f == "text":
+		return "text", nil
+	case slices.Contains(others, f):
+		return f, nil
 	default:
-		return false, usageError(c, "unknown --format %q: use text or json", f)
+		return "", usageError(c, "unknown --format %q: use text, %s", f, strings.Join(others, " or "))
 	}
 }
 
-// usageError reports a wrong invocation with exit code 2.
-func usageError(c *cli.Context, format string, args ...any) error {
-	return &exitError{code: 2, err: fmt.Errorf("%s (see '%s --help')", fmt.Sprintf(format, args...), c.Command.HelpName)}
+// writeData writes v as indented JSON or YAML.
+func writeData(w io.Writer, format string, v any) error {
+	if format == "json" {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(v)
+	}
+	enc := yaml.NewEncoder(w)
+	enc.SetIndent(2)
+	if err := enc.Encode(v); err != nil {
+		return err
+	}
+	return enc.Close()
 }
 
 // timestampOption is the commit time option: from --timestamp, else from SOURCE_DATE_EPOCH (read
 // here: the libraries read no environment), else none (the libraries then use the current time).
 func timestampOption[T any](c *cli.Context, with func(time.Time) T) ([]T, error) {
-	if ts := c.String("timestamp"); ts != "" {
-		t, err := ostree.ParseTimestamp(ts)
-		if err != nil {
-			return nil, usageError(c, "%v", err)
-		}
-		return []T{with(t)}, nil
+	t, ok, err := ostree.CommitTime(c.String("timestamp"), os.Getenv("SOURCE_DATE_EPOCH"))
+	if err != nil && c.String("timestamp") != "" {
+		return nil, usageError(c, "%v", err)
+	} else if err != nil || !ok {
+		return nil, err // a bad SOURCE_DATE_EPOCH is no usage error
 	}
-	if sde := os.Getenv("SOURCE_DATE_EPOCH"); sde != "" {
-		t, err := ostree.ParseSourceDateEpoch(sde)
-		if err != nil {
-			return nil, err
-		}
-		return []T{with(t)}, nil
-	}
-	return nil, nil
+	return []T{with(t)}, nil
 }
 
 // keyValueOptions turns each KEY=VALUE of a repeatable flag into an option, in order.
@@ -219,4 +200,9 @@ func boolOptions[T any](c *cli.Context, flags map[string]T) []T {
 		}
 	}
 	return opts
+}
+
+// quietFlag is -q/--quiet: only errors and the final result.
+func quietFlag() cli.Flag {
+	return &cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print only errors and the final result (no progress or log)"}
 }

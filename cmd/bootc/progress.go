@@ -1,35 +1,39 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
+	units "github.com/docker/go-units"
 	"golang.org/x/term"
 
 	"github.com/bootc-go/bootc/pkg/ostree"
 )
 
 // progress draws a one-line status that rewrites itself on a terminal, and prints plain lines at
-// most every few seconds otherwise.
+// most every few seconds otherwise. done prints the final state (the latest update) as a line of
+// its own, so that counts end where they ended and nothing else shares the line. A quiet progress
+// draws nothing.
 type progress struct {
-	w       io.Writer
-	tty     bool
-	mu      sync.Mutex
-	last    time.Time
-	every   time.Duration
-	drawn   bool
-	started time.Time
+	w           io.Writer
+	tty, quiet  bool
+	mu          sync.Mutex
+	last        time.Time
+	every       time.Duration
+	line        string // the latest update not yet ended by done
+	shown, onTT bool   // line was printed; it is drawn on the terminal without a newline
 }
 
-func newProgress(w io.Writer) *progress {
-	p := &progress{w: w, every: 5 * time.Second, started: time.Now()}
+func newProgress(w io.Writer, quiet bool) *progress {
+	p := &progress{w: w, every: 5 * time.Second, quiet: quiet}
 	if f, ok := w.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
-		p.tty = true
-		p.every = 100 * time.Millisecond
+		p.tty, p.every = true, 100*time.Millisecond
 	}
 	return p
 }
@@ -37,70 +41,79 @@ func newProgress(w io.Writer) *progress {
 func (p *progress) update(format string, args ...any) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	now := time.Now()
-	if now.Sub(p.last) < p.every {
+	p.line, p.shown = fmt.Sprintf(format, args...), false
+	if p.quiet || time.Since(p.last) < p.every {
 		return
 	}
-	p.last = now
-	msg := fmt.Sprintf(format, args...)
+	p.last, p.shown = time.Now(), true
 	if p.tty {
-		fmt.Fprintf(p.w, "\r\033[K%s", msg)
-		p.drawn = true
+		fmt.Fprintf(p.w, "\r\033[K%s", p.line)
+		p.onTT = true
 	} else {
-		fmt.Fprintln(p.w, msg)
+		fmt.Fprintln(p.w, p.line)
 	}
 }
 
-// done clears the terminal line.
+// done ends the line: the final state stays on screen (or is printed if it was not).
 func (p *progress) done() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.tty && p.drawn {
+	if p.clear(); !p.quiet && p.line != "" && (p.tty || !p.shown) {
+		fmt.Fprintln(p.w, p.line)
+	}
+	p.line = ""
+}
+
+// clear removes a line drawn on the terminal; the caller holds mu.
+func (p *progress) clear() {
+	if p.onTT {
 		fmt.Fprint(p.w, "\r\033[K")
+		p.onTT = false
 	}
 }
 
 // commit draws a commit's progress.
 func (p *progress) commit(cp ostree.CommitProgress) {
-	p.update("committing: %d files, %s read, %d new objects", cp.Files, humanBytes(cp.Bytes), cp.NewObjects)
+	p.update("committing: %d files, %s read, %d new objects", cp.Files, units.BytesSize(float64(cp.Bytes)), cp.NewObjects)
 }
 
-// progressAwareWriter writes log lines through p, clearing a progress line drawn on a terminal
-// first so that the two do not share a line.
-type progressAwareWriter struct{ p *progress }
-
-func (w progressAwareWriter) Write(b []byte) (int, error) {
-	w.p.mu.Lock()
-	defer w.p.mu.Unlock()
-	if w.p.tty && w.p.drawn {
-		fmt.Fprint(w.p.w, "\r\033[K")
-		w.p.drawn = false
+// Write prints a log or event line (none if quiet) above a progress line drawn on a terminal
+// (cleared, then drawn again below), so that the two do not share a line.
+func (p *progress) Write(b []byte) (int, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.quiet {
+		return len(b), nil
 	}
-	return w.p.w.Write(b)
+	drawn := p.onTT
+	p.clear()
+	n, err := p.w.Write(b)
+	if drawn {
+		fmt.Fprint(p.w, p.line)
+		p.onTT = true
+	}
+	return n, err
 }
 
-// stderrLogger logs Info and above to w as plain key=value lines, without timestamps.
-func stderrLogger(w io.Writer) *slog.Logger {
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{
-		Level: slog.LevelInfo,
-		ReplaceAttr: func(groups []string, a slog.Attr) slog.Attr {
-			if len(groups) == 0 && a.Key == slog.TimeKey {
-				return slog.Attr{}
-			}
-			return a
-		},
-	}))
+// lineHandler is the one log style of every command: the message, then key=value attributes.
+type lineHandler struct {
+	w     io.Writer
+	attrs []slog.Attr
 }
 
-func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
+func (h lineHandler) Enabled(_ context.Context, l slog.Level) bool { return l >= slog.LevelInfo }
+func (h lineHandler) WithGroup(string) slog.Handler                { return h }
+func (h lineHandler) WithAttrs(as []slog.Attr) slog.Handler {
+	return lineHandler{h.w, append(h.attrs[:len(h.attrs):len(h.attrs)], as...)}
+}
+
+func (h lineHandler) Handle(_ context.Context, r slog.Record) error {
+	var b strings.Builder
+	b.WriteString(r.Message)
+	r.Attrs(func(a slog.Attr) bool { h.attrs = append(h.attrs, a); return true })
+	for _, a := range h.attrs {
+		fmt.Fprintf(&b, " %s=%v", a.Key, a.Value)
 	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+	_, err := fmt.Fprintln(h.w, b.String())
+	return err
 }

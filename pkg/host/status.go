@@ -118,14 +118,15 @@ func Status(ctx context.Context, path string) (*BootcHost, error) {
 // Status describes the sysroot as loaded under the lock.
 func (h *Host) Status() *BootcHost { return buildStatus(h.sys) }
 
+// NotInstalled is the status of a host bootc (or ostree) did not install: no deployments, booted
+// null.
+func NotInstalled() *BootcHost {
+	return &BootcHost{APIVersion: APIVersion, Kind: Kind, Metadata: HostMetadata{Name: "host"}, Spec: HostSpec{BootOrder: "default"}}
+}
+
 // buildStatus classifies the deployments and reads each one's image from its commit.
 func buildStatus(sys *sysroot.Sysroot) *BootcHost {
-	st := &BootcHost{
-		APIVersion: APIVersion,
-		Kind:       Kind,
-		Metadata:   HostMetadata{Name: "host"},
-		Spec:       HostSpec{BootOrder: "default"},
-	}
+	st := NotInstalled()
 	roles := classify(sys)
 	deployed := map[ostree.Checksum]bool{}
 	for _, d := range sys.Deployments() {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"strings"
 	"time"
 
 	"github.com/bootc-go/bootc/pkg/imagestore"
@@ -248,6 +250,18 @@ type Install struct {
 	Kargs []string
 }
 
+// ErrInvalidInstall marks an install that cannot work as asked: a stateroot that is no plain name,
+// a root that is no directory.
+var ErrInvalidInstall = errors.New("invalid install")
+
+// Validate checks the stateroot name ("" stands for "default").
+func (in Install) Validate() error {
+	if s := in.Stateroot; strings.ContainsAny(s, "/ \t\n") || s == "." || s == ".." {
+		return fmt.Errorf("%w: stateroot %q: use a plain name such as default or fedora", ErrInvalidInstall, s)
+	}
+	return nil
+}
+
 // InstallResult says what InstallToFilesystem did.
 type InstallResult struct {
 	Root, Stateroot string
@@ -264,6 +278,12 @@ func InstallToFilesystem(ctx context.Context, root string, in Install, opts ...O
 	cfg := newConfig(opts)
 	if in.Stateroot == "" {
 		in.Stateroot = "default"
+	}
+	if err := in.Validate(); err != nil {
+		return nil, err
+	}
+	if st, err := os.Stat(root); err != nil || !st.IsDir() {
+		return nil, fmt.Errorf("%w: root %s is not a directory: mount the target filesystem there first", ErrInvalidInstall, root)
 	}
 	target := in.Source
 	if in.Target != nil {

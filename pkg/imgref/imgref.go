@@ -4,6 +4,10 @@
 package imgref
 
 import (
+	"regexp"
+
+	gcrname "github.com/google/go-containerregistry/pkg/name"
+
 	"fmt"
 	"strings"
 )
@@ -81,5 +85,35 @@ func registryRef(s, name string) (Ref, error) {
 	if name == "" || strings.HasPrefix(name, "/") || strings.ContainsAny(name, " \t\n") {
 		return Ref{}, fmt.Errorf("image reference %q: %q is not a registry image name", s, name)
 	}
+	if _, err := gcrname.ParseReference(name); err != nil {
+		return Ref{}, fmt.Errorf("image reference %q: %s", s, whyNotReference(name))
+	}
 	return Ref{Transport: Registry, Name: name}, nil
 }
+
+// whyNotReference says which part of a registry image name is wrong, and how to write it.
+func whyNotReference(name string) string {
+	repo, digest, hasDigest := strings.Cut(name, "@")
+	if hasDigest {
+		algo, hex, _ := strings.Cut(digest, ":")
+		if algo != "sha256" || len(hex) != 64 || strings.Trim(hex, "0123456789abcdef") != "" {
+			return fmt.Sprintf("the digest %q is not sha256: followed by 64 lower-case hex digits: write %s@sha256:<64 hex digits>, or use a tag", digest, repo)
+		}
+	}
+	if i := strings.LastIndex(repo, ":"); i > strings.LastIndex(repo, "/") {
+		tag := repo[i+1:]
+		if repo = repo[:i]; !gcrTag.MatchString(tag) {
+			return fmt.Sprintf("the tag %q may hold only letters, digits, '_', '.' and '-' (at most 128, not starting with '.' or '-')", tag)
+		}
+	}
+	host, path, ok := strings.Cut(repo, "/")
+	if !ok || !strings.ContainsAny(host, ".:") && host != "localhost" {
+		path = repo
+	}
+	if path != strings.ToLower(path) {
+		return fmt.Sprintf("the repository %q must be lower case: write %s", path, strings.Replace(name, path, strings.ToLower(path), 1))
+	}
+	return fmt.Sprintf("%q is not REGISTRY/REPOSITORY[:TAG][@sha256:DIGEST] (repository: lower-case letters, digits and . _ - separators)", name)
+}
+
+var gcrTag = regexp.MustCompile(`^[\w][\w.-]{0,127}$`)

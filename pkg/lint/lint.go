@@ -136,6 +136,29 @@ func (r *Report) Failures(fatalWarnings bool) int {
 	return r.Fatal
 }
 
+// Text is the report as bootc prints it: the failures, then the counts.
+func (r *Report) Text() string {
+	var b strings.Builder
+	for _, res := range r.Results {
+		switch {
+		case res.Status == Failed && res.Type == Fatal.String():
+			fmt.Fprintf(&b, "Failed lint: %s: %s\n", res.Name, res.Message)
+		case res.Status == Failed:
+			fmt.Fprintf(&b, "Lint warning: %s: %s\n", res.Name, res.Message)
+		}
+	}
+	fmt.Fprintf(&b, "Checks passed: %d\n", r.Passed)
+	for _, c := range []struct {
+		what string
+		n    int
+	}{{"Checks skipped", r.Skipped}, {"Warnings", r.Warnings}} {
+		if c.n > 0 {
+			fmt.Fprintf(&b, "%s: %d\n", c.what, c.n)
+		}
+	}
+	return b.String()
+}
+
 // Option configures Run.
 //
 // Defaults: no lint is skipped; the root type is RunningRoot if the root is "/" (after making it

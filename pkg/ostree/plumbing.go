@@ -85,6 +85,35 @@ func MetadataText(v gvariant.Variant) string {
 
 var xattrsType = gvariant.MustParseType("a(ayay)")
 
+// ShowText is the commit as `ostree show` prints it.
+func (info *CommitInfo) ShowText() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "commit %s\n", info.Checksum)
+	if !info.Parent.IsZero() {
+		fmt.Fprintf(&b, "Parent:  %s\n", info.Parent)
+	}
+	fmt.Fprintf(&b, "ContentChecksum:  %s\n", info.ContentChecksum)
+	fmt.Fprintf(&b, "Date:  %s\n", info.Timestamp.Format("2006-01-02 15:04:05 -0700"))
+	if info.Version != "" {
+		fmt.Fprintf(&b, "Version: %s\n", info.Version)
+	}
+	fmt.Fprintf(&b, "\n    %s\n\n", info.Subject)
+	if info.Body != "" {
+		fmt.Fprintf(&b, "    %s\n\n", strings.ReplaceAll(info.Body, "\n", "\n    "))
+	}
+	return b.String()
+}
+
+// Text is the report as `bootc ostree fsck` prints it: one line per problem, then the counts.
+func (r *FsckReport) Text() string {
+	var b strings.Builder
+	for _, p := range r.Problems {
+		fmt.Fprintf(&b, "error: %s\n", p)
+	}
+	fmt.Fprintf(&b, "checked %d commits, %d dirtrees, %d dirmetas, %d files: %d problems\n", r.Commits, r.DirTrees, r.DirMetas, r.Files, len(r.Problems))
+	return b.String()
+}
+
 // LsLine is e as `ostree ls` lists it (e from a Walk with Headers): type and mode, uid, gid,
 // size, with checksums the content (or dirtree and dirmeta) checksums, with xattrs the extended
 // attributes in GVariant text, then the path and a symlink's target.

@@ -38,3 +38,17 @@ func ParseSourceDateEpoch(v string) (time.Time, error) {
 	}
 	return time.Unix(secs, 0), nil
 }
+
+// CommitTime resolves a commit's time as the build tools do: from flag (ParseTimestamp) if it is
+// set, else from sourceDateEpoch (the caller reads SOURCE_DATE_EPOCH), else none (ok false).
+func CommitTime(flag, sourceDateEpoch string) (t time.Time, ok bool, err error) {
+	switch {
+	case flag != "":
+		t, err = ParseTimestamp(flag)
+	case sourceDateEpoch != "":
+		t, err = ParseSourceDateEpoch(sourceDateEpoch)
+	default:
+		return t, false, nil
+	}
+	return t, err == nil, err
+}

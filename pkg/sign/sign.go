@@ -20,6 +20,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -132,4 +133,18 @@ func (s *Signer) Sign(ctx context.Context, ref imgref.Ref, digest v1.Hash, reg t
 		return fmt.Errorf("signing %s: the signed manifest is %s, not the pushed %s", ref, got, digest)
 	}
 	return nil
+}
+
+// Passphrase is a key passphrase as cosign reads it: the first line of file (without its line
+// ending) if file is set, else fromEnv (the caller reads COSIGN_PASSWORD).
+func Passphrase(file, fromEnv string) ([]byte, error) {
+	if file == "" {
+		return []byte(fromEnv), nil
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return nil, err
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	return []byte(strings.TrimSuffix(line, "\r")), nil
 }
