@@ -11,6 +11,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/bootc-go/bootc/internal/cliargs"
 	"github.com/bootc-go/bootc/pkg/encapsulate"
 	"github.com/bootc-go/bootc/pkg/encapsulate/bootable"
 	"github.com/bootc-go/bootc/pkg/encapsulate/compose"
@@ -26,8 +27,8 @@ func composeCommand() *cli.Command {
 			&cli.StringFlag{Name: "rootfs", Required: true, Usage: "root filesystem directory to commit (required)"}, repo,
 			&cli.StringFlag{Name: "version", Usage: "the version metadata (default: VERSION_ID or VERSION from the rootfs's os-release; an empty value for none)"},
 		}, commitFlags(&cli.StringFlag{Name: "branch", Aliases: []string{"b"}, Required: true, Usage: "branch to point at the new commit (required)"})...)},
-		{Name: "encapsulate", ArgsUsage: "REF TARGET", Action: withArgs(2, 2, "REF and TARGET", runComposeEncapsulate), Flags: append([]cli.Flag{repoFlag()}, imageFlags()...)},
-		{Name: "image", Action: withArgs(0, 0, "no arguments (give --rootfs or --from, and --output)", runComposeImage), Flags: append([]cli.Flag{
+		{Name: "encapsulate", ArgsUsage: "REF TARGET", Action: cliargs.WithArgs(2, 2, "REF and TARGET", runComposeEncapsulate), Flags: append([]cli.Flag{repoFlag()}, imageFlags()...)},
+		{Name: "image", Action: cliargs.WithArgs(0, 0, "no arguments (give --rootfs or --from, and --output)", runComposeImage), Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "rootfs", Usage: "root filesystem directory to compose (this or --from is required)"},
 			&cli.StringFlag{Name: "from", Usage: "container image to flatten and compose: docker://, oci:, oci-archive: or containers-storage:"},
 			&cli.StringFlag{Name: "output", Required: true, Usage: "where to write the image (required): oci:DIR[:TAG], oci-archive:FILE, docker://REF or containers-storage:REF"},
@@ -94,7 +95,7 @@ func composeEvents(c *cli.Context) (opts []compose.Option, done func()) {
 
 func runComposeCommit(c *cli.Context) error {
 	if c.NArg() > 0 {
-		return usageError(c, "unexpected argument %q: give the root filesystem with --rootfs", c.Args().First())
+		return cliargs.Errorf(c, "unexpected argument %q: give the root filesystem with --rootfs", c.Args().First())
 	}
 	opts, err := commitOptions(c)
 	if err != nil {
@@ -134,7 +135,7 @@ func commitOptions(c *cli.Context) ([]compose.Option, error) {
 func runComposeEncapsulate(c *cli.Context) error {
 	target, err := imgref.Parse(c.Args().Get(1))
 	if err != nil {
-		return usageError(c, "TARGET: %v", err)
+		return cliargs.Errorf(c, "TARGET: %v", err)
 	}
 	opts, done, err := imageOptions(c)
 	if err != nil {
@@ -149,10 +150,10 @@ func runComposeEncapsulate(c *cli.Context) error {
 func imageOptions(c *cli.Context) (opts []compose.Option, done func(), err error) {
 	comp, err := encapsulate.ParseCompression(c.String("compression"))
 	if err != nil {
-		return nil, nil, usageError(c, "%v", err)
+		return nil, nil, cliargs.Errorf(c, "%v", err)
 	}
 	if n := c.Int("max-layers"); n < 1 || n == 2 {
-		return nil, nil, usageError(c, "--max-layers %d: use 1 for a single layer, or at least 3 (layer 0, content, and a layer reserved for new packages)", n)
+		return nil, nil, cliargs.Errorf(c, "--max-layers %d: use 1 for a single layer, or at least 3 (layer 0, content, and a layer reserved for new packages)", n)
 	}
 	image, err := keyValueOptions(c, "label", func(k, v string) encapsulate.Option { return encapsulate.WithLabels(map[string]string{k: v}) })
 	if err != nil {
@@ -162,7 +163,7 @@ func imageOptions(c *cli.Context) (opts []compose.Option, done func(), err error
 	if s := c.String("previous-build"); s != "" {
 		ref, err := imgref.Parse(s)
 		if err != nil {
-			return nil, nil, usageError(c, "--previous-build: %v", err)
+			return nil, nil, cliargs.Errorf(c, "--previous-build: %v", err)
 		}
 		opts = append(opts, compose.WithPreviousBuild(ref))
 	} else if c.Bool("no-previous-build") {
@@ -211,15 +212,15 @@ func runComposeImage(c *cli.Context) error {
 func composeImageArgs(c *cli.Context) (src compose.Source, target imgref.Ref, err error) {
 	src.Rootfs = c.String("rootfs")
 	if (src.Rootfs == "") == (c.String("from") == "") {
-		return src, target, usageError(c, "give exactly one of --rootfs DIR and --from IMAGE")
+		return src, target, cliargs.Errorf(c, "give exactly one of --rootfs DIR and --from IMAGE")
 	}
 	if target, err = imgref.Parse(c.String("output")); err != nil {
-		return src, target, usageError(c, "--output: %v", err)
+		return src, target, cliargs.Errorf(c, "--output: %v", err)
 	}
 	if from := c.String("from"); from != "" {
 		ref, err := imgref.Parse(from)
 		if err != nil {
-			return src, target, usageError(c, "--from: %v", err)
+			return src, target, cliargs.Errorf(c, "--from: %v", err)
 		}
 		src.From = &ref
 	}
@@ -232,12 +233,12 @@ func loadSigner(c *cli.Context, target imgref.Ref) (*sign.Signer, error) {
 	key, passFile := c.String("sign-key"), c.String("sign-passphrase-file")
 	if key == "" {
 		if passFile != "" {
-			return nil, usageError(c, "--sign-passphrase-file needs --sign-key")
+			return nil, cliargs.Errorf(c, "--sign-passphrase-file needs --sign-key")
 		}
 		return nil, nil
 	}
 	if target.Transport != imgref.Registry {
-		return nil, usageError(c, "--sign-key: cannot sign %s: signatures are stored as sigstore attachments in a registry, which OCI layouts, archives and containers-storage cannot hold; push to docker://REGISTRY/NAME:TAG", target)
+		return nil, cliargs.Errorf(c, "--sign-key: cannot sign %s: signatures are stored as sigstore attachments in a registry, which OCI layouts, archives and containers-storage cannot hold; push to docker://REGISTRY/NAME:TAG", target)
 	}
 	passphrase, err := sign.Passphrase(passFile, os.Getenv("COSIGN_PASSWORD"))
 	if err != nil {

@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/bootc-go/bootc/internal/cliargs"
 )
 
 // TestCLIConformance checks that the command line behaves as users of clap and GOption tools
@@ -64,9 +66,9 @@ func TestCLIConformance(t *testing.T) {
 		{"completion zsh", []string{"completion", "zsh"}, 0, "#compdef bootc", nil},
 		{"completion fish", []string{"completion", "fish"}, 0, "complete -c bootc", nil},
 		{"completion of another shell", []string{"completion", "tcsh"}, 2, "", []string{`no completion for shell "tcsh"`, "use bash, zsh or fish"}},
-		{"complete a command", []string{"sw", completionFlag}, 0, "switch\n", nil},
-		{"complete a subcommand", []string{"ostree", "c", completionFlag}, 0, "commit\ncheckout\n", nil},
-		{"complete a flag", []string{"status", "--sysroot", empty, "--for", completionFlag}, 0, "--format\n--format-version\n", nil},
+		{"complete a command", []string{"sw", cliargs.CompletionFlag}, 0, "switch\n", nil},
+		{"complete a subcommand", []string{"ostree", "c", cliargs.CompletionFlag}, 0, "commit\ncheckout\n", nil},
+		{"complete a flag", []string{"status", "--sysroot", empty, "--for", cliargs.CompletionFlag}, 0, "--format\n--format-version\n", nil},
 		{"keep-deployments", []string{"switch", "--help"}, 0, "--keep-deployments", nil},
 		{"quiet switch", []string{"switch", "--help"}, 0, "--quiet, -q", nil},
 	} {
@@ -99,11 +101,11 @@ func TestCLIConformance(t *testing.T) {
 func TestCompletionRunsNothing(t *testing.T) {
 	empty := t.TempDir()
 	for _, args := range [][]string{
-		{"switch", "--sysroot", empty, "--", "", completionFlag},
-		{"switch", "--sysroot", empty, "--", "docker://127.0.0.1:1/nothing", completionFlag},
-		{completionFlag, "upgrade", "--sysroot", empty},
-		{"install", "to-filesystem", "--source-imgref", "docker://127.0.0.1:1/x", empty, "", completionFlag},
-		{"status", "--sysroot", "", completionFlag},
+		{"switch", "--sysroot", empty, "--", "", cliargs.CompletionFlag},
+		{"switch", "--sysroot", empty, "--", "docker://127.0.0.1:1/nothing", cliargs.CompletionFlag},
+		{cliargs.CompletionFlag, "upgrade", "--sysroot", empty},
+		{"install", "to-filesystem", "--source-imgref", "docker://127.0.0.1:1/x", empty, "", cliargs.CompletionFlag},
+		{"status", "--sysroot", "", cliargs.CompletionFlag},
 	} {
 		out, errs, code := run(t, args...)
 		if code != 0 || errs != "" || strings.Contains(out, "error") {
@@ -113,7 +115,7 @@ func TestCompletionRunsNothing(t *testing.T) {
 	if entries, _ := os.ReadDir(empty); len(entries) != 0 {
 		t.Errorf("completion wrote into the sysroot: %v", entries)
 	}
-	out, _, _ := run(t, "switch", "--", "", completionFlag)
+	out, _, _ := run(t, "switch", "--", "", cliargs.CompletionFlag)
 	if out != "" {
 		t.Errorf("completion after -- offered %q; it must leave file names to the shell", out)
 	}

@@ -7,11 +7,12 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/bootc-go/bootc/internal/cliargs"
 	"github.com/bootc-go/bootc/pkg/lint"
 )
 
 func containerCommand() *cli.Command {
-	lint := withArgs(0, 0, "no arguments (the root filesystem is --rootfs)", runContainerLint)
+	lint := cliargs.WithArgs(0, 0, "no arguments (the root filesystem is --rootfs)", runContainerLint)
 	return &cli.Command{Name: "container", Subcommands: []*cli.Command{{Name: "lint", Action: lint, Flags: []cli.Flag{
 		&cli.StringFlag{Name: "rootfs", Value: "/", Usage: "the root filesystem to lint"},
 		&cli.BoolFlag{Name: "fatal-warnings", Usage: "fail on warnings too"},
@@ -33,7 +34,7 @@ func runContainerLint(c *cli.Context) error {
 	opts := append(boolOptions(c, map[string]lint.Option{"no-truncate": lint.WithNoTruncate()}), lint.WithSkip(c.StringSlice("skip")...))
 	rep, err := lint.Run(c.Context, c.String("rootfs"), opts...)
 	if errors.Is(err, lint.ErrUnknownLint) {
-		return usageError(c, "--skip: %v", err)
+		return cliargs.Errorf(c, "--skip: %v", err)
 	} else if err != nil {
 		return err
 	}

@@ -8,6 +8,7 @@ import (
 	"runtime/debug"
 	"strings"
 
+	"github.com/bootc-go/bootc/internal/cliargs"
 	"github.com/urfave/cli/v2"
 )
 
@@ -34,7 +35,7 @@ var version, commit string
 // toolCommands are the commands about bootc itself.
 func toolCommands() []*cli.Command {
 	return []*cli.Command{{Name: "version", Action: printVersion},
-		{Name: "completion", ArgsUsage: "bash|zsh|fish", Action: withArgs(1, 1, "one shell name (bash, zsh or fish)", printCompletion)}}
+		{Name: "completion", ArgsUsage: "bash|zsh|fish", Action: cliargs.WithArgs(1, 1, "one shell name (bash, zsh or fish)", printCompletion)}}
 }
 
 func printVersion(c *cli.Context) error {
@@ -54,7 +55,7 @@ func printVersion(c *cli.Context) error {
 func printCompletion(c *cli.Context) error {
 	b, err := helpFiles.ReadFile("completion/bootc." + c.Args().First())
 	if err != nil {
-		return usageError(c, "no completion for shell %q: use bash, zsh or fish", c.Args().First())
+		return cliargs.Errorf(c, "no completion for shell %q: use bash, zsh or fish", c.Args().First())
 	}
 	_, err = c.App.Writer.Write(b)
 	return err

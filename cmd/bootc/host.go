@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"strings"
 	"text/tabwriter"
 
@@ -13,6 +12,7 @@ import (
 	"github.com/urfave/cli/v2"
 	"golang.org/x/term"
 
+	"github.com/bootc-go/bootc/internal/cliargs"
 	"github.com/bootc-go/bootc/pkg/host"
 	"github.com/bootc-go/bootc/pkg/imagestore"
 	"github.com/bootc-go/bootc/pkg/imgref"
@@ -92,7 +92,7 @@ func hostError(c *cli.Context, err error) error {
 	case errors.Is(err, sysroot.ErrNotSysroot):
 		return fmt.Errorf("%w\nthis host was not installed by bootc (or ostree): install with 'bootc install to-filesystem --source-imgref IMAGE ROOT', or point --sysroot at a sysroot directory", err)
 	case errors.Is(err, host.ErrNotLive):
-		return usageError(c, "--apply reboots the running system, but %s is a sysroot directory, not the booted system: leave out --apply", c.String("sysroot"))
+		return cliargs.Errorf(c, "--apply reboots the running system, but %s is a sysroot directory, not the booted system: leave out --apply", c.String("sysroot"))
 	}
 	return err
 }
@@ -147,9 +147,7 @@ func apply(c *cli.Context) error {
 		return nil
 	}
 	fmt.Fprintln(c.App.Writer, "Rebooting")
-	cmd := exec.CommandContext(c.Context, "systemctl", "reboot")
-	cmd.Stdout, cmd.Stderr = c.App.Writer, c.App.ErrWriter
-	return cmd.Run()
+	return host.Reboot(c.Context)
 }
 
 // enforceFlag is --enforce-container-sigpolicy.
@@ -162,7 +160,7 @@ func enforceFlag() cli.Flag {
 func imageArg(c *cli.Context, what, s string, parse func(string) (imgref.Ref, error)) (imgref.OstreeRef, error) {
 	ref, err := host.ParseImage(s, parse, c.Bool("enforce-container-sigpolicy"))
 	if err != nil {
-		return ref, usageError(c, "%s: %v", what, err)
+		return ref, cliargs.Errorf(c, "%s: %v", what, err)
 	}
 	return ref, nil
 }
@@ -176,7 +174,7 @@ func hostCommands() []*cli.Command {
 			&cli.BoolFlag{Name: "booted", Usage: "only the booted deployment"},
 			&cli.BoolFlag{Name: "json", Hidden: true, Usage: "the same as --format json"},
 		}},
-		{Name: "switch", ArgsUsage: "IMAGE", Action: withArgs(1, 1, "one IMAGE argument", runSwitch), Flags: []cli.Flag{
+		{Name: "switch", ArgsUsage: "IMAGE", Action: cliargs.WithArgs(1, 1, "one IMAGE argument", runSwitch), Flags: []cli.Flag{
 			&cli.StringFlag{Name: "transport", Value: "registry", Usage: "where IMAGE is: registry, oci, oci-archive or containers-storage"},
 			&cli.BoolFlag{Name: "keep-deployments", Usage: "keep all existing deployments instead of only the booted one and one rollback"},
 			&cli.BoolFlag{Name: "retain", Hidden: true, Usage: "deprecated: the old name of --keep-deployments"},
@@ -189,7 +187,7 @@ func hostCommands() []*cli.Command {
 			&cli.StringFlag{Name: "format", Value: "text", Usage: "with --check: text (or humanreadable) or json"},
 			applyFlag(), quietFlag(),
 		}},
-		{Name: "rollback", Action: withArgs(0, 0, "no arguments", runRollback), Flags: []cli.Flag{applyFlag()}},
+		{Name: "rollback", Action: cliargs.WithArgs(0, 0, "no arguments", runRollback), Flags: []cli.Flag{applyFlag()}},
 	}
 }
 
@@ -217,11 +215,11 @@ func runStatus(c *cli.Context) error {
 // statusFormat reads --format (and the hidden --json), defaulting by whether stdout is a terminal.
 func statusFormat(c *cli.Context) (string, error) {
 	if v := c.String("format-version"); v != "0" && v != "1" {
-		return "", usageError(c, "unknown --format-version %q: use 0 or 1", v)
+		return "", cliargs.Errorf(c, "unknown --format-version %q: use 0 or 1", v)
 	}
 	if c.Bool("json") {
 		if f := c.String("format"); f != "" && f != "json" {
-			return "", usageError(c, "--json and --format %s contradict each other", f)
+			return "", cliargs.Errorf(c, "--json and --format %s contradict each other", f)
 		}
 		return "json", nil
 	}
@@ -297,7 +295,7 @@ func displayImage(st *host.ImageStatus) string {
 func runSwitch(c *cli.Context) error {
 	arg := c.Args().First()
 	if strings.HasPrefix(arg, "ostree-") && c.IsSet("transport") {
-		return usageError(c, "%q already names its transport: leave out --transport", arg)
+		return cliargs.Errorf(c, "%q already names its transport: leave out --transport", arg)
 	}
 	ref, err := imageArg(c, "IMAGE", arg, func(s string) (imgref.Ref, error) { return imgref.FromTransport(c.String("transport"), s) })
 	if err != nil {
@@ -329,13 +327,13 @@ func upgradeMode(c *cli.Context) (host.UpgradeMode, error) {
 	check, dlOnly, fromDl := c.Bool("check"), c.Bool("download-only"), c.Bool("from-downloaded")
 	switch {
 	case check && (dlOnly || fromDl || c.Bool("apply")):
-		return 0, usageError(c, "--check only looks: it cannot be combined with --download-only, --from-downloaded or --apply")
+		return 0, cliargs.Errorf(c, "--check only looks: it cannot be combined with --download-only, --from-downloaded or --apply")
 	case dlOnly && fromDl:
-		return 0, usageError(c, "--download-only and --from-downloaded are two steps: run them one after the other")
+		return 0, cliargs.Errorf(c, "--download-only and --from-downloaded are two steps: run them one after the other")
 	case dlOnly && c.Bool("apply"):
-		return 0, usageError(c, "--download-only deploys nothing, so there is nothing to --apply")
+		return 0, cliargs.Errorf(c, "--download-only deploys nothing, so there is nothing to --apply")
 	case c.IsSet("format") && !check:
-		return 0, usageError(c, "--format applies to --check only")
+		return 0, cliargs.Errorf(c, "--format applies to --check only")
 	case dlOnly:
 		return host.UpgradeDownloadOnly, nil
 	case fromDl:
@@ -346,7 +344,7 @@ func upgradeMode(c *cli.Context) (host.UpgradeMode, error) {
 
 func runUpgrade(c *cli.Context) error {
 	if c.NArg() != 0 {
-		return usageError(c, "upgrade takes no arguments (to change images, use 'bootc switch IMAGE')")
+		return cliargs.Errorf(c, "upgrade takes no arguments (to change images, use 'bootc switch IMAGE')")
 	}
 	mode, err := upgradeMode(c)
 	if err != nil {

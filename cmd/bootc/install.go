@@ -9,6 +9,7 @@ import (
 	units "github.com/docker/go-units"
 	"github.com/urfave/cli/v2"
 
+	"github.com/bootc-go/bootc/internal/cliargs"
 	"github.com/bootc-go/bootc/pkg/host"
 	"github.com/bootc-go/bootc/pkg/imgref"
 	"github.com/bootc-go/bootc/pkg/install"
@@ -18,10 +19,10 @@ func installCommand() *cli.Command {
 	return &cli.Command{
 		Name: "install",
 		Subcommands: []*cli.Command{{
-			Name: "to-filesystem", ArgsUsage: "ROOT", Action: withArgs(1, 1, "the ROOT directory as the one argument", runInstallToFilesystem),
+			Name: "to-filesystem", ArgsUsage: "ROOT", Action: cliargs.WithArgs(1, 1, "the ROOT directory as the one argument", runInstallToFilesystem),
 			Flags: installFlags("a kernel argument for the boot entry (repeatable)"),
 		}, {
-			Name: "to-disk", ArgsUsage: "DEVICE|FILE", Action: withArgs(1, 1, "the DEVICE or FILE as the one argument", runInstallToDisk),
+			Name: "to-disk", ArgsUsage: "DEVICE|FILE", Action: cliargs.WithArgs(1, 1, "the DEVICE or FILE as the one argument", runInstallToDisk),
 			Flags: append(installFlags("a kernel argument for the boot entry, after root=UUID=… rw (repeatable)"),
 				&cli.StringFlag{Name: "filesystem", Value: "ext4", Usage: "the root filesystem: ext4 or xfs (xfs needs --via-loopback)"},
 				&cli.BoolFlag{Name: "via-loopback", Usage: "make the filesystem on a loop device and install into it mounted"},
@@ -51,7 +52,7 @@ func runInstallToFilesystem(c *cli.Context) error {
 	opts, done := hostOptions(c)
 	res, err := host.InstallToFilesystem(c.Context, c.Args().First(), in, opts...)
 	if done(); errors.Is(err, host.ErrInvalidInstall) {
-		return usageError(c, "%v", err)
+		return cliargs.Errorf(c, "%v", err)
 	} else if err != nil {
 		return err
 	}
@@ -74,7 +75,7 @@ func installArgs(c *cli.Context) (host.Install, error) {
 		in.Target = &target
 	}
 	if err := in.Validate(); err != nil || in.Stateroot == "" {
-		return in, usageError(c, "--stateroot %q: use a plain name such as default or fedora", in.Stateroot)
+		return in, cliargs.Errorf(c, "--stateroot %q: use a plain name such as default or fedora", in.Stateroot)
 	}
 	return in, nil
 }
@@ -94,7 +95,7 @@ func runInstallToDisk(c *cli.Context) error {
 	if s := c.String("size"); s != "" {
 		n, err := units.RAMInBytes(strings.TrimSpace(s))
 		if err != nil || n <= 0 {
-			return usageError(c, "--size %q: expected a size such as 8G, 512M or a number of bytes", s)
+			return cliargs.Errorf(c, "--size %q: expected a size such as 8G, 512M or a number of bytes", s)
 		}
 		opts = append(opts, install.WithSize(n))
 	}
@@ -116,7 +117,7 @@ func runInstallToDisk(c *cli.Context) error {
 	}))
 	res, err := install.ToDisk(c.Context, c.Args().First(), in, opts...)
 	if errors.Is(err, install.ErrInvalidTarget) || errors.Is(err, host.ErrInvalidInstall) {
-		return usageError(c, "%v", err)
+		return cliargs.Errorf(c, "%v", err)
 	} else if err != nil {
 		return err
 	}

@@ -23,6 +23,7 @@ import (
 	"go.podman.io/storage/pkg/reexec"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/bootc-go/bootc/internal/cliargs"
 	"github.com/bootc-go/bootc/pkg/ostree"
 )
 
@@ -37,7 +38,8 @@ func main() {
 	os.Exit(code)
 }
 
-// exitError carries a specific exit code (2 for usage errors, fsck's 1 for "problems found").
+// exitError carries a specific exit code (fsck's 1 for "problems found"; usage errors,
+// *cliargs.UsageError, exit 2).
 type exitError struct {
 	code int
 	err  error
@@ -50,25 +52,25 @@ func (e *exitError) Unwrap() error { return e.err }
 // it in-process. Completion requests never reach a command's Action.
 func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	app := newApp(stdout, stderr)
-	if i := slices.Index(args, completionFlag); i >= 0 {
-		complete(app, stdout, slices.Delete(slices.Clone(args[1:]), i-1, i))
+	if i := slices.Index(args, cliargs.CompletionFlag); i >= 0 {
+		cliargs.Complete(app, stdout, slices.Delete(slices.Clone(args[1:]), i-1, i))
 		return 0
 	}
-	args, err := normalize(app, args[1:])
+	args, err := cliargs.Normalize(app, args[1:], "run 'bootc status', 'bootc upgrade' or another command")
 	if err == nil {
 		err = app.RunContext(ctx, args)
 	}
 	if err == nil {
 		return 0
 	}
+	fmt.Fprintf(stderr, "error: %v\n", err)
 	var ee *exitError
-	if errors.As(err, &ee) {
-		if ee.err != nil {
-			fmt.Fprintf(stderr, "error: %v\n", ee.err)
-		}
+	switch {
+	case errors.As(err, new(*cliargs.UsageError)):
+		return 2
+	case errors.As(err, &ee):
 		return ee.code
 	}
-	fmt.Fprintf(stderr, "error: %v\n", err)
 	return 1
 }
 
@@ -99,40 +101,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 }
 
 // onUsageError makes urfave's own flag errors (a bad number, say) usage errors.
-func onUsageError(c *cli.Context, err error, _ bool) error { return usageError(c, "%v", err) }
-
-// usageError reports a wrong invocation with exit code 2, pointing at the command's help.
-func usageError(c *cli.Context, format string, args ...any) error {
-	name := c.App.Name
-	if c.Command != nil && c.Command.HelpName != "" {
-		name = c.Command.HelpName
-	}
-	return usageErr(name, format, args...)
-}
-
-func usageErr(helpName, format string, args ...any) error {
-	return &exitError{code: 2, err: fmt.Errorf("%s; see '%s --help'", fmt.Sprintf(format, args...), helpName)}
-}
-
-// nargs checks that the command got between min and max arguments (max -1: any number).
-func nargs(c *cli.Context, min, max int, what string) error {
-	if n := c.NArg(); max >= 0 && n > max {
-		return usageError(c, "unexpected argument %q: %s takes %s", c.Args().Get(max), c.Command.Name, what)
-	} else if n < min {
-		return usageError(c, "expected %s, got %d arguments", what, n)
-	}
-	return nil
-}
-
-// withArgs makes an Action that checks the number of arguments (nargs) before run.
-func withArgs(min, max int, what string, run cli.ActionFunc) cli.ActionFunc {
-	return func(c *cli.Context) error {
-		if err := nargs(c, min, max, what); err != nil {
-			return err
-		}
-		return run(c)
-	}
-}
+func onUsageError(c *cli.Context, err error, _ bool) error { return cliargs.Errorf(c, "%v", err) }
 
 // formatFlag is --format for commands that print text or JSON.
 func formatFlag() *cli.StringFlag {
@@ -147,7 +116,7 @@ func outputFormat(c *cli.Context, others ...string) (string, error) {
 	case slices.Contains(others, f):
 		return f, nil
 	default:
-		return "", usageError(c, "unknown --format %q: use text, %s", f, strings.Join(others, " or "))
+		return "", cliargs.Errorf(c, "unknown --format %q: use text, %s", f, strings.Join(others, " or "))
 	}
 }
 
@@ -171,7 +140,7 @@ func writeData(w io.Writer, format string, v any) error {
 func timestampOption[T any](c *cli.Context, with func(time.Time) T) ([]T, error) {
 	t, ok, err := ostree.CommitTime(c.String("timestamp"), os.Getenv("SOURCE_DATE_EPOCH"))
 	if err != nil && c.String("timestamp") != "" {
-		return nil, usageError(c, "%v", err)
+		return nil, cliargs.Errorf(c, "%v", err)
 	} else if err != nil || !ok {
 		return nil, err // a bad SOURCE_DATE_EPOCH is no usage error
 	}
@@ -184,7 +153,7 @@ func keyValueOptions[T any](c *cli.Context, flag string, with func(k, v string) 
 	for _, kv := range c.StringSlice(flag) {
 		k, v, ok := strings.Cut(kv, "=")
 		if !ok || k == "" {
-			return nil, usageError(c, "--%s %q: expected KEY=VALUE", flag, kv)
+			return nil, cliargs.Errorf(c, "--%s %q: expected KEY=VALUE", flag, kv)
 		}
 		opts = append(opts, with(k, v))
 	}

@@ -8,12 +8,13 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/bootc-go/bootc/internal/cliargs"
 	"github.com/bootc-go/bootc/pkg/ostree"
 )
 
 func ostreeCommand() *cli.Command {
 	return &cli.Command{Name: "ostree", Subcommands: []*cli.Command{
-		{Name: "init", Action: withArgs(0, 0, "no arguments", runOstreeInit), Flags: []cli.Flag{repoFlag(),
+		{Name: "init", Action: cliargs.WithArgs(0, 0, "no arguments", runOstreeInit), Flags: []cli.Flag{repoFlag(),
 			&cli.StringFlag{Name: "mode", Value: "bare", Usage: "bare, bare-user or archive (archive-z2)"}}},
 		{Name: "commit", ArgsUsage: "DIR", Action: runOstreeCommit, Flags: append(commitFlags(
 			&cli.StringFlag{Name: "branch", Aliases: []string{"b"}, Usage: "branch to point at the new commit (required unless --orphan)"}), repoFlag(),
@@ -70,7 +71,7 @@ func (r repoCommand) command() *cli.Command {
 		cmd.Flags = append(cmd.Flags, formatFlag())
 	}
 	cmd.Action = func(c *cli.Context) error {
-		if err := nargs(c, r.min, r.max, r.args); err != nil {
+		if err := cliargs.CheckArgs(c, r.min, r.max, r.args); err != nil {
 			return err
 		}
 		format := "text"
@@ -92,7 +93,7 @@ func (r repoCommand) command() *cli.Command {
 func runOstreeInit(c *cli.Context) error {
 	mode, err := ostree.ParseRepoMode(c.String("mode"))
 	if err != nil {
-		return usageError(c, "%v", err)
+		return cliargs.Errorf(c, "%v", err)
 	}
 	if _, err := ostree.Init(c.Context, c.String("repo"), mode); err != nil {
 		return fmt.Errorf("init: %w", err)
@@ -115,15 +116,15 @@ func runOstreeCommit(c *cli.Context) error {
 	if t := c.String("tree"); t != "" {
 		d, ok := strings.CutPrefix(t, "dir=")
 		if !ok {
-			return usageError(c, "--tree %q: only dir=DIR is supported", t)
+			return cliargs.Errorf(c, "--tree %q: only dir=DIR is supported", t)
 		}
 		if dir != "" {
-			return usageError(c, "give the directory either as an argument or with --tree, not both")
+			return cliargs.Errorf(c, "give the directory either as an argument or with --tree, not both")
 		}
 		dir = d
 	}
 	if dir == "" || c.NArg() > 1 {
-		return usageError(c, "commit takes exactly one directory")
+		return cliargs.Errorf(c, "commit takes exactly one directory")
 	}
 	opts, err := ostreeCommitOptions(c)
 	if err != nil {
@@ -146,7 +147,7 @@ func runOstreeCommit(c *cli.Context) error {
 func ostreeCommitOptions(c *cli.Context) ([]ostree.CommitOption, error) {
 	branch := c.String("branch")
 	if branch == "" && !c.Bool("orphan") {
-		return nil, usageError(c, "a branch is required (-b BRANCH), or --orphan for a commit no ref points at")
+		return nil, cliargs.Errorf(c, "a branch is required (-b BRANCH), or --orphan for a commit no ref points at")
 	}
 	opts := []ostree.CommitOption{ostree.WithBranch(branch), ostree.WithSubject(c.String("subject")), ostree.WithBody(c.String("body"))}
 	ts, err := timestampOption(c, ostree.WithTimestamp)
@@ -165,7 +166,7 @@ func ostreeCommitOptions(c *cli.Context) ([]ostree.CommitOption, error) {
 	default:
 		pc, err := ostree.ParseChecksum(p)
 		if err != nil {
-			return nil, usageError(c, "--parent: %v", err)
+			return nil, cliargs.Errorf(c, "--parent: %v", err)
 		}
 		opts = append(opts, ostree.WithParent(pc))
 	}
@@ -180,7 +181,7 @@ func ostreeCommitOptions(c *cli.Context) ([]ostree.CommitOption, error) {
 		opt  func(uint32) ostree.CommitOption
 	}{{"owner-uid", ostree.WithOwnerUID}, {"owner-gid", ostree.WithOwnerGID}} {
 		if v := c.Int64(o.flag); v < -1 || v > 1<<32-1 {
-			return nil, usageError(c, "--%s %d is out of range: use an id from 0 to 4294967295", o.flag, v)
+			return nil, cliargs.Errorf(c, "--%s %d is out of range: use an id from 0 to 4294967295", o.flag, v)
 		} else if v >= 0 {
 			opts = append(opts, o.opt(uint32(v)))
 		}
@@ -226,7 +227,7 @@ func runOstreeRefs(c *cli.Context, repo *ostree.Repo, format string) error {
 	switch {
 	case c.String("create") != "":
 		if c.NArg() != 1 {
-			return usageError(c, "--create NEWREF takes the target commit (checksum or ref) as its one argument")
+			return cliargs.Errorf(c, "--create NEWREF takes the target commit (checksum or ref) as its one argument")
 		}
 		target, err := repo.ResolveRev(c.Args().First())
 		if err != nil {
@@ -235,7 +236,7 @@ func runOstreeRefs(c *cli.Context, repo *ostree.Repo, format string) error {
 		return repo.SetRef(c.String("create"), target)
 	case c.Bool("delete"):
 		if c.NArg() == 0 {
-			return usageError(c, "--delete takes the refs to delete as arguments")
+			return cliargs.Errorf(c, "--delete takes the refs to delete as arguments")
 		}
 		for _, ref := range c.Args().Slice() {
 			if err := repo.DeleteRef(ref); err != nil {

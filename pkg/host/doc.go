@@ -20,7 +20,8 @@
 // sysroot's image store (dropping again what a refused image added), deploys it with the kernel
 // arguments of the image and the admin, places it in the boot order with the retention rules,
 // writes the boot configuration, and garbage-collects the images and objects no deployment
-// needs. It never fetches anything it was not asked to, never reboots, prints nothing and reads
+// needs. It never fetches anything it was not asked to, never reboots on its own (Reboot is for
+// callers that decide to), prints nothing and reads
 // no environment variables: progress and warnings are Events passed to the WithProgress
 // callback, debug logs go to the WithLogger logger, and every outcome is a typed result or a
 // typed error.

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os/exec"
 	"path/filepath"
+	"strings"
 
 	"github.com/bootc-go/bootc/pkg/imagestore"
 	"github.com/bootc-go/bootc/pkg/imgref"
@@ -203,3 +205,13 @@ func (h *Host) Sysroot() *sysroot.Sysroot { return h.sys }
 
 // IsLive reports whether the sysroot is the running system's.
 func (h *Host) IsLive() bool { return h.sys.IsLive() }
+
+// Reboot asks systemd to reboot the running system (`systemctl reboot`), into the default boot
+// entry: what a caller does after Switch, Upgrade or Rollback on a live sysroot (RequireLive)
+// when it wants the result now.
+func Reboot(ctx context.Context) error {
+	if out, err := exec.CommandContext(ctx, "systemctl", "reboot").CombinedOutput(); err != nil {
+		return fmt.Errorf("systemctl reboot: %w: %s", err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}

@@ -1,4 +1,8 @@
-package main
+// Package cliargs gives a github.com/urfave/cli/v2 application the command line of clap and
+// GOption tools: flags anywhere among the arguments, "--" ending them, global flags also after
+// the command, one-line usage errors with suggestions, and shell completion that runs nothing.
+// It knows nothing of the application beyond its command tree.
+package cliargs
 
 import (
 	"fmt"
@@ -11,7 +15,7 @@ import (
 	"github.com/xrash/smetrics"
 )
 
-// Why this file: urfave/cli v2 stops parsing flags at the first positional argument and has no
+// Why this package: urfave/cli v2 stops parsing flags at the first positional argument and has no
 // interspersed mode, but users of clap and GOption tools (upstream bootc, ostree) put flags
 // anywhere: 'ostree ls --repo r REF /usr -R', 'bootc status --sysroot DIR'. normalize walks the
 // app's command tree, which says which flags take a value, and rewrites the arguments into the
@@ -20,8 +24,18 @@ import (
 // unknown commands and flags (with a suggestion), a flag without its value, a missing
 // subcommand or required flag. 'help CMD...' becomes 'CMD... --help'.
 
-// completionFlag asks for completions of the last argument (see complete).
-const completionFlag = "--generate-bash-completion"
+// CompletionFlag asks for completions of the last argument (see Complete).
+const CompletionFlag = "--generate-bash-completion"
+
+// UsageError is a wrong command line: Msg says what was wrong and what to write instead, Command
+// is the command path whose help to see ("bootc status").
+type UsageError struct{ Command, Msg string }
+
+func (e *UsageError) Error() string { return fmt.Sprintf("%s; see '%s --help'", e.Msg, e.Command) }
+
+func usageErr(command, format string, a ...any) error {
+	return &UsageError{Command: command, Msg: fmt.Sprintf(format, a...)}
+}
 
 // cmdline is a command line split by walk.
 type cmdline struct {
@@ -32,7 +46,7 @@ type cmdline struct {
 	pending             bool // the last flag waits for its value
 }
 
-// walk splits args; with strict it stops at the first usage error.
+// walk splits args; with strict it stops at the first usage error (a *UsageError).
 func walk(app *cli.App, args []string, strict bool) (*cmdline, error) {
 	l := &cmdline{path: []string{app.Name}}
 	fail := func(format string, a ...any) error { return usageErr(strings.Join(l.path, " "), format, a...) }
@@ -52,7 +66,7 @@ func walk(app *cli.App, args []string, strict bool) (*cmdline, error) {
 			flags, n := flagsOf(app, l.leaf)
 			j := slices.IndexFunc(flags, func(f cli.Flag) bool { return slices.Contains(f.Names(), flagName(a)) })
 			if j < 0 && strict {
-				return l, fail("unknown flag %s%s", a, suggest(flagName(a), flagNames(flags), "--"))
+				return l, fail("unknown flag %s%s", a, Suggest(flagName(a), flagNames(flags), "--"))
 			} else if j < 0 {
 				continue
 			}
@@ -78,7 +92,7 @@ func walk(app *cli.App, args []string, strict bool) (*cmdline, error) {
 			l.leaf = findCommand(subs, a)
 			l.path = append(l.path, l.leaf.Name)
 		case atCommand && strict:
-			return l, fail("unknown command '%s'%s", a, suggest(a, commandNames(subs), ""))
+			return l, fail("unknown command '%s'%s", a, Suggest(a, commandNames(subs), ""))
 		default:
 			l.pos = append(l.pos, a)
 		}
@@ -86,8 +100,10 @@ func walk(app *cli.App, args []string, strict bool) (*cmdline, error) {
 	return l, nil
 }
 
-// normalize returns args in urfave's order (see above), or a usage error.
-func normalize(app *cli.App, args []string) ([]string, error) {
+// Normalize returns args (without the program name) in urfave's order, with the program name
+// first, or a *UsageError. noCommand is the hint given when no command is named ("run 'bootc
+// status' or another command").
+func Normalize(app *cli.App, args []string, noCommand string) ([]string, error) {
 	l, err := walk(app, args, true)
 	if err != nil {
 		return nil, err
@@ -98,7 +114,7 @@ func normalize(app *cli.App, args []string) ([]string, error) {
 	case l.help:
 		return append(out, "--help"), nil
 	case l.leaf == nil:
-		return nil, usageErr(name, "no command given: run 'bootc status', 'bootc upgrade' or another command")
+		return nil, usageErr(name, "no command given: %s", noCommand)
 	case len(l.leaf.Subcommands) > 0:
 		return nil, usageErr(name, "'%s' needs a subcommand: %s", name, strings.Join(commandNames(l.leaf.Subcommands), ", "))
 	}
@@ -171,8 +187,8 @@ func commandNames(cmds []*cli.Command) (names []string) {
 	return names
 }
 
-// suggest returns " (did you mean PREFIX+NAME?)" for the name closest to typed, or "".
-func suggest(typed string, names []string, prefix string) string {
+// Suggest returns " (did you mean PREFIX+NAME?)" for the name closest to typed, or "".
+func Suggest(typed string, names []string, prefix string) string {
 	best, score := "", 0.8
 	for _, n := range names {
 		if s := smetrics.JaroWinkler(typed, n, 0.7, 4); s > score {
@@ -188,10 +204,10 @@ func suggest(typed string, names []string, prefix string) string {
 	return fmt.Sprintf(" (did you mean %s%s?)", prefix, best)
 }
 
-// complete prints the completions of the last of args (the word being typed; the words before it
+// Complete prints the completions of the last of args (the word being typed; the words before it
 // come first): subcommands, or flags for a word starting with '-'. It runs no command, and after
 // '--' or a flag that waits for its value it offers nothing (the shell completes file names).
-func complete(app *cli.App, w io.Writer, args []string) {
+func Complete(app *cli.App, w io.Writer, args []string) {
 	cur := ""
 	if len(args) > 0 {
 		cur, args = args[len(args)-1], args[:len(args)-1]
@@ -212,5 +228,35 @@ func complete(app *cli.App, w io.Writer, args []string) {
 		if strings.HasPrefix(c, cur) {
 			fmt.Fprintln(w, c)
 		}
+	}
+}
+
+// CheckArgs checks that the command got between min and max positional arguments (max -1: any
+// number); what names them ("one IMAGE", "the ROOT directory").
+func CheckArgs(c *cli.Context, min, max int, what string) error {
+	if n := c.NArg(); max >= 0 && n > max {
+		return Errorf(c, "unexpected argument %q: %s takes %s", c.Args().Get(max), c.Command.Name, what)
+	} else if n < min {
+		return Errorf(c, "expected %s, got %d arguments", what, n)
+	}
+	return nil
+}
+
+// Errorf is a *UsageError of the command c runs: what was wrong and what to write instead.
+func Errorf(c *cli.Context, format string, a ...any) error {
+	name := c.App.Name
+	if c.Command != nil && c.Command.HelpName != "" {
+		name = c.Command.HelpName
+	}
+	return usageErr(name, format, a...)
+}
+
+// WithArgs makes an Action that checks the number of arguments (CheckArgs) before run.
+func WithArgs(min, max int, what string, run cli.ActionFunc) cli.ActionFunc {
+	return func(c *cli.Context) error {
+		if err := CheckArgs(c, min, max, what); err != nil {
+			return err
+		}
+		return run(c)
 	}
 }
