@@ -44,7 +44,7 @@ func Parse(data []byte) (*File, error) {
 	sc := bufio.NewScanner(bytes.NewReader(data))
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for n := 1; sc.Scan(); n++ {
-		raw := strings.TrimSuffix(sc.Text(), "\r")
+		raw := strings.TrimRight(sc.Text(), "\r") // CRLF line ends; every trailing CR goes, so our output reparses the same
 		t := strings.TrimSpace(raw)
 		switch {
 		case t == "" || t[0] == '#':
