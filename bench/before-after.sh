@@ -9,7 +9,8 @@
 #   e.g.: git worktree add /tmp/base v1 && (cd /tmp/base && make build) &&
 #         bench/before-after.sh /tmp/base/bin/bootc
 #
-# BENCH_RUNS is passed on to each benchmark. Results go to bench/before-after/ (not committed).
+# BENCH_RUNS (and BENCH_UPGRADE_RUNS) are passed on to each benchmark; BENCH_ONLY="pull-deploy
+# encapsulate" runs only those. Results go to bench/before-after/ (not committed).
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -23,6 +24,13 @@ OUT="${ROOT}/bench/before-after"
 mkdir -p "${OUT}"
 
 benches=("ostree-commit bare-user" "encapsulate" "update-size" "pull-deploy")
+if [[ -n "${BENCH_ONLY:-}" ]]; then
+	only=()
+	for bench in "${benches[@]}"; do
+		[[ " ${BENCH_ONLY} " == *" ${bench%% *} "* ]] && only+=("${bench}")
+	done
+	benches=("${only[@]}")
+fi
 for bench in "${benches[@]}"; do
 	read -r name arg <<<"${bench}"
 	for side in base current; do
