@@ -31,9 +31,8 @@ type Pulled struct {
 func (h *Host) pullOptions(ctx context.Context, ref imgref.OstreeRef) (imagestore.PullOptions, *verify.Verified, error) {
 	o := imagestore.PullOptions{Log: h.cfg.log, Registries: h.cfg.registries}
 	v, err := verify.Verify(ctx, ref, verify.Options{
-		PolicyPath:    h.cfg.policyPath,
-		RegistriesDir: h.cfg.registries.RegistriesDir,
-		Registries:    h.cfg.registries,
+		PolicyPath: h.cfg.policyPath,
+		Registries: h.cfg.registries,
 	})
 	if err != nil || v == nil {
 		return o, nil, err

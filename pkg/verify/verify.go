@@ -92,10 +92,6 @@ var (
 type Options struct {
 	// PolicyPath is the containers-policy.json to apply (default DefaultPolicyPath).
 	PolicyPath string
-	// RegistriesDir is the registries.d directory saying where signatures are stored, when
-	// Registries.RegistriesDir is "" (default: the directories containers/image reads,
-	// /etc/containers/registries.d and /usr/share/containers/registries.d).
-	RegistriesDir string
 	// Platform selects the instance of a multi-platform index (default: linux and this
 	// machine's architecture, as the pull does).
 	Platform *v1.Platform
@@ -346,9 +342,6 @@ func AcceptsAnything(reqs signature.PolicyRequirements) bool {
 // signatures (o.Registries, see package transport), and a function removing what it created.
 func systemContext(ref imgref.Ref, o Options) (*types.SystemContext, func(), error) {
 	reg := o.Registries
-	if reg.RegistriesDir == "" {
-		reg.RegistriesDir = o.RegistriesDir
-	}
 	if ref.Transport != imgref.Registry {
 		p := o.platform()
 		return &types.SystemContext{OSChoice: p.OS, ArchitectureChoice: p.Architecture, VariantChoice: p.Variant, BigFilesTemporaryDir: reg.TmpDir}, func() {}, nil

@@ -217,7 +217,7 @@ func TestVerifyRegistry(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			ref := signedRef(t, "docker://"+tt.image)
-			v, err := Verify(context.Background(), ref, Options{PolicyPath: writePolicy(t, tt.policy), RegistriesDir: regDir})
+			v, err := Verify(context.Background(), ref, Options{PolicyPath: writePolicy(t, tt.policy), Registries: transport.Registries{RegistriesDir: regDir}})
 			if tt.wantErr == nil {
 				if err != nil {
 					t.Fatalf("Verify: %v", err)
@@ -254,14 +254,14 @@ func TestVerifyRegistry(t *testing.T) {
 		if err := os.WriteFile(filepath.Join(dir, "default.yaml"), []byte("default-docker:\n  lookaside: file:///nonexistent\n"), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		_, err := Verify(context.Background(), signedRef(t, "docker://"+reg+"/os:latest"), Options{PolicyPath: writePolicy(t, hostScoped), RegistriesDir: dir})
+		_, err := Verify(context.Background(), signedRef(t, "docker://"+reg+"/os:latest"), Options{PolicyPath: writePolicy(t, hostScoped), Registries: transport.Registries{RegistriesDir: dir}})
 		if !errors.Is(err, ErrRejected) {
 			t.Fatalf("Verify = %v; want a rejection (no signature looked up)", err)
 		}
 		if err := os.WriteFile(filepath.Join(dir, "os.yaml"), []byte(fmt.Sprintf("docker:\n  %s/os:\n    use-sigstore-attachments: true\n", reg)), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := Verify(context.Background(), signedRef(t, "docker://"+reg+"/os:latest"), Options{PolicyPath: writePolicy(t, hostScoped), RegistriesDir: dir}); err != nil {
+		if _, err := Verify(context.Background(), signedRef(t, "docker://"+reg+"/os:latest"), Options{PolicyPath: writePolicy(t, hostScoped), Registries: transport.Registries{RegistriesDir: dir}}); err != nil {
 			t.Fatalf("with attachments enabled for the repository: %v", err)
 		}
 	})
@@ -373,14 +373,14 @@ func TestVerifyIndex(t *testing.T) {
 	sign(t, k, fmt.Sprintf("%s/multi@%s", reg, instances["amd64"]))
 	policy := writePolicy(t, fmt.Sprintf(`{"default": [%s]}`, sigstoreReq(k.pub, matchRepository)))
 	ref := signedRef(t, "docker://"+reg+"/multi:latest")
-	v, err := Verify(context.Background(), ref, Options{PolicyPath: policy, RegistriesDir: t.TempDir(), Platform: &v1.Platform{OS: "linux", Architecture: "amd64"}})
+	v, err := Verify(context.Background(), ref, Options{PolicyPath: policy, Registries: transport.Registries{RegistriesDir: t.TempDir()}, Platform: &v1.Platform{OS: "linux", Architecture: "amd64"}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if v.Digest != instances["amd64"] || v.IndexDigest != indexDigest {
 		t.Errorf("Verify = %+v; want digest %s, index %s", v, instances["amd64"], indexDigest)
 	}
-	_, err = Verify(context.Background(), ref, Options{PolicyPath: policy, RegistriesDir: t.TempDir(), Platform: &v1.Platform{OS: "linux", Architecture: "arm64"}})
+	_, err = Verify(context.Background(), ref, Options{PolicyPath: policy, Registries: transport.Registries{RegistriesDir: t.TempDir()}, Platform: &v1.Platform{OS: "linux", Architecture: "arm64"}})
 	var re *RejectedError
 	if !errors.As(err, &re) || re.Digest != instances["arm64"].String() {
 		t.Errorf("Verify for arm64 (unsigned) = %v; want a RejectedError for %s", err, instances["arm64"])
