@@ -20,6 +20,10 @@ type WriteOptions struct {
 	// SkipCleanup leaves undeployed directories, unused kernels and unreferenced objects for a
 	// later Cleanup.
 	SkipCleanup bool
+	// BootAttempts, when above zero and the sysroot boots with GRUB (boot/grub/grubenv exists),
+	// gives the new default deployment that many boot attempts: boot_counter=BootAttempts and
+	// boot_success=0 are set in the GRUB environment block before the commit point.
+	BootAttempts int
 }
 
 // WriteDeployments makes list the sysroot's deployments, in this boot order, atomically: the
