@@ -34,6 +34,12 @@ var debianPackages = map[string]string{
 	"mkfs.ext4":          "e2fsprogs",
 	"time":               "time",
 	"rpmbuild":           "rpm",
+	"grub-editenv":       "grub-common",
+	"grub-script-check":  "grub-common",
+	"grub-mkimage":       "grub-common",
+	"mkfs.vfat":          "dosfstools",
+	"mcopy":              "mtools",
+	"mdir":               "mtools",
 }
 
 // goTools are the commands the tests need that Debian does not package (or not in a usable
