@@ -1,0 +1,30 @@
+#!/bin/bash
+# Adds bootc to a root filesystem made by build.sh: the binary as /usr/bin/bootc and the units
+# of dist/systemd (staged-deployment finalization, boot counting with health checks and
+# fallback, automatic updates), enabled as an image ships them. libostree's own finalization
+# unit is masked: bootc finalizes the deployments it stages.
+#
+# Usage: add-bootc.sh ROOT BOOTC    (as root; ROOT is changed in place)
+set -euo pipefail
+
+die() { echo "add-bootc.sh: $*" >&2; exit 1; }
+
+[[ $# == 2 ]] || die "usage: add-bootc.sh ROOT BOOTC"
+root=$1 bin=$2
+units=$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/../../dist/systemd
+[[ -x $root/usr/bin/systemctl ]] || die "$root is not a systemd root filesystem"
+[[ -d $units ]] || die "no unit directory $units"
+
+install -D -m 0755 "$bin" "$root/usr/bin/bootc"
+enable=()
+for u in "$units"/*.service "$units"/*.timer; do
+	[[ -e $u ]] || continue
+	name=$(basename "$u")
+	install -D -m 0644 "$u" "$root/usr/lib/systemd/system/$name"
+	grep -q '^\[Install\]' "$u" && enable+=("$name")
+done
+if ((${#enable[@]} > 0)); then
+	systemctl --root="$root" enable "${enable[@]}" >/dev/null 2>&1 || die "systemctl --root enable ${enable[*]} failed"
+fi
+systemctl --root="$root" mask ostree-finalize-staged.path ostree-finalize-staged.service >/dev/null 2>&1 ||
+	die "masking ostree-finalize-staged failed"
