@@ -12,6 +12,7 @@ import (
 
 	"github.com/bootc-go/bootc/internal/atomicfile"
 	"github.com/bootc-go/bootc/internal/osrelease"
+	"github.com/bootc-go/bootc/pkg/bootloader/grub"
 	"golang.org/x/sys/unix"
 )
 
@@ -22,7 +23,8 @@ type WriteOptions struct {
 	SkipCleanup bool
 	// BootAttempts, when above zero and the sysroot boots with GRUB (boot/grub/grubenv exists),
 	// gives the new default deployment that many boot attempts: boot_counter=BootAttempts and
-	// boot_success=0 are set in the GRUB environment block before the commit point.
+	// boot_success=0 are set in the GRUB environment block before the commit point (other
+	// variables kept). At most grub.MaxBootAttempts, the menu's count-down.
 	BootAttempts int
 }
 
@@ -40,8 +42,10 @@ type WriteOptions struct {
 // bootserial (counting up per bootcsum in list order), its kernel in /boot/ostree (kept if
 // there), its entry in /boot/loader.N/entries and its link
 // /ostree/boot.N.M/<stateroot>/<bootcsum>/<bootserial>; /boot/boot -> . is made if missing;
-// the refs ostree/N/M/<index> are set; the filesystems are synced (syncfs); /ostree/boot.N is
-// pointed at boot.N.M; /boot/loader.tmp -> loader.N is made and synced; and the rename of
+// when the sysroot boots with GRUB (grub.Enabled), the menu /boot/loader.N/grub.cfg is written
+// from the same entries, in list order (the default first); the refs ostree/N/M/<index> are
+// set; the filesystems are synced (syncfs); /ostree/boot.N is pointed at boot.N.M; the boot
+// counter is set (BootAttempts); /boot/loader.tmp -> loader.N is made and synced; and the rename of
 // /boot/loader.tmp over /boot/loader switches to the new list. That rename is the commit
 // point: before it, /boot/loader -> loader.B and everything it refers to are untouched. After
 // it, the deployment refs of other boot versions are deleted and the sysroot is reloaded.
@@ -49,13 +53,18 @@ type WriteOptions struct {
 // When the new list would get the same entries as the current one (same length, and at each
 // index the same stateroot, kernel, kernel arguments and version: only the deployments behind
 // them differ), the entries are kept and only /ostree/boot.B is swapped to a new boot.B.M,
-// whose rename is then the commit point, as libostree does.
+// whose rename is then the commit point (the boot counter set before it), as libostree does.
+// loader.B's GRUB menu is kept with them: it is made from the entries alone. A sysroot that
+// boots with GRUB but whose loader.B has no menu yet gets a new boot version instead.
 //
 // On success the list's deployments get their Index and BootSerial, and Deployments()
 // returns freshly loaded ones. The caller holds Lock.
 func (s *Sysroot) WriteDeployments(ctx context.Context, list []*Deployment, o WriteOptions) error {
 	if err := s.checkList(list); err != nil {
 		return err
+	}
+	if o.BootAttempts > grub.MaxBootAttempts {
+		return fmt.Errorf("writing deployments: %d boot attempts: the GRUB menu counts down from at most %d", o.BootAttempts, grub.MaxBootAttempts)
 	}
 	cur, haveLoader, err := s.readBootversion()
 	if err != nil {
@@ -84,7 +93,7 @@ func (s *Sysroot) WriteDeployments(ctx context.Context, list []*Deployment, o Wr
 	}
 
 	var bv, sub int
-	if haveLoader && s.sameBootConfig(list, kernels) {
+	if haveLoader && s.sameBootConfig(list, kernels) && s.haveMenu(cur) {
 		// Every entry of the current loader.B stays right: only the links behind
 		// /ostree/boot.B change, and swapping that symlink is the commit point.
 		bv = cur
@@ -93,6 +102,9 @@ func (s *Sysroot) WriteDeployments(ctx context.Context, list []*Deployment, o Wr
 		}
 		sub = 1 - sub
 		if err := s.writeBootLinks(bv, sub, list, kernels, serials); err != nil {
+			return err
+		}
+		if err := s.setBootCounter(o.BootAttempts); err != nil {
 			return err
 		}
 		if err := s.syncAndSwap(bv, sub); err != nil {
@@ -111,6 +123,9 @@ func (s *Sysroot) WriteDeployments(ctx context.Context, list []*Deployment, o Wr
 			return err
 		}
 		if err := s.syncAndSwap(bv, sub); err != nil {
+			return err
+		}
+		if err := s.setBootCounter(o.BootAttempts); err != nil {
 			return err
 		}
 		if err := swapSymlink(fmt.Sprintf("loader.%d", bv), s.abs("boot/loader")); err != nil {
@@ -155,7 +170,8 @@ func (s *Sysroot) sameBootConfig(list []*Deployment, kernels []*kernelLayout) bo
 }
 
 // writeEntries writes /boot/loader.<bv>/entries for list (removing what an earlier attempt
-// left there) and installs the kernels.
+// left there), installs the kernels and, when the sysroot boots with GRUB, writes the menu
+// /boot/loader.<bv>/grub.cfg from the same entries.
 func (s *Sysroot) writeEntries(ctx context.Context, bv int, list []*Deployment, kernels []*kernelLayout, serials []int) error {
 	bootprefix, err := s.bootprefix()
 	if err != nil {
@@ -173,6 +189,7 @@ func (s *Sysroot) writeEntries(ctx context.Context, bv int, list []*Deployment, 
 	if err := os.MkdirAll(entriesDir, 0o755); err != nil {
 		return fmt.Errorf("writing boot entries: %w", err)
 	}
+	var menu []grub.MenuEntry
 	for i, d := range list {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -190,11 +207,75 @@ func (s *Sysroot) writeEntries(ctx context.Context, bv int, list []*Deployment, 
 		if err := atomicfile.WriteFile(filepath.Join(entriesDir, name), entry.marshal(), 0o644); err != nil {
 			return fmt.Errorf("writing boot entry %s: %w", name, err)
 		}
+		menu = append(menu, menuEntry(entry, d.Stateroot, k.bootcsum, serials[i]))
 	}
 	if err := atomicfile.SyncDir(entriesDir); err != nil {
 		return err
 	}
+	if grub.Enabled(s.abs("boot")) {
+		cfg, err := grub.Config(menu, grub.ConfigOptions{})
+		if err != nil {
+			return fmt.Errorf("writing the GRUB menu: %w", err)
+		}
+		if err := atomicfile.WriteFile(filepath.Join(loaderDir, "grub.cfg"), cfg, 0o644); err != nil {
+			return fmt.Errorf("writing the GRUB menu: %w", err)
+		}
+		if err := atomicfile.SyncDir(loaderDir); err != nil {
+			return err
+		}
+	}
 	return ensureSymlink(".", s.abs("boot/boot"))
+}
+
+// menuEntry is the GRUB menu entry of a BLS entry: its title, kernel, initramfs and options.
+// The ID names the entry's ostree= target without the boot version,
+// ostree-<stateroot>-<bootcsum>-<bootserial>: the same in both boot versions, and the same
+// for entries that sameBootConfig finds equal.
+func menuEntry(e *blsEntry, stateroot, bootcsum string, bootserial int) grub.MenuEntry {
+	m := grub.MenuEntry{
+		ID:      fmt.Sprintf("ostree-%s-%s-%d", stateroot, bootcsum, bootserial),
+		Title:   e.get("title"),
+		Linux:   e.get("linux"),
+		Options: e.get("options"),
+	}
+	if initrd := e.get("initrd"); initrd != "" {
+		m.Initrd = []string{initrd}
+	}
+	return m
+}
+
+// haveMenu reports whether /boot/loader.<bv> has the GRUB menu it needs: true unless the
+// sysroot boots with GRUB and loader.<bv>/grub.cfg is missing (GRUB was set up after the
+// entries were written).
+func (s *Sysroot) haveMenu(bv int) bool {
+	if !grub.Enabled(s.abs("boot")) {
+		return true
+	}
+	_, err := os.Stat(s.abs(fmt.Sprintf("boot/loader.%d/grub.cfg", bv)))
+	return err == nil
+}
+
+// setBootCounter gives the next boot n attempts at the default deployment (WriteOptions.
+// BootAttempts): boot_counter=n and boot_success=0 in /boot/grub/grubenv, when n is above zero
+// and that file exists.
+func (s *Sysroot) setBootCounter(n int) error {
+	if n <= 0 {
+		return nil
+	}
+	path := s.abs("boot/grub/grubenv")
+	if _, err := os.Lstat(path); errors.Is(err, fs.ErrNotExist) {
+		return nil
+	} else if err != nil {
+		return fmt.Errorf("setting the boot counter: %w", err)
+	}
+	err := grub.UpdateEnv(path, func(e *grub.Env) {
+		e.Set("boot_counter", strconv.Itoa(n))
+		e.Set("boot_success", "0")
+	})
+	if err != nil {
+		return fmt.Errorf("setting the boot counter: %w", err)
+	}
+	return nil
 }
 
 // writeBootLinks writes /ostree/boot.<bv>.<sub>/<stateroot>/<bootcsum>/<bootserial> ->

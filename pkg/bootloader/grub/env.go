@@ -1,6 +1,3 @@
-// Package grub manages GRUB 2 on a sysroot: the environment block that carries the boot
-// counter, the menu generated from the Boot Loader Specification entries of each boot version,
-// and the core images that make a disk boot by itself, for legacy BIOS and UEFI.
 package grub
 
 import (
