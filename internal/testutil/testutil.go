@@ -34,6 +34,11 @@ var debianPackages = map[string]string{
 	"mkfs.ext4":          "e2fsprogs",
 	"time":               "time",
 	"rpmbuild":           "rpm",
+	"grub-mkimage":       "grub-common",
+	"mkfs.vfat":          "dosfstools",
+	"mmd":                "mtools",
+	"mcopy":              "mtools",
+	"mdir":               "mtools",
 }
 
 // goTools are the commands the tests need that Debian does not package (or not in a usable
