@@ -11,9 +11,11 @@
 //     which the boot code in the protective MBR loads.
 //  2. EFI system, 64 MiB (type C12A7328-F81F-11D2-BA4B-00A0C93EC93B): FAT16, with GRUB as
 //     EFI/BOOT/BOOTX64.EFI, the removable-media path firmware boots without an NVRAM entry (none
-//     is written). 64 MiB holds GRUB (under 1 MiB) many times over, room for a shim or firmware
-//     updates later, at little cost on the smallest disk (MinDiskSize); FAT16 because FAT32
-//     needs at least 32 MiB of clusters and mtools failed on a small FAT32 image.
+//     is written). 64 MiB holds GRUB (under 1 MiB) many times over, with room for a shim or
+//     firmware update capsules later, at little cost on the smallest disk (MinDiskSize). FAT16
+//     because FAT32 needs at least 65525 clusters (32 MiB even with 512-byte clusters; upstream
+//     bootc's 512 MiB ESP is sized for FAT32 with 4 KiB clusters) and mtools failed on a
+//     32 MiB FAT32 image; UEFI firmware reads FAT16 too (OVMF boots this disk).
 //  3. root, from 66 MiB to the last MiB boundary before the backup GPT, of the Discoverable
 //     Partitions Specification's root type for the architecture (RootPartitionType).
 //
