@@ -28,6 +28,7 @@ func installCommand() *cli.Command {
 				&cli.BoolFlag{Name: "via-loopback", Usage: "make the filesystem on a loop device and install into it mounted"},
 				&cli.StringFlag{Name: "size", Usage: "size of a disk image FILE to create or grow, such as 8G or 10240M (default 10G for a new file)"},
 				&cli.BoolFlag{Name: "wipe", Usage: "erase a target that holds a partition table or data"},
+				&cli.StringFlag{Name: "bootloader", Value: "grub", Usage: "grub (GRUB from the image, for BIOS and UEFI) or none (one root partition, no bootloader)"},
 			),
 		}},
 	}
@@ -91,7 +92,7 @@ func runInstallToDisk(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	opts := append(boolOptions(c, map[string]install.Option{"via-loopback": install.ViaLoopback(), "wipe": install.Wipe()}), install.WithFilesystem(c.String("filesystem")))
+	opts := append(boolOptions(c, map[string]install.Option{"via-loopback": install.ViaLoopback(), "wipe": install.Wipe()}), install.WithFilesystem(c.String("filesystem")), install.WithBootloader(c.String("bootloader")))
 	if s := c.String("size"); s != "" {
 		n, err := units.RAMInBytes(strings.TrimSpace(s))
 		if err != nil || n <= 0 {
@@ -112,7 +113,9 @@ func runInstallToDisk(c *cli.Context) error {
 		case install.MakingFilesystem:
 			fmt.Fprintf(out, "Creating the %s filesystem on %s\n", e.Filesystem, e.Device)
 		case install.WritingFilesystem:
-			fmt.Fprintf(out, "Writing the %s filesystem (%s) into partition 1\n", e.Filesystem, size(e.Size))
+			fmt.Fprintf(out, "Writing the %s filesystem (%s) into partition %d\n", e.Filesystem, size(e.Size), e.Partition)
+		case install.InstallingBootloader:
+			fmt.Fprintln(out, "Installing GRUB: core.img into partition 1 and the MBR, EFI/BOOT/BOOTX64.EFI onto partition 2")
 		}
 	}))
 	res, err := install.ToDisk(c.Context, c.Args().First(), in, opts...)
@@ -121,7 +124,8 @@ func runInstallToDisk(c *cli.Context) error {
 	} else if err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "Installed to %s: GPT, partition 1 %s root filesystem UUID=%s, %s\n", res.Path, res.Filesystem, res.UUID, size(res.PartitionSize))
-	fmt.Fprintf(out, "Boot with the default entry in /boot/loader/entries (options: %s ostree=…)\n", strings.Join(res.Kargs, " "))
+	fmt.Fprintf(out, "Installed to %s: GPT, partition %d %s root filesystem UUID=%s, %s\n", res.Path, res.RootPartition, res.Filesystem, res.UUID, size(res.PartitionSize))
+	how := map[string]string{"grub": "Boots with GRUB (BIOS and UEFI)", "none": "Boot with the default entry in /boot/loader/entries"}[res.Bootloader]
+	fmt.Fprintf(out, "%s (options: %s ostree=…)\n", how, strings.Join(res.Kargs, " "))
 	return nil
 }

@@ -12,13 +12,17 @@ import (
 
 // The install itself is tested in pkg/install; this checks the flags, exit codes and output.
 
-// TestInstallToDiskCLI: wrong targets and options are usage errors (exit 2), a bad image exits
-// 1, and an install prints the disk's layout and boot options.
+// TestInstallToDiskCLI: wrong targets and options are usage errors (exit 2), a bad image or one
+// without GRUB exits 1, and an install prints the disk's layout and boot options.
 func TestInstallToDiskCLI(t *testing.T) {
 	testutil.Root(t)
-	testutil.RequireTool(t, "sfdisk", "mkfs.ext4")
+	testutil.RequireTool(t, "sfdisk", "mkfs.ext4", "grub-mkimage", "mkfs.vfat", "mmd", "mcopy")
 	archive := filepath.Join(t.TempDir(), "os.ociarchive")
-	testimage.Compose(t, testimage.TinyOS(t, "1.0", nil), "oci-archive:"+archive)
+	tree := testimage.TinyOS(t, "1.0", nil)
+	testimage.AddGRUB(t, tree)
+	testimage.Compose(t, tree, "oci-archive:"+archive)
+	noGRUB := filepath.Join(t.TempDir(), "nogrub.ociarchive")
+	testimage.Compose(t, testimage.TinyOS(t, "1.0", nil), "oci-archive:"+noGRUB)
 	dir := t.TempDir()
 	used := filepath.Join(dir, "used.img")
 	must(t, os.WriteFile(used, []byte("an old partition table"), 0o644))
@@ -41,6 +45,8 @@ func TestInstallToDiskCLI(t *testing.T) {
 		{"bad-size", []string{"--source-imgref", src, "--size", "lots", filepath.Join(dir, "x.img")}, 2, "--size"},
 		{"shrink", []string{"--source-imgref", src, "--wipe", "--size", "512M", used}, 2, "never shrunk"},
 		{"bad-image", []string{"--source-imgref", "oci-archive:" + bad, filepath.Join(dir, "x.img")}, 1, bad},
+		{"bad-bootloader", []string{"--source-imgref", src, "--bootloader", "lilo", filepath.Join(dir, "x.img")}, 2, `--bootloader "lilo": use grub`},
+		{"no-grub", []string{"--source-imgref", "oci-archive:" + noGRUB, filepath.Join(dir, "x.img")}, 1, "install grub-pc-bin and grub-efi-amd64-bin in the image"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, errs, code := run(t, append([]string{"install", "to-disk"}, tc.args...)...)
@@ -55,14 +61,25 @@ func TestInstallToDiskCLI(t *testing.T) {
 	out := mustRun(t, "install", "to-disk", "--source-imgref", src, "--karg", "console=ttyS0", "--wipe", used)
 	for _, want := range []string{
 		"Pulled ", "Installed oci-archive:" + archive + " version 1.0 (", "into the staging directory (stateroot default)\n",
-		"Partitioning " + used + " (600MiB): GPT, root partition 598MiB\n",
-		"Writing the ext4 filesystem (598MiB) into partition 1\n",
-		"Installed to " + used + ": GPT, partition 1 ext4 root filesystem UUID=",
-		"(options: root=UUID=",
-		" rw console=ttyS0 ostree=…)\n",
+		"Partitioning " + used + " (600MiB): GPT, root partition 533MiB\n",
+		"Writing the ext4 filesystem (533MiB) into partition 3\n",
+		"Installing GRUB: core.img into partition 1 and the MBR, EFI/BOOT/BOOTX64.EFI onto partition 2\n",
+		"Installed to " + used + ": GPT, partition 3 ext4 root filesystem UUID=",
+		"Boots with GRUB (BIOS and UEFI) (options: root=UUID=",
+		" rw panic=10 rd.shell=0 rd.emergency=reboot console=ttyS0 ostree=…)\n",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("install to-disk output lacks %q:\n%s", want, out)
+		}
+	}
+	out = mustRun(t, "install", "to-disk", "--source-imgref", "oci-archive:"+noGRUB, "--bootloader", "none", "--wipe", used)
+	for _, want := range []string{
+		"Writing the ext4 filesystem (598MiB) into partition 1\n",
+		"Installed to " + used + ": GPT, partition 1 ext4 root filesystem UUID=",
+		"Boot with the default entry in /boot/loader/entries (options: root=UUID=",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("install to-disk --bootloader none output lacks %q:\n%s", want, out)
 		}
 	}
 }

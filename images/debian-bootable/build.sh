@@ -13,7 +13,11 @@ set -euo pipefail
 SUITE=bookworm
 # Installed after debootstrap, in the chroot, with --no-install-recommends.
 # The kernel is installed in a second step, once dracut is configured.
-PACKAGES=(systemd-sysv udev dbus kmod dracut ostree ostree-boot util-linux e2fsprogs iproute2)
+# GRUB's -bin packages put /usr/lib/grub/{i386-pc,x86_64-efi}, from which
+# `bootc install to-disk` makes the disk's bootloader; never grub-pc or
+# grub-efi-amd64, whose postinst installs GRUB onto the machine running it.
+PACKAGES=(systemd-sysv udev dbus kmod dracut ostree ostree-boot util-linux e2fsprogs iproute2
+	grub-pc-bin grub-efi-amd64-bin grub-common)
 KERNEL_PACKAGE=linux-image-amd64
 # Kernel module directories (under lib/modules/KVER/kernel) of hardware a VM
 # does not have. virtio, block, scsi, nvme, filesystems, net core, usb, hid stay.
@@ -117,6 +121,9 @@ stage2() {
 	for f in usr/lib/ostree/ostree-prepare-root usr/lib/systemd/system/ostree-prepare-root.service \
 		virtio_blk.ko ext4.ko; do
 		grep -q "$f" "$ROOT/tmp/lsinitrd.txt" || die "initramfs lacks $f"
+	done
+	for f in i386-pc/boot.img i386-pc/kernel.img x86_64-efi/kernel.img; do
+		[[ -f $ROOT/usr/lib/grub/$f ]] || die "the tree lacks /usr/lib/grub/$f"
 	done
 
 	rm -f "$ROOT/usr/sbin/policy-rc.d"

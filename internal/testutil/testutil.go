@@ -41,6 +41,7 @@ var debianPackages = map[string]string{
 	"grub-mkimage":       "grub-common",
 	"grub-emu":           "grub-emu",
 	"mkfs.vfat":          "dosfstools",
+	"mmd":                "mtools",
 	"mcopy":              "mtools",
 	"mdir":               "mtools",
 }

@@ -5,6 +5,7 @@ package testimage
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -12,6 +13,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
+	"github.com/bootc-go/bootc/internal/testutil"
 	"github.com/bootc-go/bootc/pkg/encapsulate/compose"
 	"github.com/bootc-go/bootc/pkg/imgref"
 	"github.com/bootc-go/bootc/pkg/sign"
@@ -79,6 +81,41 @@ func AddBusybox(t testing.TB, root string) {
 		must(os.Symlink("busybox", filepath.Join(root, "usr/bin", name)))
 	}
 	must(os.Symlink("usr/bin", filepath.Join(root, "bin")))
+}
+
+// AddGRUB copies the host's GRUB platform directories, /usr/lib/grub/i386-pc and x86_64-efi
+// (their files, not the signed images under monolithic/), into the tree, as grub-pc-bin and
+// grub-efi-amd64-bin install them in an image, so that `bootc install to-disk` can install GRUB
+// from it. Without them on the host the test is skipped (failed under CI=true).
+func AddGRUB(t testing.TB, root string) {
+	t.Helper()
+	for _, platform := range []string{"i386-pc", "x86_64-efi"} {
+		src := filepath.Join("/usr/lib/grub", platform)
+		ents, err := os.ReadDir(src)
+		if err != nil {
+			msg := fmt.Sprintf("no GRUB for %s on the host (install grub-pc-bin and grub-efi-amd64-bin): %v", platform, err)
+			if testutil.IsCI() {
+				t.Fatal(msg)
+			}
+			t.Skip(msg)
+		}
+		dst := filepath.Join(root, "usr/lib/grub", platform)
+		if err := os.MkdirAll(dst, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range ents {
+			if !e.Type().IsRegular() {
+				continue
+			}
+			data, err := os.ReadFile(filepath.Join(src, e.Name()))
+			if err == nil {
+				err = os.WriteFile(filepath.Join(dst, e.Name()), data, 0o644)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
 }
 
 // Option configures Build.
