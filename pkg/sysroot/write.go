@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -51,6 +52,10 @@ type WriteOptions struct {
 // them differ), the entries are kept and only /ostree/boot.B is swapped to a new boot.B.M,
 // whose rename is then the commit point, as libostree does.
 //
+// A staged deployment (Staged) that list does not hold is discarded (DiscardStaged) before
+// anything is written, as libostree's write_deployments drops one that is not first; the
+// staged deployment itself is refused (its /etc is not merged yet: FinalizeStaged writes it).
+//
 // On success the list's deployments get their Index and BootSerial, and Deployments()
 // returns freshly loaded ones. The caller holds Lock.
 func (s *Sysroot) WriteDeployments(ctx context.Context, list []*Deployment, o WriteOptions) error {
@@ -64,6 +69,11 @@ func (s *Sysroot) WriteDeployments(ctx context.Context, list []*Deployment, o Wr
 	if cur != s.bootversion || !haveLoader && len(s.deployments) > 0 {
 		if err := s.Load(ctx); err != nil { // written by someone else since our Load
 			return err
+		}
+	}
+	if s.staged != nil && !slices.ContainsFunc(list, s.staged.Equal) {
+		if err := s.DiscardStaged(); err != nil {
+			return fmt.Errorf("discarding the staged deployment: %w", err)
 		}
 	}
 	// Bootserials and kernels.
@@ -247,6 +257,9 @@ func (s *Sysroot) checkList(list []*Deployment) error {
 		}
 		if err := validateStateroot(d.Stateroot); err != nil {
 			return err
+		}
+		if d.staged {
+			return fmt.Errorf("writing deployments: %s is staged, its /etc not merged yet: finalize it (FinalizeStaged) instead", d.Dir())
 		}
 		for _, e := range list[:i] {
 			if e.Equal(d) {
