@@ -399,6 +399,19 @@ func TestFinalizeResumes(t *testing.T) {
 	if after := bootState(t, s.Path()); after != before {
 		t.Errorf("completing the finalization changed the boot configuration")
 	}
+	// Such a file goes with the next boot configuration written, too.
+	if err := os.WriteFile(filepath.Join(rt, "staged-deployment"), []byte(state), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := s2.Load(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if err := s2.WriteDeployments(t.Context(), s2.Deployments(), WriteOptions{SkipCleanup: true}); err != nil {
+		t.Fatal(err)
+	}
+	if exists(filepath.Join(rt, "staged-deployment")) {
+		t.Error("WriteDeployments left the state file of a finalized deployment")
+	}
 }
 
 // TestWriteDeploymentsDiscardsStaged: a list without the staged deployment drops it (as

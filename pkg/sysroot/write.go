@@ -55,6 +55,7 @@ type WriteOptions struct {
 // A staged deployment (Staged) that list does not hold is discarded (DiscardStaged) before
 // anything is written, as libostree's write_deployments drops one that is not first; the
 // staged deployment itself is refused (its /etc is not merged yet: FinalizeStaged writes it).
+// A state file left by an interrupted finalization is removed too.
 //
 // On success the list's deployments get their Index and BootSerial, and Deployments()
 // returns freshly loaded ones. The caller holds Lock.
@@ -71,7 +72,7 @@ func (s *Sysroot) WriteDeployments(ctx context.Context, list []*Deployment, o Wr
 			return err
 		}
 	}
-	if s.staged != nil && !slices.ContainsFunc(list, s.staged.Equal) {
+	if s.staged != nil && !slices.ContainsFunc(list, s.staged.Equal) || s.stagedStale {
 		if err := s.DiscardStaged(); err != nil {
 			return fmt.Errorf("discarding the staged deployment: %w", err)
 		}
