@@ -317,13 +317,13 @@ func (s *Sysroot) Stage(ctx context.Context, commit ostree.Checksum, o StageOpti
 	prev := s.staged
 	d.staged = true
 	s.staged, s.stagedState, s.stagedStale, s.stagedIgnored = d, st, false, nil
-	if prev != nil && !prev.Equal(d) {
+	if prev != nil {
 		if err := s.removeDeployment(prev); err != nil {
 			return nil, nil, fmt.Errorf("removing the deployment staged before: %w", err)
 		}
-	}
-	if err := removeIfExists(s.lockedPath()); err != nil {
-		return nil, nil, err
+		if err := removeIfExists(s.lockedPath()); err != nil {
+			return nil, nil, err
+		}
 	}
 	if err := s.setDeploymentRefs(s.bootversion, s.subbootversion, s.withStaged()); err != nil {
 		return nil, nil, err
