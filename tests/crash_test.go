@@ -6,7 +6,8 @@
 // and a host.Status that agrees with `ostree admin status`. Then the same command, run again,
 // must succeed, leave the image deployed with the local /etc edits carried over, and say so in
 // its typed result: the deployment it names is the one ostree lists first, with the image's
-// digest, or it found nothing to do and the list is unchanged.
+// digest, or it found nothing to do and the list is unchanged. crash_finalize_test.go does the
+// same to the finalization of staged deployments.
 //
 //	CGO_ENABLED=0 go test -tags containers_image_openpgp -run TestKill9DuringSwitchAndUpgrade -v ./tests
 //
@@ -71,14 +72,7 @@ func TestKill9DuringSwitchAndUpgrade(t *testing.T) {
 	testutil.RequireTool(t, "ostree", "busybox", "chattr")
 	start := time.Now()
 	kills := envCount(t, "BOOTC_CRASH_KILLS", crashKillsDefault)
-	seed := uint64(time.Now().UnixNano())
-	if v := os.Getenv("BOOTC_CRASH_SEED"); v != "" {
-		n, err := strconv.ParseUint(v, 10, 64)
-		if err != nil {
-			t.Fatalf("BOOTC_CRASH_SEED=%q: want a number", v)
-		}
-		seed = n
-	}
+	seed := crashSeed(t)
 	registryKills := envCount(t, "BOOTC_CRASH_REGISTRY_KILLS", crashRegistryKillsDefault)
 	t.Logf("kills %d (and %d through a registry), seed %d (BOOTC_CRASH_SEED=%d reproduces the kill delays)", kills, registryKills, seed, seed)
 	rng := rand.New(rand.NewPCG(seed, 0x6b696c6c))
@@ -86,26 +80,7 @@ func TestKill9DuringSwitchAndUpgrade(t *testing.T) {
 	work := t.TempDir()
 	bin := buildBootc(t, work) // composes the images
 	driver := buildHostop(t, work)
-
-	// Three images in one OCI layout: v1 and v3 share a kernel, v2 has its own; each changes
-	// some files of the others. "stable" is the tag the host follows and upgrades along.
-	layout := filepath.Join(work, "layout")
-	images := map[string]*crashImage{}
-	for i, v := range []string{"v1", "v2", "v3"} {
-		img := &crashImage{tag: v, rootfs: filepath.Join(work, "rootfs-"+v)}
-		makeCrashRootfs(t, img.rootfs, v)
-		var err error
-		if img.usr, err = hashTree(img.rootfs, "usr", skipUsrEtc); err != nil {
-			t.Fatal(err)
-		}
-		cmd := exec.Command(bin, "compose", "image", "--rootfs", img.rootfs, "--output", "oci:"+layout+":"+v, "-q")
-		cmd.Env = append(os.Environ(), fmt.Sprintf("SOURCE_DATE_EPOCH=%d", 1700000000+86400*i))
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("compose %s: %v\n%s", v, err, out)
-		}
-		images[v] = img
-	}
-	retagOCI(t, layout, "stable", "v1")
+	layout, images := composeCrashImages(t, work, bin, "v1", "v2", "v3")
 	t.Logf("composed 3 images (%s of content each) in %v", humanSize(images["v1"].usr.bytes), time.Since(start).Round(time.Millisecond))
 
 	t.Run("oci", func(t *testing.T) {
@@ -127,57 +102,50 @@ func TestKill9DuringSwitchAndUpgrade(t *testing.T) {
 	t.Logf("total time %v", time.Since(start).Round(time.Millisecond))
 }
 
+// crashSeed is BOOTC_CRASH_SEED, else the time.
+func crashSeed(t *testing.T) uint64 {
+	seed := uint64(time.Now().UnixNano())
+	if v := os.Getenv("BOOTC_CRASH_SEED"); v != "" {
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			t.Fatalf("BOOTC_CRASH_SEED=%q: want a number", v)
+		}
+		seed = n
+	}
+	return seed
+}
+
+// composeCrashImages composes the versions (makeCrashRootfs) into one OCI layout under work,
+// tagged by version, and tags the first "stable" too: the tag the host follows. With v1, v2
+// and v3: v1 and v3 share a kernel, v2 has its own; each changes some files of the others.
+func composeCrashImages(t *testing.T, work, bin string, versions ...string) (string, map[string]*crashImage) {
+	layout := filepath.Join(work, "layout")
+	images := map[string]*crashImage{}
+	for i, v := range versions {
+		img := &crashImage{tag: v, rootfs: filepath.Join(work, "rootfs-"+v)}
+		makeCrashRootfs(t, img.rootfs, v)
+		var err error
+		if img.usr, err = hashTree(img.rootfs, "usr", skipUsrEtc); err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.Command(bin, "compose", "image", "--rootfs", img.rootfs, "--output", "oci:"+layout+":"+v, "-q")
+		cmd.Env = append(os.Environ(), fmt.Sprintf("SOURCE_DATE_EPOCH=%d", 1700000000+86400*i))
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("compose %s: %v\n%s", v, err, out)
+		}
+		images[v] = img
+	}
+	retagOCI(t, layout, "stable", versions[0])
+	return layout, images
+}
+
 // runCrash installs stable (v1) from src into a new sysroot, edits its /etc, measures each step
 // uninterrupted, then kills steps (run by the driver hostop) until kills kills landed, checking
 // after each kill and after each rerun.
 func runCrash(t *testing.T, driver string, images map[string]*crashImage, src imageSource, kills int, rng *rand.Rand) *killStats {
 	start := time.Now()
-	work := t.TempDir()
-	// Install stable (v1), then edit /etc locally.
-	sys := filepath.Join(work, "sysroot")
-	if err := os.Mkdir(sys, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { unimmutable(sys) })
-	h := &crashHarness{t: t, driver: driver, sys: sys, src: src, images: images, trees: map[string]*treeSum{}, digests: map[string]string{}}
-	for v := range images {
-		h.digests[v] = src.digest(v)
-	}
-	source, err := host.ParseImage(src.ref("stable"), imgref.Parse, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	in, err := host.InstallToFilesystem(t.Context(), sys, host.Install{Source: source})
-	if err != nil {
-		t.Fatalf("install: %v", err)
-	}
-	deps, err := adminDeployments(sys)
-	if err != nil || len(deps) != 1 {
-		t.Fatalf("after install: ostree admin status lists %v (%v), want one deployment", deps, err)
-	}
-	if got := fromHost(in.Deployed.Deployment); got != deps[0] || in.Deployed.Image.Digest.String() != h.digests["v1"] {
-		t.Fatalf("install reports deployment %v of image %s; ostree admin status lists %v, and stable is %s", got, in.Deployed.Image.Digest, deps[0], h.digests["v1"])
-	}
-	d0 := filepath.Join(sys, deps[0].dir())
-	for rel, content := range crashEtcEdits {
-		if err := os.WriteFile(filepath.Join(d0, rel), []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := os.Remove(filepath.Join(d0, "etc/motd")); err != nil {
-		t.Fatal(err)
-	}
-	h.following, h.followsTag = "v1", "stable"
-	if err := h.checkNewDeployment(deps[0], "v1"); err != nil {
-		t.Fatalf("after install: %v", err)
-	}
-	if err := h.recordTrees(deps); err != nil {
-		t.Fatal(err)
-	}
-	if err := h.checkSysroot(deps); err != nil {
-		t.Fatalf("after install: %v", err)
-	}
-	h.logf("baseline: ostree admin status:\n%s", mustAdminStatus(t, sys))
+	h := newCrashHarness(t, driver, images, src)
+	sys := h.sys
 
 	// One uninterrupted round of each command, to measure how long it takes and when its pull
 	// ends.
@@ -284,6 +252,58 @@ func runCrash(t *testing.T, driver string, images map[string]*crashImage, src im
 	return &stats
 }
 
+// newCrashHarness installs stable (v1) from src into a new sysroot, edits its /etc
+// (crashEtcEdits, and etc/motd removed) and checks the result.
+func newCrashHarness(t *testing.T, driver string, images map[string]*crashImage, src imageSource) *crashHarness {
+	work := t.TempDir()
+	// Install stable (v1), then edit /etc locally.
+	sys := filepath.Join(work, "sysroot")
+	if err := os.Mkdir(sys, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unimmutable(sys) })
+	h := &crashHarness{t: t, driver: driver, sys: sys, src: src, images: images, trees: map[string]*treeSum{}, digests: map[string]string{}}
+	for v := range images {
+		h.digests[v] = src.digest(v)
+	}
+	source, err := host.ParseImage(src.ref("stable"), imgref.Parse, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in, err := host.InstallToFilesystem(t.Context(), sys, host.Install{Source: source})
+	if err != nil {
+		t.Fatalf("install: %v", err)
+	}
+	deps, err := adminDeployments(sys)
+	if err != nil || len(deps) != 1 {
+		t.Fatalf("after install: ostree admin status lists %v (%v), want one deployment", deps, err)
+	}
+	if got := fromHost(in.Deployed.Deployment); got != deps[0] || in.Deployed.Image.Digest.String() != h.digests["v1"] {
+		t.Fatalf("install reports deployment %v of image %s; ostree admin status lists %v, and stable is %s", got, in.Deployed.Image.Digest, deps[0], h.digests["v1"])
+	}
+	d0 := filepath.Join(sys, deps[0].dir())
+	for rel, content := range crashEtcEdits {
+		if err := os.WriteFile(filepath.Join(d0, rel), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Remove(filepath.Join(d0, "etc/motd")); err != nil {
+		t.Fatal(err)
+	}
+	h.following, h.followsTag = "v1", "stable"
+	if err := h.checkNewDeployment(deps[0], "v1"); err != nil {
+		t.Fatalf("after install: %v", err)
+	}
+	if err := h.recordTrees(deps); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.checkSysroot(deps); err != nil {
+		t.Fatalf("after install: %v", err)
+	}
+	h.logf("baseline: ostree admin status:\n%s", mustAdminStatus(t, sys))
+	return h
+}
+
 // crashStep is one of the commands the test kills: switch to v2, switch back to stable, and
 // upgrade along stable after it was retagged to the other of v1 and v3.
 type crashStep struct {
@@ -291,6 +311,8 @@ type crashStep struct {
 	// follows is the tag the host follows after the step ("" for upgrade: the same).
 	follows string
 	upgrade bool
+	// finalize: the step finalizes the staged deployment (crash_finalize_test.go).
+	finalize bool
 }
 
 func crashSteps() []crashStep {
@@ -323,6 +345,8 @@ type crashHarness struct {
 	stableTag  string
 	// trees holds the digest of every deployment made so far (its directory and origin).
 	trees map[string]*treeSum
+	// runtimeDir, when set, is the driver's --runtime-dir: switch and upgrade stage.
+	runtimeDir string
 }
 
 func (h *crashHarness) logf(format string, args ...any) {
@@ -359,10 +383,17 @@ func (h *crashHarness) target(st crashStep) string {
 
 // argv is the driver's command line for a step.
 func (h *crashHarness) argv(st crashStep) []string {
-	if st.upgrade {
-		return []string{"--sysroot", h.sys, "upgrade"}
+	args := []string{"--sysroot", h.sys}
+	if h.runtimeDir != "" {
+		args = append(args, "--runtime-dir", h.runtimeDir)
 	}
-	return []string{"--sysroot", h.sys, "switch", h.src.ref(st.follows)}
+	switch {
+	case st.finalize:
+		return append(args, "finalize")
+	case st.upgrade:
+		return append(args, "upgrade")
+	}
+	return append(args, "switch", h.src.ref(st.follows))
 }
 
 // refString is the image reference of tag as package host writes it (ostree-unverified-...).

@@ -121,7 +121,9 @@ func printPulled(w io.Writer, p *host.Pulled) {
 
 // printDeployed says what deploying did to /etc and /var.
 func printDeployed(w io.Writer, d *host.Deployed) {
-	if d.EtcModified+d.EtcAdded+d.EtcRemoved > 0 {
+	if d.Staged {
+		fmt.Fprintln(w, "Staged: local /etc changes are carried over when the system shuts down")
+	} else if d.EtcModified+d.EtcAdded+d.EtcRemoved > 0 {
 		fmt.Fprintf(w, "Carried over local /etc changes: %d modified, %d added, %d removed\n", d.EtcModified, d.EtcAdded, d.EtcRemoved)
 	}
 	if d.VarSeeded {
@@ -188,7 +190,18 @@ func hostCommands() []*cli.Command {
 			applyFlag(), quietFlag(),
 		}},
 		{Name: "rollback", Action: cliargs.WithArgs(0, 0, "no arguments", runRollback), Flags: []cli.Flag{applyFlag()}},
+		{Name: "internals", Hidden: true, Subcommands: []*cli.Command{{Name: "finalize-staged", Action: cliargs.WithArgs(0, 0, "no arguments", runFinalize)}}},
 	}
+}
+
+// runFinalize is what bootc-finalize-staged.service runs at shutdown.
+func runFinalize(c *cli.Context) error {
+	opts, done := hostOptions(c)
+	res, err := host.FinalizeStaged(c.Context, c.String("sysroot"), opts...)
+	if done(); err == nil && res.Deployment != nil {
+		fmt.Fprintf(c.App.Writer, "Staged deployment %s: finalized %v (finalization locked: %v)\n", res.Deployment.Dir(), !res.Locked, res.Locked)
+	}
+	return hostError(c, err)
 }
 
 func runStatus(c *cli.Context) error {
@@ -247,10 +260,7 @@ func printStatus(w io.Writer, st *host.BootcHost) {
 		if i > 0 {
 			fmt.Fprintln(w)
 		}
-		mark := " "
-		if r.BootEntry == st.Status.Booted {
-			mark = "●"
-		}
+		mark := map[bool]string{true: "●", false: " "}[r.BootEntry == st.Status.Booted]
 		tw := tabwriter.NewWriter(w, 0, 0, 1, ' ', 0)
 		fmt.Fprintf(tw, "%s %s:\t%s\n", mark, titles[r.Role], displayImage(r.Image))
 		if r.Image != nil {
@@ -426,6 +436,9 @@ func runRollback(c *cli.Context) error {
 	why := "the rollback deployment is now the default"
 	if res.UndoPending {
 		why = "the booted deployment is the default again; the one ahead of it stays as the rollback"
+	}
+	if res.Discarded != nil {
+		fmt.Fprintf(c.App.Writer, "Discarded the staged deployment %s\n", describe(res.Discarded, nil))
 	}
 	fmt.Fprintf(c.App.Writer, "Next boot: %s %s (%s)\n", name, describe(res.Deployment, res.Image), why)
 	return apply(c)

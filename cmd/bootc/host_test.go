@@ -115,6 +115,10 @@ func TestHostCLIRendering(t *testing.T) {
 	if out := mustRun(t, "--sysroot", sys, "rollback"); !strings.HasPrefix(out, "Next boot: oci:"+layout+":stable version 2.0 (") || !strings.Contains(out, "(the rollback deployment is now the default)") {
 		t.Errorf("rollback: %q", out)
 	}
+	// The shutdown's call, with nothing staged (a sysroot directory has no runtime state).
+	if out := mustRun(t, "--sysroot", sys, "internals", "finalize-staged"); out != "" {
+		t.Errorf("internals finalize-staged with nothing staged printed %q", out)
+	}
 
 	other := filepath.Join(t.TempDir(), "other")
 	testimage.Compose(t, testimage.TinyOS(t, "9.0", nil), "oci:"+other)

@@ -13,14 +13,20 @@ import (
 
 // Deployed says what a new deployment is and what deploying it did.
 type Deployed struct {
-	// Deployment is the new deployment, as placed in the boot order (Index 0: it boots next).
+	// Deployment is the new deployment, as placed in the boot order (Index 0: it boots next),
+	// or, when Staged, as staged (Index -1).
 	Deployment *sysroot.Deployment
 	// Image is its image.
 	Image *imagestore.ImageState
-	// The /etc merge from the previous deployment (zero on install), counted as libostree does.
+	// The /etc merge from the previous deployment (zero on install, and when Staged), counted
+	// as libostree does.
 	EtcModified, EtcAdded, EtcRemoved int
 	// VarSeeded: the stateroot's empty /var was filled from the image.
 	VarSeeded bool
+	// Staged: the deployment is staged (the sysroot has runtime state: the running system),
+	// to be finalized at shutdown (FinalizeStaged merges /etc as it is then and writes the boot
+	// entries); the boot entries are unchanged until then.
+	Staged bool
 }
 
 // deployOptions says how to put a pulled image in place.
@@ -35,22 +41,24 @@ type deployOptions struct {
 
 // deploy makes a deployment of the image's commit, writes the boot configuration with it first,
 // and cleans up what no deployment needs any more (old deployments, their images and objects).
+// Where the sysroot has runtime state and a booted deployment, it stages the deployment instead
+// (stage).
 func (h *Host) deploy(ctx context.Context, o deployOptions) (*Deployed, error) {
-	origin := sysroot.NewContainerOrigin(o.ref.String())
-	if id := currentBootID(); id != "" && h.sys.IsLive() {
-		origin.Set(originGroup, "boot-id", id)
-	}
 	commit := o.image.Commit
 	args, err := h.kernelArgs(ctx, commit, o)
 	if err != nil {
 		return nil, err
 	}
-	d, st, err := h.sys.Deploy(ctx, commit, sysroot.DeployOptions{
+	dopts := sysroot.DeployOptions{
 		Stateroot: o.stateroot,
-		Origin:    origin,
+		Origin:    sysroot.NewContainerOrigin(o.ref.String()),
 		Kargs:     args,
 		NoMerge:   o.noMerge,
-	})
+	}
+	if h.sys.RuntimeDir() != "" && h.sys.Booted() != nil {
+		return h.stage(ctx, o, dopts)
+	}
+	d, st, err := h.sys.Deploy(ctx, commit, dopts)
 	if err != nil {
 		return nil, fmt.Errorf("deploying %s: %w", commit, err)
 	}
@@ -66,6 +74,71 @@ func (h *Host) deploy(ctx context.Context, o deployOptions) (*Deployed, error) {
 		}
 	}
 	return res, nil
+}
+
+// stage stages the deployment (replacing one staged before), has systemd run FinalizeUnit at
+// shutdown when the sysroot is the running system (a failure only warns: the deployment stays
+// staged, and `bootc internals finalize-staged` finishes it), and cleans up.
+func (h *Host) stage(ctx context.Context, o deployOptions, dopts sysroot.DeployOptions) (*Deployed, error) {
+	d, st, err := h.sys.Stage(ctx, o.image.Commit, sysroot.StageOptions{DeployOptions: dopts, Retain: o.place.Retain})
+	if err != nil {
+		return nil, fmt.Errorf("staging %s: %w", o.image.Commit, err)
+	}
+	if h.sys.IsLive() {
+		if err := systemctl(ctx, "start", "--no-block", FinalizeUnit); err != nil {
+			h.cfg.warn("starting "+FinalizeUnit+", which finalizes the staged deployment at shutdown", err)
+		}
+	}
+	h.tidy(ctx)
+	if s := h.sys.Staged(); s != nil && s.Equal(d) {
+		d = s
+	}
+	return &Deployed{Deployment: d, Image: o.image, VarSeeded: st.VarSeeded, Staged: true}, nil
+}
+
+// FinalizeResult says what FinalizeStaged did.
+type FinalizeResult struct {
+	// Deployment is the deployment that was staged, now the default (Index 0); nil when nothing
+	// was staged. With Locked it is still staged.
+	Deployment *sysroot.Deployment
+	// Locked: finalization is locked (/run/ostree/staged-deployment-locked, as libostree has
+	// it); nothing was done.
+	Locked bool
+	// AlreadyWritten: a finalization stopped after writing the boot entries; only its state file
+	// was left to remove.
+	AlreadyWritten bool
+	// The /etc merge, counted as libostree does.
+	EtcModified, EtcAdded, EtcRemoved int
+}
+
+// FinalizeStaged finishes the staged deployment (sysroot.FinalizeStaged): merges the /etc
+// changes of the deployment it was staged from, as they are now, writes it first in the boot
+// order with the boot attempts of WithBootAttempts, removes the staged state and cleans up.
+// Nothing staged is no error: the result's Deployment is nil. It is what FinalizeUnit runs at
+// shutdown; a crash at any point leaves the previous default or the new one booting, and
+// running it again completes the finalization.
+func (h *Host) FinalizeStaged(ctx context.Context) (*FinalizeResult, error) {
+	f, err := h.sys.FinalizeStaged(ctx, sysroot.WriteOptions{SkipCleanup: true, BootAttempts: h.cfg.bootAttempts})
+	if err != nil {
+		return nil, fmt.Errorf("finalizing the staged deployment: %w", err)
+	}
+	res := &FinalizeResult{Deployment: f.Deployment, Locked: f.Locked, AlreadyWritten: f.AlreadyWritten,
+		EtcModified: f.Stats.EtcModified, EtcAdded: f.Stats.EtcAdded, EtcRemoved: f.Stats.EtcRemoved}
+	if f.Deployment != nil && !f.Locked {
+		h.tidy(ctx)
+	}
+	return res, nil
+}
+
+// FinalizeStaged opens the sysroot at path (waiting for its lock), finalizes the staged
+// deployment (Host.FinalizeStaged) and closes it.
+func FinalizeStaged(ctx context.Context, path string, opts ...Option) (*FinalizeResult, error) {
+	h, err := Open(ctx, path, opts...)
+	if err != nil {
+		return nil, err
+	}
+	defer h.Close()
+	return h.FinalizeStaged(ctx)
 }
 
 // kernelArgs computes the new deployment's kernel arguments: on install, those given and then
@@ -102,7 +175,11 @@ func (h *Host) tidy(ctx context.Context) {
 func (h *Host) cleanup(ctx context.Context) error {
 	var commits []ostree.Checksum
 	var images []imgref.OstreeRef
-	for _, d := range h.sys.Deployments() {
+	deps := h.sys.Deployments()
+	if s := h.sys.Staged(); s != nil {
+		deps = append(deps, s)
+	}
+	for _, d := range deps {
 		commits = append(commits, d.Commit)
 		if ref, ok := OriginImage(d); ok {
 			images = append(images, ref)

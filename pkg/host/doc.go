@@ -33,6 +33,16 @@
 //	defer h.Close()
 //	res, err := h.Upgrade(ctx, host.UpgradeDeploy)
 //
+// # Staging
+//
+// On the running system (and wherever WithRuntimeDir gives runtime state), Switch and Upgrade
+// stage the new deployment, as `ostree admin deploy --stage` does: the deployment is made but
+// its /etc merge and boot entry wait for FinalizeStaged, which systemd runs at shutdown
+// (FinalizeUnit, `bootc internals finalize-staged`), so that /etc edits made until the reboot
+// are carried over. The staged state is libostree's /run/ostree/staged-deployment, so `ostree
+// admin status` shows the deployment as staged; Status reports it as staged. A sysroot
+// directory gets its deployments written at once.
+//
 // Open takes the sysroot lock (reporting WaitingForLock when another command holds it) and
 // keeps it until Close; every method of Host works on the state loaded under the lock. Status
 // reads a sysroot without the lock; InstallToFilesystem creates a sysroot and installs into it.

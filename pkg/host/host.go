@@ -101,12 +101,18 @@ func (Warning) hostEvent()        {}
 type Option func(*config)
 
 type config struct {
-	log         *slog.Logger
-	progress    func(Event)
-	policyPath  string
-	registries  transport.Registries
-	requireLive bool
+	log          *slog.Logger
+	progress     func(Event)
+	policyPath   string
+	registries   transport.Registries
+	requireLive  bool
+	runtimeDir   string
+	bootAttempts int
 }
+
+// DefaultBootAttempts is the number of boot attempts FinalizeStaged gives a new default
+// deployment unless WithBootAttempts says otherwise.
+const DefaultBootAttempts = 3
 
 // WithLogger sets the logger for debug logs (default: discard).
 func WithLogger(l *slog.Logger) Option { return func(c *config) { c.log = l } }
@@ -128,8 +134,18 @@ func WithRegistries(r transport.Registries) Option { return func(c *config) { c.
 // running system: for callers that reboot into the result.
 func RequireLive() Option { return func(c *config) { c.requireLive = true } }
 
+// WithRuntimeDir sets the runtime state directory (sysroot.WithRuntimeDir). Where there is one
+// (by default /run/ostree on the running system; a sysroot directory has none), Switch and
+// Upgrade stage the new deployment there, and FinalizeStaged finishes it; elsewhere they write
+// it to the boot entries at once.
+func WithRuntimeDir(dir string) Option { return func(c *config) { c.runtimeDir = dir } }
+
+// WithBootAttempts sets the boot attempts FinalizeStaged gives the new default deployment
+// (sysroot.WriteOptions.BootAttempts; 0 for none); the default is DefaultBootAttempts.
+func WithBootAttempts(n int) Option { return func(c *config) { c.bootAttempts = max(n, 0) } }
+
 func newConfig(opts []Option) *config {
-	c := &config{}
+	c := &config{bootAttempts: DefaultBootAttempts}
 	for _, o := range opts {
 		o(c)
 	}
@@ -140,6 +156,11 @@ func newConfig(opts []Option) *config {
 		c.progress = func(Event) {}
 	}
 	return c
+}
+
+// sysrootOptions are the options of sysroot.Open.
+func (c *config) sysrootOptions() []sysroot.OpenOption {
+	return []sysroot.OpenOption{sysroot.WithRuntimeDir(c.runtimeDir), sysroot.WithLogger(c.log)}
 }
 
 func (c *config) warn(what string, err error) {
@@ -159,7 +180,7 @@ type Host struct {
 // the deployments under the lock.
 func Open(ctx context.Context, path string, opts ...Option) (*Host, error) {
 	cfg := newConfig(opts)
-	sys, err := sysroot.Open(ctx, path)
+	sys, err := sysroot.Open(ctx, path, cfg.sysrootOptions()...)
 	if err != nil {
 		return nil, err
 	}
@@ -185,6 +206,9 @@ func lock(ctx context.Context, sys *sysroot.Sysroot, cfg *config) (*Host, error)
 		unlock()
 		return nil, err
 	}
+	if err := sys.StagedIgnored(); err != nil {
+		cfg.progress(Warning{What: "the staged deployment", Err: err}) // sysroot logged it
+	}
 	if cfg.registries.TmpDir == "" {
 		cfg.registries.TmpDir = filepath.Join(sys.Repo().Path(), "tmp")
 	}
@@ -208,10 +232,18 @@ func (h *Host) IsLive() bool { return h.sys.IsLive() }
 
 // Reboot asks systemd to reboot the running system (`systemctl reboot`), into the default boot
 // entry: what a caller does after Switch, Upgrade or Rollback on a live sysroot (RequireLive)
-// when it wants the result now.
-func Reboot(ctx context.Context) error {
-	if out, err := exec.CommandContext(ctx, "systemctl", "reboot").CombinedOutput(); err != nil {
-		return fmt.Errorf("systemctl reboot: %w: %s", err, strings.TrimSpace(string(out)))
+// when it wants the result now. A staged deployment is finalized by the shutdown
+// (FinalizeUnit) and boots.
+func Reboot(ctx context.Context) error { return systemctl(ctx, "reboot") }
+
+// FinalizeUnit is the systemd unit whose stop, at shutdown, runs `bootc internals
+// finalize-staged` (dist/systemd). Staging on the running system starts it.
+const FinalizeUnit = "bootc-finalize-staged.service"
+
+// systemctl runs systemctl with args, its output in the error.
+func systemctl(ctx context.Context, args ...string) error {
+	if out, err := exec.CommandContext(ctx, "systemctl", args...).CombinedOutput(); err != nil {
+		return fmt.Errorf("systemctl %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(string(out)))
 	}
 	return nil
 }

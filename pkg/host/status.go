@@ -2,8 +2,6 @@ package host
 
 import (
 	"context"
-	"os"
-	"strings"
 	"time"
 
 	"github.com/bootc-go/bootc/pkg/imagestore"
@@ -106,9 +104,10 @@ func (st *BootcHost) BootedOnly() *BootcHost {
 // rpm-ostree's origin groups: bootc reports such deployments as incompatible.
 var rpmOstreeGroups = []string{"rpmostree", "packages", "overrides", "modules"}
 
-// Status reads the sysroot at path, without taking its lock, and describes it.
-func Status(ctx context.Context, path string) (*BootcHost, error) {
-	sys, err := sysroot.Open(ctx, path)
+// Status reads the sysroot at path, without taking its lock, and describes it. Of the options,
+// WithRuntimeDir and WithLogger count.
+func Status(ctx context.Context, path string, opts ...Option) (*BootcHost, error) {
+	sys, err := sysroot.Open(ctx, path, newConfig(opts).sysrootOptions()...)
 	if err != nil {
 		return nil, err
 	}
@@ -132,13 +131,15 @@ func buildStatus(sys *sysroot.Sysroot) *BootcHost {
 	for _, d := range sys.Deployments() {
 		deployed[d.Commit] = true
 	}
+	if roles.staged != nil {
+		deployed[roles.staged.Commit] = true
+		st.Status.Staged = entryFor(sys, roles.staged, deployed)
+	}
 	for _, d := range sys.Deployments() {
 		e := entryFor(sys, d, deployed)
 		switch {
 		case roles.booted != nil && d.Equal(roles.booted):
 			st.Status.Booted = e
-		case roles.staged != nil && d.Equal(roles.staged):
-			st.Status.Staged = e
 		case roles.rollback != nil && d.Equal(roles.rollback):
 			st.Status.Rollback = e
 		default:
@@ -167,29 +168,20 @@ type deploymentRoles struct {
 	booted, staged, rollback *sysroot.Deployment
 }
 
-// classify finds the booted, staged and rollback deployments. In a sysroot directory the
-// default entry counts as booted (sysroot.Booted), so nothing is staged. On the running system,
-// the first deployment ahead of the booted one is staged if it was made during this boot (its
-// origin records the boot ID) and a queued rollback otherwise.
+// classify finds the booted, staged and rollback deployments: the staged one is the sysroot's
+// (its runtime state: on the running system, /run/ostree/staged-deployment); the rollback is
+// the first listed deployment other than the booted one. In a sysroot directory the default
+// entry counts as booted (sysroot.Booted), and nothing is staged unless WithRuntimeDir gives
+// runtime state.
 func classify(sys *sysroot.Sysroot) deploymentRoles {
-	var r deploymentRoles
-	r.booted = sys.Booted()
+	r := deploymentRoles{booted: sys.Booted(), staged: sys.Staged()}
 	if r.booted == nil {
 		return r
 	}
-	bootID := currentBootID()
 	for _, d := range sys.Deployments() {
-		if d.Equal(r.booted) {
-			continue
-		}
-		if d.Index < r.booted.Index && r.staged == nil && bootID != "" && d.Origin != nil {
-			if id, ok := d.Origin.Get(originGroup, "boot-id"); ok && id == bootID {
-				r.staged = d
-				continue
-			}
-		}
-		if r.rollback == nil {
+		if !d.Equal(r.booted) {
 			r.rollback = d
+			break
 		}
 	}
 	return r
@@ -203,17 +195,6 @@ func specDeployment(sys *sysroot.Sysroot) *sysroot.Deployment {
 		return r.staged
 	}
 	return r.booted
-}
-
-// originGroup is the origin keyfile group where bootc records its own facts.
-const originGroup = "bootc"
-
-func currentBootID() string {
-	b, err := os.ReadFile("/proc/sys/kernel/random/boot_id")
-	if err != nil {
-		return ""
-	}
-	return strings.TrimSpace(string(b))
 }
 
 // entryFor describes a deployment. Its cachedUpdate is an image pulled for its origin

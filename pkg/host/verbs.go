@@ -33,7 +33,9 @@ type SwitchResult struct {
 // Switch pulls ref's image (verified first when ref asks for it), deploys it in the stateroot of
 // the deployment the host follows with that deployment's /etc changes carried over, and makes it
 // the default boot entry; from then on the host follows ref. The previous deployment stays as
-// the rollback (all of them with Retain).
+// the rollback (all of them with Retain). On the running system (runtime state, see
+// WithRuntimeDir) the new deployment is staged instead (Deployed.Staged, replacing one staged
+// before): /etc is merged and the boot entries written at shutdown, by FinalizeStaged.
 func (h *Host) Switch(ctx context.Context, ref imgref.OstreeRef, opts ...SwitchOption) (*SwitchResult, error) {
 	var c switchConfig
 	for _, o := range opts {
@@ -174,7 +176,9 @@ type UpgradeResult struct {
 
 // Upgrade brings the host to the newest version of the image it follows: pulls only what
 // changed (verified first when the host follows a signed image) and, unless mode is
-// UpgradeDownloadOnly, deploys it as the default boot entry with /etc changes carried over.
+// UpgradeDownloadOnly, deploys it as the default boot entry with /etc changes carried over
+// (staged on the running system, as with Switch). A staged deployment counts as what the host
+// runs: an update it already has is NoUpdate.
 func (h *Host) Upgrade(ctx context.Context, mode UpgradeMode) (*UpgradeResult, error) {
 	spec, ref, err := h.follows("upgrade")
 	if err != nil {
@@ -214,14 +218,32 @@ type RollbackResult struct {
 	Deployment *sysroot.Deployment
 	Image      *imagestore.ImageState
 	// UndoPending: the booted deployment became the default again, undoing a deployment made
-	// after it (the one ahead of it stays as the rollback).
+	// after it (the one ahead of it stays as the rollback), or the staged one.
 	UndoPending bool
+	// Discarded is the staged deployment the rollback dropped, or nil.
+	Discarded *sysroot.Deployment
 }
 
 // Rollback makes the rollback deployment the default boot entry (sysroot.RollbackTarget);
-// nothing is deleted, so a second Rollback swaps back.
+// nothing listed is deleted, so a second Rollback swaps back.
+//
+// A staged deployment is discarded, as libostree's write_deployments drops a staged deployment
+// the new list does not start with (rpm-ostree and upstream bootc roll back so). When it is all
+// there is to roll back from (nothing listed after or ahead of the booted deployment), Rollback
+// only discards it: the booted deployment stays the default (UndoPending), where rpm-ostree
+// refuses and points to its `cleanup -p`.
 func (h *Host) Rollback(ctx context.Context) (*RollbackResult, error) {
 	rb, undo := h.sys.RollbackTarget()
+	staged := h.sys.Staged()
+	if rb == nil && staged != nil && h.sys.Booted() != nil {
+		if err := h.sys.DiscardStaged(); err != nil {
+			return nil, fmt.Errorf("discarding the staged deployment: %w", err)
+		}
+		h.tidy(ctx)
+		b := h.sys.Booted()
+		state, _ := imagestore.ImageStateOf(h.sys.Repo(), b.Commit)
+		return &RollbackResult{Deployment: b, Image: state, UndoPending: true, Discarded: staged}, nil
+	}
 	if rb == nil {
 		return nil, fmt.Errorf("%w: the host has only one deployment", ErrNothingToRollBack)
 	}
@@ -235,7 +257,7 @@ func (h *Host) Rollback(ctx context.Context) (*RollbackResult, error) {
 		return nil, fmt.Errorf("writing the boot configuration: %w", err)
 	}
 	state, _ := imagestore.ImageStateOf(h.sys.Repo(), rb.Commit)
-	return &RollbackResult{Deployment: rb, Image: state, UndoPending: undo}, nil
+	return &RollbackResult{Deployment: rb, Image: state, UndoPending: undo, Discarded: staged}, nil
 }
 
 // Install says what InstallToFilesystem installs.

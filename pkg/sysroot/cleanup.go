@@ -27,7 +27,9 @@ type CleanupStats struct {
 // also (re)writes that list's deployment refs, ostree/<N>/<M>/<index>, so a sysroot written by
 // another tool is protected the same way. Only names this package or libostree write are
 // touched: <checksum>.<serial> directories and their .origin files, .tmp-* leftovers,
-// <stateroot>-<checksum> kernel directories. The caller holds Lock.
+// <stateroot>-<checksum> kernel directories. The staged deployment (Staged) counts as listed:
+// its directory, origin and kernel directory stay, and its commit gets the first deployment
+// ref (as libostree numbers them). The caller holds Lock.
 func (s *Sysroot) Cleanup(ctx context.Context) (*CleanupStats, error) {
 	if err := s.Load(ctx); err != nil {
 		return nil, err
@@ -35,16 +37,17 @@ func (s *Sysroot) Cleanup(ctx context.Context) (*CleanupStats, error) {
 	st := &CleanupStats{}
 	active := map[string]bool{}     // deployment dirs, relative to the sysroot
 	activeBoot := map[string]bool{} // <stateroot>-<bootcsum>
-	for _, d := range s.deployments {
+	kept := s.withStaged()
+	for _, d := range kept {
 		active[d.Dir()] = true
 		activeBoot[d.Stateroot+"-"+d.BootCsum] = true
 	}
 
 	// Deployment refs first: once the current list is protected, the rest can go.
-	if err := s.setDeploymentRefs(s.bootversion, s.subbootversion, s.deployments); err != nil {
+	if err := s.setDeploymentRefs(s.bootversion, s.subbootversion, kept); err != nil {
 		return nil, err
 	}
-	if err := s.deleteOtherDeploymentRefs(s.bootversion, s.subbootversion, len(s.deployments)); err != nil {
+	if err := s.deleteOtherDeploymentRefs(s.bootversion, s.subbootversion, len(kept)); err != nil {
 		return nil, err
 	}
 

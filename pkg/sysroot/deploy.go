@@ -62,6 +62,12 @@ type DeployStats struct {
 // deploy/<commit>.<serial> and made immutable (FS_IMMUTABLE_FL, where the filesystem has it),
 // as libostree does so that nothing deletes a deployment by accident.
 func (s *Sysroot) Deploy(ctx context.Context, commit ostree.Checksum, o DeployOptions) (*Deployment, *DeployStats, error) {
+	return s.deploy(ctx, commit, o, false)
+}
+
+// deploy is Deploy; staged leaves out the /etc merge and the immutable flag, which
+// FinalizeStaged does (etc/ is then the commit's defaults).
+func (s *Sysroot) deploy(ctx context.Context, commit ostree.Checksum, o DeployOptions, staged bool) (*Deployment, *DeployStats, error) {
 	if err := validateStateroot(o.Stateroot); err != nil {
 		return nil, nil, err
 	}
@@ -121,7 +127,7 @@ func (s *Sysroot) Deploy(ctx context.Context, commit ostree.Checksum, o DeployOp
 		return nil, nil, err
 	}
 	stats := &DeployStats{}
-	if merge != nil {
+	if merge != nil && !staged {
 		diff, err := mergeEtc(ctx, s.abs(merge.Dir()), staging)
 		if err != nil {
 			return nil, nil, err
@@ -144,8 +150,10 @@ func (s *Sysroot) Deploy(ctx context.Context, commit ostree.Checksum, o DeployOp
 	if err := atomicfile.SyncDir(filepath.Dir(final)); err != nil {
 		return nil, nil, err
 	}
-	if err := fsflags.SetImmutable(final, true); err != nil {
-		return nil, nil, err
+	if !staged {
+		if err := fsflags.SetImmutable(final, true); err != nil {
+			return nil, nil, err
+		}
 	}
 	return d, stats, nil
 }

@@ -10,7 +10,7 @@ import (
 // Deployment is one deployed tree.
 type Deployment struct {
 	// Index is the position in boot order (0 is the default boot); -1 for a deployment Deploy
-	// made and WriteDeployments has not placed yet.
+	// made and WriteDeployments has not placed yet, and for the staged deployment.
 	Index     int
 	Stateroot string
 	Commit    ostree.Checksum
@@ -32,6 +32,9 @@ type Deployment struct {
 	// merge is the deployment Deploy merged /etc from (nil for none), when mergeKnown.
 	merge      *Deployment
 	mergeKnown bool
+	// staged marks the staged deployment (Sysroot.Staged), whose /etc is not merged yet:
+	// WriteDeployments refuses it; FinalizeStaged writes a finalized copy.
+	staged bool
 }
 
 // Dir returns the deployment's directory relative to the sysroot:

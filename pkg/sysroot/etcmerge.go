@@ -63,6 +63,31 @@ func prepareEtc(ctx context.Context, repo *ostree.Repo, commit ostree.Checksum, 
 	return nil
 }
 
+// resetEtc makes a staged deployment's etc/ what prepareEtc made it, a copy of the commit's
+// defaults, again: whatever an interrupted finalization merged into it is dropped. The copy
+// comes from the commit's /usr/etc, or from its /etc when prepareEtc moved that to usr/etc.
+func resetEtc(ctx context.Context, repo *ostree.Repo, commit ostree.Checksum, root string) error {
+	etc := filepath.Join(root, "etc")
+	if err := os.RemoveAll(etc); err != nil {
+		return fmt.Errorf("resetting /etc: %w", err)
+	}
+	if _, err := os.Lstat(filepath.Join(root, "usr", "etc")); errors.Is(err, fs.ErrNotExist) {
+		return nil
+	} else if err != nil {
+		return fmt.Errorf("resetting /etc: %w", err)
+	}
+	tree, meta, err := subtree(ctx, repo, commit, "/usr/etc")
+	if err != nil {
+		if tree, meta, err = subtree(ctx, repo, commit, "/etc"); err != nil {
+			return fmt.Errorf("resetting /etc: %w", err)
+		}
+	}
+	if err := repo.CheckoutTree(ctx, tree, meta, etc, ostree.WithForceCopy()); err != nil {
+		return fmt.Errorf("resetting /etc: %w", err)
+	}
+	return nil
+}
+
 type dirStateKind int
 
 const (

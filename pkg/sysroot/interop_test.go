@@ -1,9 +1,11 @@
 package sysroot
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -146,6 +148,98 @@ func TestBootprefix(t *testing.T) {
 		t.Errorf("ostree admin status:\n%s", status)
 	}
 	run(t, "ostree", "fsck", "--repo", s.Path()+"/ostree/repo")
+}
+
+// TestStagedInteropBooted checks the staged state against the real libostree on a "booted"
+// system: in a private mount and PID namespace, it chroots into the booted deployment (v1, the
+// default) with the sysroot bind-mounted at /sysroot, /ostree -> sysroot/ostree, /boot, the
+// runtime directory's parent at /run (with /run/ostree-booted), /dev, /proc, and the host's /usr
+// for the ostree binary. libostree then finds the booted deployment as on a real machine (the
+// deployment directory that is "/") and reads /run/ostree/staged-deployment. We stage and
+// `ostree admin status` must list our deployment "(staged)" first; then `ostree admin deploy
+// --stage` stages, and we must read its state (and write the same bytes from it) and finalize
+// its staged deployment.
+func TestStagedInteropBooted(t *testing.T) {
+	testutil.RequireTool(t, "ostree", "unshare", "chroot", "chattr", "mount")
+	s, v1, rt := stagingSysroot(t)
+	c2 := commitTree(t, s, "2", v2Tree())
+	d := stage(t, s, c2, StageOptions{DeployOptions: DeployOptions{Origin: NewContainerOrigin("ostree-unverified-image:oci:/v2")}})
+
+	booted := filepath.Join(s.Path(), v1.Dir())
+	setImmutable(t, booted, false)
+	for link, target := range map[string]string{"ostree": "sysroot/ostree", "lib": "usr/lib", "lib64": "usr/lib64", "bin": "usr/bin", "sbin": "usr/sbin"} {
+		if err := os.RemoveAll(filepath.Join(booted, link)); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(target, filepath.Join(booted, link)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	runDir := filepath.Dir(rt)
+	if err := os.WriteFile(filepath.Join(runDir, "ostree-booted"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	inBooted := func(args ...string) string {
+		t.Helper()
+		script := `set -e
+mount --make-rprivate /
+mount --bind "$1" "$2/sysroot"
+mount --bind "$1/boot" "$2/boot"
+mount --bind /usr "$2/usr"
+mount --bind "$3" "$2/run"
+mount --bind /dev "$2/dev"
+mount -t proc proc "$2/proc"
+root=$2
+shift 3
+exec chroot "$root" "$@"`
+		return run(t, "unshare", append([]string{"--mount", "--pid", "--fork", "sh", "-c", script, "sh", s.Path(), booted, runDir}, args...)...)
+	}
+
+	status := inBooted("ostree", "admin", "status")
+	want := regexp.MustCompile(`(?m)^  myos ` + d.name() + ` \(staged\)\n(.*\n)*\* myos ` + v1.name() + `\n`)
+	if !want.MatchString(status) {
+		t.Fatalf("ostree admin status on the booted system does not show %s staged before the booted %s:\n%s", d.name(), v1.name(), status)
+	}
+
+	// libostree stages; we read it, write the same bytes, and finalize it.
+	if err := s.DiscardStaged(); err != nil {
+		t.Fatal(err)
+	}
+	inBooted("ostree", "admin", "deploy", "--stage", "--os=myos", "--karg-append=extra", "test")
+	data, err := os.ReadFile(rt + "/staged-deployment")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := parseStaged(data)
+	if err != nil || st == nil {
+		t.Fatalf("parsing libostree's state: %v", err)
+	}
+	if again, err := st.marshal(); err != nil || !bytes.Equal(again, data) {
+		t.Errorf("our serialization of libostree's state differs (%v):\nours   %x\nostree %x", err, again, data)
+	}
+	s2, err := Open(t.Context(), s.Path(), WithRuntimeDir(rt))
+	if err != nil {
+		t.Fatal(err)
+	}
+	theirs := s2.Staged()
+	if theirs == nil || theirs.Commit != c2 || theirs.merge == nil || !theirs.merge.Equal(v1) || !strings.HasSuffix(strings.Join(theirs.Kargs, " "), " extra") {
+		t.Fatalf("libostree's staged deployment as we load it: %+v (state %+v)", theirs, st)
+	}
+	f, err := s2.FinalizeStaged(t.Context(), WriteOptions{})
+	if err != nil || f.Deployment == nil || !f.Deployment.Equal(theirs) {
+		t.Fatalf("finalizing libostree's staged deployment: %+v, %v", f, err)
+	}
+	if got := strings.Join(f.Deployment.Kargs, " "); got != "root=x quiet extra" {
+		t.Errorf("kernel arguments of the finalized deployment: %q", got)
+	}
+	if got := readFile(t, filepath.Join(s.Path(), theirs.Dir(), "etc/a.conf")); got != "a=local\n" {
+		t.Errorf("finalized etc/a.conf = %q, want the local edit", got)
+	}
+	status = run(t, "ostree", "admin", "status", "--sysroot="+s.Path())
+	if i, j := strings.Index(status, theirs.name()), strings.Index(status, v1.name()); i < 0 || j < i {
+		t.Errorf("ostree admin status after finalization:\n%s", status)
+	}
+	checkEntriesExist(t, s.Path())
 }
 
 // sysrootPair makes our sysroot and, next to it, one made by `ostree admin init-fs --modern`

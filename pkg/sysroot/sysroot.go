@@ -23,6 +23,16 @@
 // nothing refers to it until WriteDeployments. WriteDeployments writes a complete new boot
 // version next to the current one and switches to it with one rename of /boot/loader (see its
 // doc). Cleanup removes what no boot entry refers to. The caller holds Lock around all of it.
+//
+// # Staged deployments
+//
+// On the running system a new deployment is staged rather than written (Stage): its directory
+// is made and the runtime state file <runtime dir>/staged-deployment (default /run/ostree, the
+// file libostree writes and reads) names it, but the /etc merge and the boot entries wait for
+// FinalizeStaged, which the shutdown runs, so that /etc edits made until then are carried over.
+// Staged returns it; Deployments does not list it (see there). A sysroot directory has no
+// runtime state unless WithRuntimeDir gives one (tests, and tools that act for a running
+// system). See stage.go for the format and the order of operations.
 package sysroot
 
 import (
@@ -31,6 +41,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -62,15 +73,55 @@ type Sysroot struct {
 	deployments                 []*Deployment
 	booted                      *Deployment
 	live                        bool
+
+	cfg openConfig
+	// runDir is the runtime state directory in use: cfg.runtimeDir, else DefaultRuntimeDir
+	// when live, else "" (no staging).
+	runDir string
+	// The staged deployment (nil if none) and its state file; stagedStale: the file names a
+	// deployment the boot entries list (a finalization stopped before removing it);
+	// stagedIgnored: why a file was ignored.
+	staged        *Deployment
+	stagedState   *stagedState
+	stagedStale   bool
+	stagedIgnored error
+}
+
+// OpenOption configures Open and Init.
+type OpenOption func(*openConfig)
+
+type openConfig struct {
+	runtimeDir string
+	log        *slog.Logger
+}
+
+// WithRuntimeDir sets the directory of the runtime state (the staged deployment): on the
+// running system it defaults to DefaultRuntimeDir; a sysroot directory has none, so Stage
+// refuses and no staged deployment is read, unless this option gives one.
+func WithRuntimeDir(dir string) OpenOption { return func(c *openConfig) { c.runtimeDir = dir } }
+
+// WithLogger sets the logger for warnings (a staged state file that is ignored) and debug
+// logs; the default discards them.
+func WithLogger(l *slog.Logger) OpenOption { return func(c *openConfig) { c.log = l } }
+
+func newOpenConfig(opts []OpenOption) openConfig {
+	var c openConfig
+	for _, o := range opts {
+		o(&c)
+	}
+	if c.log == nil {
+		c.log = slog.New(slog.DiscardHandler)
+	}
+	return c
 }
 
 // Init creates the layout of `ostree admin init-fs --modern` in path (boot/, ostree/deploy/,
 // ostree/repo in bare mode, with sysroot.bootloader=none and sysroot.bootprefix=true in the
 // repository config, as bootc install sets them) and opens it. An existing sysroot is opened
 // as it is.
-func Init(ctx context.Context, path string) (*Sysroot, error) {
+func Init(ctx context.Context, path string, opts ...OpenOption) (*Sysroot, error) {
 	if _, err := os.Stat(filepath.Join(path, "ostree", "repo", "objects")); err == nil {
-		return Open(ctx, path)
+		return Open(ctx, path, opts...)
 	}
 	for _, d := range []string{"boot", "ostree/deploy"} {
 		if err := os.MkdirAll(filepath.Join(path, d), 0o755); err != nil {
@@ -86,11 +137,12 @@ func Init(ctx context.Context, path string) (*Sysroot, error) {
 			return nil, fmt.Errorf("configuring sysroot repository: %w", err)
 		}
 	}
-	return Open(ctx, path)
+	return Open(ctx, path, opts...)
 }
 
-// Open opens an existing sysroot and loads its deployments.
-func Open(ctx context.Context, path string) (*Sysroot, error) {
+// Open opens an existing sysroot and loads its deployments (and the staged one, see
+// WithRuntimeDir).
+func Open(ctx context.Context, path string, opts ...OpenOption) (*Sysroot, error) {
 	repoPath := filepath.Join(path, "ostree", "repo")
 	if _, err := os.Stat(repoPath); err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
@@ -102,7 +154,7 @@ func Open(ctx context.Context, path string) (*Sysroot, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening sysroot %s: %w", path, err)
 	}
-	s := &Sysroot{path: path, repo: repo}
+	s := &Sysroot{path: path, repo: repo, cfg: newOpenConfig(opts)}
 	if err := s.Load(ctx); err != nil {
 		return nil, err
 	}
@@ -139,7 +191,8 @@ func validateStateroot(name string) error {
 	return nil
 }
 
-// Load (re)reads the deployments from the current boot configuration.
+// Load (re)reads the deployments from the current boot configuration, and the staged
+// deployment from the runtime state (see Staged).
 func (s *Sysroot) Load(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -158,7 +211,10 @@ func (s *Sysroot) Load(ctx context.Context) error {
 			return err
 		}
 	}
-	return s.findBooted()
+	if err := s.findBooted(); err != nil {
+		return err
+	}
+	return s.loadStaged()
 }
 
 // readBootversion reads /boot/loader -> loader.N; ok is false when there is no such link (no
@@ -282,18 +338,26 @@ func (s *Sysroot) loadDeployment(e *blsEntry) (*Deployment, error) {
 		Kargs:        rest,
 		entryVersion: e.get("version"),
 	}
+	if err := s.readOrigin(d); err != nil {
+		return nil, err
+	}
+	d.Version = s.commitVersion(commit)
+	return d, nil
+}
+
+// readOrigin sets d.Origin from the deployment's .origin file (nil without one).
+func (s *Sysroot) readOrigin(d *Deployment) error {
 	data, err := os.ReadFile(s.abs(d.Dir() + ".origin"))
 	switch {
 	case err == nil:
 		if d.Origin, err = ParseOrigin(data); err != nil {
-			return nil, fmt.Errorf("%s.origin: %w", s.abs(d.Dir()), err)
+			return fmt.Errorf("%s.origin: %w", s.abs(d.Dir()), err)
 		}
 	case errors.Is(err, fs.ErrNotExist):
 	default:
-		return nil, fmt.Errorf("reading origin: %w", err)
+		return fmt.Errorf("reading origin: %w", err)
 	}
-	d.Version = s.commitVersion(commit)
-	return d, nil
+	return nil
 }
 
 // commitVersion returns the commit's "version" metadata, or "" (also when the commit is not in
@@ -400,7 +464,10 @@ func (s *Sysroot) deploymentAt(bootlink, root string) *Deployment {
 	return s.deploymentWithStat(&want)
 }
 
-// Deployments returns the deployments in boot order: index 0 is the default (next) boot.
+// Deployments returns the deployments of the boot configuration in boot order: index 0 is the
+// default (next) boot. The staged deployment is not among them (libostree's list has it first,
+// shifting the others' indexes; here Index stays the boot entry's position, and a list for
+// WriteDeployments is built from Deployments): see Staged.
 func (s *Sysroot) Deployments() []*Deployment { return slices.Clone(s.deployments) }
 
 // Booted returns the booted deployment, or nil. When the sysroot is "/" and the kernel

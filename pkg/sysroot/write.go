@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -57,6 +58,11 @@ type WriteOptions struct {
 // loader.B's GRUB menu is kept with them: it is made from the entries alone. A sysroot that
 // boots with GRUB but whose loader.B has no menu yet gets a new boot version instead.
 //
+// A staged deployment (Staged) that list does not hold is discarded (DiscardStaged) before
+// anything is written, as libostree's write_deployments drops one that is not first; the
+// staged deployment itself is refused (its /etc is not merged yet: FinalizeStaged writes it).
+// A state file left by an interrupted finalization is removed too.
+//
 // On success the list's deployments get their Index and BootSerial, and Deployments()
 // returns freshly loaded ones. The caller holds Lock.
 func (s *Sysroot) WriteDeployments(ctx context.Context, list []*Deployment, o WriteOptions) error {
@@ -73,6 +79,11 @@ func (s *Sysroot) WriteDeployments(ctx context.Context, list []*Deployment, o Wr
 	if cur != s.bootversion || !haveLoader && len(s.deployments) > 0 {
 		if err := s.Load(ctx); err != nil { // written by someone else since our Load
 			return err
+		}
+	}
+	if s.staged != nil && !slices.ContainsFunc(list, s.staged.Equal) || s.stagedStale {
+		if err := s.DiscardStaged(); err != nil {
+			return fmt.Errorf("discarding the staged deployment: %w", err)
 		}
 	}
 	// Bootserials and kernels.
@@ -328,6 +339,9 @@ func (s *Sysroot) checkList(list []*Deployment) error {
 		}
 		if err := validateStateroot(d.Stateroot); err != nil {
 			return err
+		}
+		if d.staged {
+			return fmt.Errorf("writing deployments: %s is staged, its /etc not merged yet: finalize it (FinalizeStaged) instead", d.Dir())
 		}
 		for _, e := range list[:i] {
 			if e.Equal(d) {

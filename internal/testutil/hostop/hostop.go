@@ -88,9 +88,23 @@ type Deployed struct {
 	EtcAdded    int        `json:"etcAdded"`
 	EtcRemoved  int        `json:"etcRemoved"`
 	VarSeeded   bool       `json:"varSeeded"`
+	// Staged: the deployment is staged (Deployment.Index -1), to be finalized.
+	Staged bool `json:"staged,omitempty"`
 }
 
-// Result is a host.SwitchResult (Op "switch") or host.UpgradeResult (Op "upgrade").
+// Finalized is a host.FinalizeResult.
+type Finalized struct {
+	// Deployment is nil when nothing was staged.
+	Deployment     *Deployment `json:"deployment,omitempty"`
+	Locked         bool        `json:"locked,omitempty"`
+	AlreadyWritten bool        `json:"alreadyWritten,omitempty"`
+	EtcModified    int         `json:"etcModified"`
+	EtcAdded       int         `json:"etcAdded"`
+	EtcRemoved     int         `json:"etcRemoved"`
+}
+
+// Result is a host.SwitchResult (Op "switch"), host.UpgradeResult (Op "upgrade") or
+// host.FinalizeResult (Op "finalize", in Finalized).
 type Result struct {
 	Op string `json:"op"`
 	// Image is the reference switched to, or the one the upgraded host follows.
@@ -105,6 +119,8 @@ type Result struct {
 	NoUpdate  bool        `json:"noUpdate,omitempty"`
 	// Deployed is the new deployment, nil when nothing was deployed.
 	Deployed *Deployed `json:"deployed,omitempty"`
+	// Finalized is what finalize did.
+	Finalized *Finalized `json:"finalized,omitempty"`
 }
 
 // Noop reports whether the operation found nothing to do (Unchanged or NoUpdate).
@@ -143,6 +159,12 @@ func FromSwitch(r *host.SwitchResult) *Result {
 		res.Image = r.Pulled.Image.String()
 	}
 	return res
+}
+
+// FromFinalize is the Result of a FinalizeStaged.
+func FromFinalize(r *host.FinalizeResult) *Result {
+	return &Result{Op: "finalize", Finalized: &Finalized{Deployment: deploymentOf(r.Deployment), Locked: r.Locked,
+		AlreadyWritten: r.AlreadyWritten, EtcModified: r.EtcModified, EtcAdded: r.EtcAdded, EtcRemoved: r.EtcRemoved}}
 }
 
 // FromUpgrade is the Result of an Upgrade.
@@ -225,7 +247,7 @@ func deployedOf(d *host.Deployed) *Deployed {
 	if d == nil {
 		return nil
 	}
-	out := &Deployed{Deployment: *deploymentOf(d.Deployment), EtcModified: d.EtcModified, EtcAdded: d.EtcAdded, EtcRemoved: d.EtcRemoved, VarSeeded: d.VarSeeded}
+	out := &Deployed{Deployment: *deploymentOf(d.Deployment), EtcModified: d.EtcModified, EtcAdded: d.EtcAdded, EtcRemoved: d.EtcRemoved, VarSeeded: d.VarSeeded, Staged: d.Staged}
 	if im := imageOf(d.Image); im != nil {
 		out.Image = *im
 	}

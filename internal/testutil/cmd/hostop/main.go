@@ -2,8 +2,12 @@
 // lines on stdout (see package internal/testutil/hostop), each event it reports and then its
 // typed result, or its error. It is how a test runs the library in a process it can kill.
 //
-//	hostop --sysroot DIR switch IMAGE    (IMAGE: oci:DIR:TAG, docker://NAME, ostree-...:...)
-//	hostop --sysroot DIR upgrade
+//	hostop --sysroot DIR [--runtime-dir DIR] switch IMAGE    (IMAGE: oci:DIR:TAG, docker://NAME, ostree-...:...)
+//	hostop --sysroot DIR [--runtime-dir DIR] upgrade
+//	hostop --sysroot DIR [--runtime-dir DIR] finalize
+//
+// --runtime-dir gives the sysroot runtime state (host.WithRuntimeDir), as on the running system:
+// switch and upgrade then stage, and finalize (host.FinalizeStaged) finishes what they staged.
 //
 // Pull progress is written when its phase or layer count changes. The exit status is 0 with a
 // result, 1 with an error, 2 for a usage error.
@@ -27,8 +31,9 @@ import (
 func main() {
 	fs := flag.NewFlagSet("hostop", flag.ContinueOnError)
 	sys := fs.String("sysroot", "", "the sysroot directory")
+	runtimeDir := fs.String("runtime-dir", "", "the runtime state directory (staging)")
 	usage := func(format string, args ...any) {
-		fmt.Fprintf(os.Stderr, "hostop: "+format+"\nusage: hostop --sysroot DIR switch IMAGE | upgrade\n", args...)
+		fmt.Fprintf(os.Stderr, "hostop: "+format+"\nusage: hostop --sysroot DIR [--runtime-dir DIR] switch IMAGE | upgrade | finalize\n", args...)
 		os.Exit(2)
 	}
 	if err := fs.Parse(os.Args[1:]); err != nil {
@@ -45,7 +50,7 @@ func main() {
 		if ref, err = host.ParseImage(args[1], imgref.Parse, false); err != nil {
 			usage("%v", err)
 		}
-	case args[0] == "upgrade" && len(args) == 1:
+	case (args[0] == "upgrade" || args[0] == "finalize") && len(args) == 1:
 	default:
 		usage("unknown operation %q", args)
 	}
@@ -80,7 +85,7 @@ func main() {
 		write(l)
 	}
 
-	res, err := run(ctx, *sys, args[0], ref, host.WithProgress(progress))
+	res, err := run(ctx, *sys, args[0], ref, host.WithProgress(progress), host.WithRuntimeDir(*runtimeDir))
 	if err != nil {
 		write(hostop.FromError(err))
 		os.Exit(1)
@@ -94,7 +99,14 @@ func run(ctx context.Context, sys, op string, ref imgref.OstreeRef, opts ...host
 		return nil, err
 	}
 	defer h.Close()
-	if op == "switch" {
+	switch op {
+	case "finalize":
+		r, err := h.FinalizeStaged(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return hostop.FromFinalize(r), nil
+	case "switch":
 		r, err := h.Switch(ctx, ref)
 		if err != nil {
 			return nil, err
