@@ -41,6 +41,10 @@ func (h *Host) deploy(ctx context.Context, o deployOptions) (*Deployed, error) {
 		origin.Set(originGroup, "boot-id", id)
 	}
 	commit := o.image.Commit
+	if err := h.checkHealthTree(ctx, o.ref, commit); err != nil {
+		h.tidy(ctx) // drops the image again, unless the host follows its reference
+		return nil, err
+	}
 	args, err := h.kernelArgs(ctx, commit, o)
 	if err != nil {
 		return nil, err

@@ -106,6 +106,9 @@ type config struct {
 	policyPath  string
 	registries  transport.Registries
 	requireLive bool
+	// bootedForTest names (STATEROOT/COMMIT.SERIAL) the deployment that counts as booted, as
+	// GRUB's fallback makes it on a machine (export_test.go).
+	bootedForTest string
 }
 
 // WithLogger sets the logger for debug logs (default: discard).
