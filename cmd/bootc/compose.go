@@ -23,7 +23,7 @@ func composeCommand() *cli.Command {
 	repo := repoFlag()
 	repo.Usage = "OSTree repository (required; created in mode bare-user if it does not exist)"
 	return &cli.Command{Name: "compose", Subcommands: []*cli.Command{
-		{Name: "commit", Action: runComposeCommit, Flags: append([]cli.Flag{
+		{Name: "commit", Action: cliargs.WithArgs(0, 0, "no arguments: give the root filesystem with --rootfs", runComposeCommit), Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "rootfs", Required: true, Usage: "root filesystem directory to commit (required)"}, repo,
 			&cli.StringFlag{Name: "version", Usage: "the version metadata (default: VERSION_ID or VERSION from the rootfs's os-release; an empty value for none)"},
 		}, commitFlags(&cli.StringFlag{Name: "branch", Aliases: []string{"b"}, Required: true, Usage: "branch to point at the new commit (required)"})...)},
@@ -94,9 +94,6 @@ func composeEvents(c *cli.Context) (opts []compose.Option, done func()) {
 }
 
 func runComposeCommit(c *cli.Context) error {
-	if c.NArg() > 0 {
-		return cliargs.Errorf(c, "unexpected argument %q: give the root filesystem with --rootfs", c.Args().First())
-	}
 	opts, err := commitOptions(c)
 	if err != nil {
 		return err
@@ -131,7 +128,6 @@ func commitOptions(c *cli.Context) ([]compose.Option, error) {
 	return append(ts, compose.WithCommit(opts...)), nil
 }
 
-// imageFlags are the flags encapsulate and image share.
 func runComposeEncapsulate(c *cli.Context) error {
 	target, err := imgref.Parse(c.Args().Get(1))
 	if err != nil {

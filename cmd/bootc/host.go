@@ -180,7 +180,7 @@ func hostCommands() []*cli.Command {
 			&cli.BoolFlag{Name: "retain", Hidden: true, Usage: "deprecated: the old name of --keep-deployments"},
 			enforceFlag(), applyFlag(), quietFlag(),
 		}},
-		{Name: "upgrade", Aliases: []string{"update"}, Action: runUpgrade, Flags: []cli.Flag{
+		{Name: "upgrade", Aliases: []string{"update"}, Action: cliargs.WithArgs(0, 0, "no arguments (to change images, use 'bootc switch IMAGE')", runUpgrade), Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "check", Usage: "only say whether an update is available and what it would download"},
 			&cli.BoolFlag{Name: "download-only", Usage: "pull the update but do not deploy it"},
 			&cli.BoolFlag{Name: "from-downloaded", Usage: "deploy the update pulled earlier by --download-only, without network access"},
@@ -301,13 +301,10 @@ func runSwitch(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	var opts []host.SwitchOption
 	if c.Bool("retain") {
 		fmt.Fprintln(c.App.ErrWriter, "note: --retain is deprecated (upstream bootc's --retain means something else): use --keep-deployments")
 	}
-	if c.Bool("keep-deployments") || c.Bool("retain") {
-		opts = append(opts, host.Retain())
-	}
+	opts := boolOptions(c, map[string]host.SwitchOption{"keep-deployments": host.Retain(), "retain": host.Retain()})
 	res, err := onHost(c, func(h *host.Host) (*host.SwitchResult, error) { return h.Switch(c.Context, ref, opts...) })
 	if err != nil {
 		return err
@@ -343,9 +340,6 @@ func upgradeMode(c *cli.Context) (host.UpgradeMode, error) {
 }
 
 func runUpgrade(c *cli.Context) error {
-	if c.NArg() != 0 {
-		return cliargs.Errorf(c, "upgrade takes no arguments (to change images, use 'bootc switch IMAGE')")
-	}
 	mode, err := upgradeMode(c)
 	if err != nil {
 		return err
@@ -389,13 +383,11 @@ func printCheck(out io.Writer, uc *host.UpdateCheck, format string) error {
 		return nil
 	}
 	fmt.Fprintf(out, "Update available for %s:\n", uc.Ref.Image)
-	from := "(unknown)"
+	from, digest := "(unknown)", uc.Available.Digest
 	if uc.Current != nil {
-		from = uc.Current.Version
-		fmt.Fprintf(out, "  Digest:   %s -> %s\n", uc.Current.Digest, uc.Available.Digest)
-	} else {
-		fmt.Fprintf(out, "  Digest:   %s\n", uc.Available.Digest)
+		from, digest = uc.Current.Version, uc.Current.Digest+" -> "+digest
 	}
+	fmt.Fprintf(out, "  Digest:   %s\n", digest)
 	if from != "" || uc.Available.Version != "" {
 		fmt.Fprintf(out, "  Version:  %s -> %s\n", versionOf(from, "(none)"), versionOf(uc.Available.Version, "(none)"))
 	}
