@@ -345,7 +345,7 @@ func (h *Host) CheckFallback(ctx context.Context) (*FailedUpdate, error) {
 	if err := h.sys.WriteDeployments(ctx, list, sysroot.WriteOptions{}); err != nil {
 		return nil, fmt.Errorf("making the fallback permanent: %w", err)
 	}
-	h.cfg.log.Warn("the update failed to boot; the previous deployment is the default again", "failed", deploymentID(failed), "reason", fu.Reason)
+	h.cfg.warn("fell back to the previous deployment, which is the default again", fmt.Errorf("the update %s %s (deployment %s) failed to boot: %s", imageName(fu), fu.ImageDigest, deploymentID(failed), fu.Reason))
 	return fu, setBootGood(h.sys)
 }
 
@@ -382,6 +382,13 @@ func (h *Host) describeFailure(failed *sysroot.Deployment, stateroot string) *Fa
 		fu.HealthCheck = rec.Check
 	}
 	return fu
+}
+
+func imageName(fu *FailedUpdate) string {
+	if fu.Image == nil {
+		return "no image"
+	}
+	return fu.Image.Image
 }
 
 // heldBack returns the failure recorded in stateroot for the image digest, reporting it as a
