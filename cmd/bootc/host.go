@@ -269,6 +269,9 @@ func printStatus(w io.Writer, st *host.BootcHost) {
 		}
 		tw.Flush()
 	}
+	if f := st.Status.FailedUpdate; f != nil {
+		fmt.Fprintf(w, "\nFailed update: %s, fell back at %s: %s (upgrades skip it)\n", versionOf(deref(f.Version), f.ImageDigest), f.Timestamp, f.Reason)
+	}
 }
 
 func deref(s *string) string {
