@@ -165,9 +165,10 @@ func failedUpdate(sys *sysroot.Sysroot, stateroot string) (*failedUpdateRecord, 
 	return &rec, nil
 }
 
-// grubEnv reads the sysroot's GRUB environment block; nil when there is none (no GRUB).
-func grubEnv(sys *sysroot.Sysroot) (*grub.Env, error) {
-	env, err := grub.ReadEnv(filepath.Join(sys.Path(), grubEnvFile))
+// grubEnv reads the GRUB environment block of the sysroot at path; nil when there is none (no
+// GRUB).
+func grubEnv(path string) (*grub.Env, error) {
+	env, err := grub.ReadEnv(filepath.Join(path, grubEnvFile))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
@@ -195,33 +196,55 @@ type HealthResult struct {
 // It takes no lock. On the running system the checks are those of "/"; in a sysroot directory,
 // those of the default deployment's directory (run on this machine all the same).
 //
-// When a required check fails or the checks cannot run (health.ErrNotExecutable) on a counted
-// boot, the error is the health package's: the caller fails the boot (the unit reboots), and
-// GRUB boots the next attempt or falls back. On a boot that is not counted (no boot_counter:
-// after an install, on the fallback boot, without GRUB) a reboot could not help and would
-// repeat forever: the failure is a Warning event and HealthResult.Failure, and the error nil.
+// When a required check fails or the checks cannot run (health.ErrNotExecutable, or no sysroot
+// or booted deployment) on a counted boot, that is the error: the caller fails the boot (the
+// unit reboots), and GRUB boots the next attempt or falls back. On a boot that is not counted
+// (no boot_counter: after an install, on the fallback boot, without GRUB) a reboot could not
+// help and would repeat forever: the failure is a Warning event and HealthResult.Failure, and
+// the error nil. The error is ctx's when it ends.
 func HealthCheck(ctx context.Context, path string, opts ...Option) (*HealthResult, error) {
 	cfg := newConfig(opts)
+	res := &HealthResult{}
+	env, err := grubEnv(path)
+	if err != nil {
+		cfg.warn("reading the GRUB environment block (taking the boot as not counted)", err)
+	} else if env != nil {
+		v, ok := env.Get(envBootCounter)
+		res.Counted = ok && v != counterFellBack
+	}
+	res.Failure = runHealthChecks(ctx, cfg, path, res)
+	if err := ctx.Err(); err != nil {
+		return res, err
+	}
+	if res.Failure != nil && !res.Counted {
+		cfg.warn("the health checks failed, but this boot is not counted (no boot counter in /"+grubEnvFile+"), so there is no attempt or fallback to reboot into: fix the system or roll back with 'bootc rollback'", res.Failure)
+		return res, nil
+	}
+	return res, res.Failure
+}
+
+// runHealthChecks runs the checks of the booted deployment and records the outcome; it returns
+// why the boot is not healthy (also when the checks could not be found or run), nil if it is.
+func runHealthChecks(ctx context.Context, cfg *config, path string, res *HealthResult) error {
 	sys, err := sysroot.Open(ctx, path)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	booted := sys.Booted()
-	if booted == nil {
-		return nil, fmt.Errorf("%w: no health checks to run", ErrNoBootedDeployment)
+	if res.Deployment = sys.Booted(); res.Deployment == nil {
+		return fmt.Errorf("%w: no health checks to run", ErrNoBootedDeployment)
 	}
-	root := deploymentRoot(sys, booted)
+	root := deploymentRoot(sys, res.Deployment)
 	conf, err := LoadConfig(root)
 	if err != nil {
 		cfg.warn("using the default health check timeout", err)
 		conf = &Config{HealthTimeout: health.DefaultTimeout}
 	}
-	rep, failure := health.Run(ctx, root, health.WithTimeout(conf.HealthTimeout), health.WithLogger(cfg.log))
-	if err := ctx.Err(); err != nil {
-		return nil, err
+	var failure error
+	res.Report, failure = health.Run(ctx, root, health.WithTimeout(conf.HealthTimeout), health.WithLogger(cfg.log))
+	if ctx.Err() != nil {
+		return failure
 	}
-	res := &HealthResult{Deployment: booted, Report: rep, Failure: failure}
-	rec := healthRecord{Format: recordFormat, Deployment: deploymentID(booted), BootID: currentBootID(), Timestamp: time.Now().UTC().Format(time.RFC3339)}
+	rec := healthRecord{Format: recordFormat, Deployment: deploymentID(res.Deployment), BootID: currentBootID(), Timestamp: time.Now().UTC().Format(time.RFC3339)}
 	if failure != nil {
 		rec.Failure = failure.Error()
 		var fe *health.FailedError
@@ -231,22 +254,10 @@ func HealthCheck(ctx context.Context, path string, opts ...Option) (*HealthResul
 			rec.Failure = "required health check " + c.Name + " " + c.Outcome()
 		}
 	}
-	if err := writeRecord(recordDir(sys, booted.Stateroot), healthRecordFile, rec); err != nil {
+	if err := writeRecord(recordDir(sys, res.Deployment.Stateroot), healthRecordFile, rec); err != nil {
 		cfg.warn("recording the health check outcome", err)
 	}
-	env, err := grubEnv(sys)
-	if err != nil {
-		return res, err
-	}
-	if env != nil {
-		v, ok := env.Get(envBootCounter)
-		res.Counted = ok && v != counterFellBack
-	}
-	if failure != nil && !res.Counted {
-		cfg.warn("the health checks failed, but this boot is not counted (no boot counter in /"+grubEnvFile+"), so there is no attempt or fallback to reboot into: fix the system or roll back with 'bootc rollback'", failure)
-		return res, nil
-	}
-	return res, failure
+	return failure
 }
 
 // booted is the deployment that counts as booted (a test may name another, WithBooted).
@@ -269,7 +280,7 @@ func (h *Host) booted() *sysroot.Deployment {
 // was set: a new deployment booted well), the failed update record of the stateroot goes: the
 // host has moved on. It reports whether it changed anything.
 func (h *Host) MarkBootGood(ctx context.Context) (bool, error) {
-	env, err := grubEnv(h.sys)
+	env, err := grubEnv(h.sys.Path())
 	if env == nil || err != nil {
 		return false, err
 	}
@@ -318,7 +329,7 @@ func setBootGood(sys *sysroot.Sysroot) error {
 // to kill and to run again: a run after step 2 finds the booted deployment the default and
 // only does step 3.
 func (h *Host) CheckFallback(ctx context.Context) (*FailedUpdate, error) {
-	env, err := grubEnv(h.sys)
+	env, err := grubEnv(h.sys.Path())
 	if env == nil || err != nil {
 		return nil, err
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/bootc-go/bootc/pkg/bootloader/grub"
 	"github.com/bootc-go/bootc/pkg/health"
 	"github.com/bootc-go/bootc/pkg/host"
+	"github.com/bootc-go/bootc/pkg/sysroot"
 )
 
 // grubEnvPath is where GRUB's environment block is in a sysroot.
@@ -309,4 +310,19 @@ func TestRefusesUnrunnableHealthChecks(t *testing.T) {
 	_, err = host.InstallToFilesystem(ctx, testutil.SysrootDir(t), host.Install{Source: image(t, other, false)})
 	wantErr("install", err)
 	fsck(t, sys)
+}
+
+// TestHealthCheckWithoutSysroot: checks that cannot even be found fail a counted boot, and only
+// warn on one that is not counted (where a reboot would loop).
+func TestHealthCheckWithoutSysroot(t *testing.T) {
+	dir := t.TempDir()
+	var ev events
+	res, err := host.HealthCheck(t.Context(), dir, host.WithProgress(ev.add))
+	if err != nil || res.Counted || !errors.Is(res.Failure, sysroot.ErrNotSysroot) || len(ev.all) != 1 {
+		t.Errorf("uncounted: %+v, %v, events %+v", res, err, ev.all)
+	}
+	setGrubEnv(t, dir, "boot_counter=2", "boot_success=0")
+	if res, err := host.HealthCheck(t.Context(), dir); !errors.Is(err, sysroot.ErrNotSysroot) || !res.Counted {
+		t.Errorf("counted: %+v, %v", res, err)
+	}
 }
