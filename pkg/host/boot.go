@@ -326,8 +326,9 @@ func setBootGood(sys *sysroot.Sysroot) error {
 //
 // It returns the FailedUpdate when it made a fallback permanent, nil when there was nothing to
 // do (no GRUB environment block, no fallback). Each step is atomic, and the order makes it safe
-// to kill and to run again: a run after step 2 finds the booted deployment the default and
-// only does step 3.
+// to kill and to run again: a run after step 1 keeps the record of that deployment as it was
+// (its reason and time); a run after step 2 finds the booted deployment the default and only
+// does step 3.
 func (h *Host) CheckFallback(ctx context.Context) (*FailedUpdate, error) {
 	env, err := grubEnv(h.sys.Path())
 	if env == nil || err != nil {
@@ -342,11 +343,17 @@ func (h *Host) CheckFallback(ctx context.Context) (*FailedUpdate, error) {
 		return nil, setBootGood(h.sys)
 	}
 	failed := deps[0]
-	fu := h.describeFailure(failed, booted.Stateroot)
-	dir := recordDir(h.sys, booted.Stateroot)
-	if err := writeRecord(dir, failedUpdateFile, failedUpdateRecord{Format: recordFormat, Deployment: deploymentID(failed), FailedUpdate: fu}); err != nil {
-		return nil, fmt.Errorf("recording the failed update: %w", err)
+	rec, err := failedUpdate(h.sys, booted.Stateroot)
+	if err != nil {
+		h.cfg.warn("reading the failed update record (writing it again)", err)
 	}
+	if rec == nil || rec.Deployment != deploymentID(failed) { // else an earlier run recorded it
+		rec = &failedUpdateRecord{Format: recordFormat, Deployment: deploymentID(failed), FailedUpdate: h.describeFailure(failed, booted.Stateroot)}
+		if err := writeRecord(recordDir(h.sys, booted.Stateroot), failedUpdateFile, rec); err != nil {
+			return nil, fmt.Errorf("recording the failed update: %w", err)
+		}
+	}
+	fu := rec.FailedUpdate
 	list := []*sysroot.Deployment{booted}
 	for _, d := range deps {
 		if !d.Equal(booted) {

@@ -243,30 +243,58 @@ func TestBootCounting(t *testing.T) {
 	}
 }
 
+// fellBack makes a sysroot where GRUB fell back: v1 installed, v2 deployed as the default and
+// used up its attempts (boot_counter=-1); it returns the sysroot and both deployments' names.
+func fellBack(t *testing.T) (sys, good, failed string) {
+	t.Helper()
+	layout := "oci:" + filepath.Join(t.TempDir(), "layout") + ":stable"
+	testimage.Compose(t, testimage.TinyOS(t, "1.0", nil), layout)
+	sys, _ = install(t, layout, host.Install{})
+	good = deploymentID(status(t, sys).Status.Booted)
+	testimage.Compose(t, testimage.TinyOS(t, "2.0", nil), layout)
+	h := open(t, sys)
+	_, err := h.Upgrade(t.Context(), host.UpgradeDeploy)
+	must(t, err)
+	h.Close()
+	setGrubEnv(t, sys, "boot_counter=-1", "boot_success=0")
+	return sys, good, deploymentID(status(t, sys).Status.Booted)
+}
+
 // TestFallbackWithoutHealthRecord: when the failed deployment recorded no failing health check
 // (it never got that far), the reason is that it did not complete booting.
 func TestFallbackWithoutHealthRecord(t *testing.T) {
 	testutil.Root(t)
 	testutil.RequireTool(t, "ostree")
-	ctx := t.Context()
-	layout := "oci:" + filepath.Join(t.TempDir(), "layout") + ":stable"
-	testimage.Compose(t, testimage.TinyOS(t, "1.0", nil), layout)
-	sys, _ := install(t, layout, host.Install{})
-	good := deploymentID(status(t, sys).Status.Booted)
-	testimage.Compose(t, testimage.TinyOS(t, "2.0", nil), layout)
-	h := open(t, sys)
-	_, err := h.Upgrade(ctx, host.UpgradeDeploy)
-	must(t, err)
-	h.Close()
-	setGrubEnv(t, sys, "boot_counter=-1", "boot_success=0")
-	h = open(t, sys, host.WithBooted(good))
-	fu, err := h.CheckFallback(ctx)
+	sys, good, _ := fellBack(t)
+	h := open(t, sys, host.WithBooted(good))
+	fu, err := h.CheckFallback(t.Context())
 	h.Close()
 	if err != nil || fu == nil || fu.Reason != "did not complete booting after 3 attempts" || fu.HealthCheck != nil || fu.Attempts != 3 {
 		t.Fatalf("CheckFallback: %+v, %v", fu, err)
 	}
 	if st := status(t, sys); deploymentID(st.Status.Booted) != good || st.Status.FailedUpdate == nil {
 		t.Errorf("status after the fallback: %+v", st.Status)
+	}
+}
+
+// TestFallbackResumes: a run killed after it recorded the failure left its record; the next run
+// keeps it as it is (reason, time) and finishes.
+func TestFallbackResumes(t *testing.T) {
+	testutil.Root(t)
+	testutil.RequireTool(t, "ostree")
+	sys, good, failed := fellBack(t)
+	dir := filepath.Join(sys, "ostree/deploy/default/var/lib/bootc")
+	must(t, os.MkdirAll(dir, 0o755))
+	rec := `{"format": 1, "deployment": "` + failed + `", "failedUpdate": {"image": null, "imageDigest": "sha256:1", "version": null, "reason": "recorded before the kill", "attempts": 3, "timestamp": "2026-01-01T00:00:00Z"}}`
+	must(t, os.WriteFile(filepath.Join(dir, "failed-update.json"), []byte(rec), 0o644))
+	h := open(t, sys, host.WithBooted(good))
+	fu, err := h.CheckFallback(t.Context())
+	h.Close()
+	if err != nil || fu == nil || fu.Reason != "recorded before the kill" || fu.Timestamp != "2026-01-01T00:00:00Z" {
+		t.Fatalf("CheckFallback: %+v, %v", fu, err)
+	}
+	if st := status(t, sys); deploymentID(st.Status.Booted) != good || deploymentID(st.Status.Rollback) != failed || grubVars(t, sys) != "boot_success=1" {
+		t.Errorf("after the resumed fallback: booted %s, grubenv %s", deploymentID(st.Status.Booted), grubVars(t, sys))
 	}
 }
 
