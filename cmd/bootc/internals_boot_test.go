@@ -47,7 +47,7 @@ func TestBootInternalsCLI(t *testing.T) {
 	}
 
 	// A failure CheckFallback recorded (format 1), as status reads it.
-	record := `{"format": 1, "deployment": "default/x.0", "failedUpdate": {"image": {"image": "quay.io/org/os:stable", "transport": "registry", "signature": "insecure"},
+	record := `{"format": 1, "deployment": "default/x.0", "failedUpdate": {"image": {"image": "example.com/org/os:stable", "transport": "registry", "signature": "insecure"},
 	  "imageDigest": "sha256:2222222222222222222222222222222222222222222222222222222222222222", "version": "2.0",
 	  "reason": "required health check required.d/10-disk failed with exit status 4 (on the last of 3 attempts)", "attempts": 3, "timestamp": "2026-01-02T03:04:05Z",
 	  "healthCheck": {"name": "required.d/10-disk", "exitCode": 4, "output": "/data is not mounted"}}}`
@@ -55,7 +55,7 @@ func TestBootInternalsCLI(t *testing.T) {
 	must(t, os.MkdirAll(dir, 0o755))
 	must(t, os.WriteFile(filepath.Join(dir, "failed-update.json"), []byte(record), 0o644))
 	st := hostStatusJSON(t, sys)
-	if f := st.Status.FailedUpdate; f == nil || f.Image.Image != "quay.io/org/os:stable" || f.Attempts != 3 || f.HealthCheck == nil || f.HealthCheck.ExitCode != 4 {
+	if f := st.Status.FailedUpdate; f == nil || f.Image.Image != "example.com/org/os:stable" || f.Attempts != 3 || f.HealthCheck == nil || f.HealthCheck.ExitCode != 4 {
 		t.Fatalf("status --format json: failedUpdate %+v", f)
 	}
 	if out := mustRun(t, "--sysroot", sys, "status", "--format", "json"); !strings.Contains(out, `"failedUpdate": {`) || !strings.Contains(out, `"imageDigest": "sha256:2222`) {
