@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"sync"
 	"time"
@@ -12,6 +11,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/bootc-go/bootc/internal/cliargs"
+	"github.com/bootc-go/bootc/internal/logline"
 	"github.com/bootc-go/bootc/pkg/encapsulate"
 	"github.com/bootc-go/bootc/pkg/encapsulate/bootable"
 	"github.com/bootc-go/bootc/pkg/encapsulate/compose"
@@ -23,7 +23,7 @@ func composeCommand() *cli.Command {
 	repo := repoFlag()
 	repo.Usage = "OSTree repository (required; created in mode bare-user if it does not exist)"
 	return &cli.Command{Name: "compose", Subcommands: []*cli.Command{
-		{Name: "commit", Action: runComposeCommit, Flags: append([]cli.Flag{
+		{Name: "commit", Action: cliargs.WithArgs(0, 0, "no arguments: give the root filesystem with --rootfs", runComposeCommit), Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "rootfs", Required: true, Usage: "root filesystem directory to commit (required)"}, repo,
 			&cli.StringFlag{Name: "version", Usage: "the version metadata (default: VERSION_ID or VERSION from the rootfs's os-release; an empty value for none)"},
 		}, commitFlags(&cli.StringFlag{Name: "branch", Aliases: []string{"b"}, Required: true, Usage: "branch to point at the new commit (required)"})...)},
@@ -71,7 +71,7 @@ func imageFlags() []cli.Flag {
 // done ends the progress line with its final count.
 func composeEvents(c *cli.Context) (opts []compose.Option, done func()) {
 	p, commitOver := newProgress(c.App.ErrWriter, c.Bool("quiet")), &sync.Once{}
-	return []compose.Option{compose.WithLogger(slog.New(lineHandler{w: p})), compose.WithProgress(func(e compose.Event) {
+	return []compose.Option{compose.WithLogger(logline.New(p)), compose.WithProgress(func(e compose.Event) {
 		switch e := e.(type) {
 		case compose.RepoCreated:
 			fmt.Fprintf(p, "created repository %s in mode %s\n", e.Path, e.Mode)
@@ -94,9 +94,6 @@ func composeEvents(c *cli.Context) (opts []compose.Option, done func()) {
 }
 
 func runComposeCommit(c *cli.Context) error {
-	if c.NArg() > 0 {
-		return cliargs.Errorf(c, "unexpected argument %q: give the root filesystem with --rootfs", c.Args().First())
-	}
 	opts, err := commitOptions(c)
 	if err != nil {
 		return err
@@ -131,7 +128,6 @@ func commitOptions(c *cli.Context) ([]compose.Option, error) {
 	return append(ts, compose.WithCommit(opts...)), nil
 }
 
-// imageFlags are the flags encapsulate and image share.
 func runComposeEncapsulate(c *cli.Context) error {
 	target, err := imgref.Parse(c.Args().Get(1))
 	if err != nil {

@@ -43,11 +43,8 @@ func runContainerLint(c *cli.Context) error {
 	} else {
 		_, err = io.WriteString(c.App.Writer, rep.Text())
 	}
-	if err != nil {
-		return err
+	if n := rep.Failures(c.Bool("fatal-warnings")); err == nil && n > 0 {
+		err = fmt.Errorf("Checks failed: %d", n)
 	}
-	if n := rep.Failures(c.Bool("fatal-warnings")); n > 0 {
-		return &exitError{code: 1, err: fmt.Errorf("Checks failed: %d", n)}
-	}
-	return nil
+	return err
 }

@@ -182,7 +182,7 @@ func hostCommands() []*cli.Command {
 			&cli.BoolFlag{Name: "retain", Hidden: true, Usage: "deprecated: the old name of --keep-deployments"},
 			enforceFlag(), applyFlag(), quietFlag(),
 		}},
-		{Name: "upgrade", Aliases: []string{"update"}, Action: runUpgrade, Flags: []cli.Flag{
+		{Name: "upgrade", Aliases: []string{"update"}, Action: cliargs.WithArgs(0, 0, "no arguments (to change images, use 'bootc switch IMAGE')", runUpgrade), Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "check", Usage: "only say whether an update is available and what it would download"},
 			&cli.BoolFlag{Name: "download-only", Usage: "pull the update but do not deploy it"},
 			&cli.BoolFlag{Name: "from-downloaded", Usage: "deploy the update pulled earlier by --download-only, without network access"},
@@ -190,18 +190,7 @@ func hostCommands() []*cli.Command {
 			applyFlag(), quietFlag(),
 		}},
 		{Name: "rollback", Action: cliargs.WithArgs(0, 0, "no arguments", runRollback), Flags: []cli.Flag{applyFlag()}},
-		{Name: "internals", Hidden: true, Subcommands: []*cli.Command{{Name: "finalize-staged", Action: cliargs.WithArgs(0, 0, "no arguments", runFinalize)}}},
 	}
-}
-
-// runFinalize is what bootc-finalize-staged.service runs at shutdown.
-func runFinalize(c *cli.Context) error {
-	opts, done := hostOptions(c)
-	res, err := host.FinalizeStaged(c.Context, c.String("sysroot"), opts...)
-	if done(); err == nil && res.Deployment != nil {
-		fmt.Fprintf(c.App.Writer, "Staged deployment %s: finalized %v (finalization locked: %v)\n", res.Deployment.Dir(), !res.Locked, res.Locked)
-	}
-	return hostError(c, err)
 }
 
 func runStatus(c *cli.Context) error {
@@ -279,6 +268,9 @@ func printStatus(w io.Writer, st *host.BootcHost) {
 		}
 		tw.Flush()
 	}
+	if f := st.Status.FailedUpdate; f != nil {
+		fmt.Fprintf(w, "\nFailed update: %s, fell back at %s: %s (upgrades skip it)\n", versionOf(deref(f.Version), f.ImageDigest), f.Timestamp, f.Reason)
+	}
 }
 
 func deref(s *string) string {
@@ -311,13 +303,10 @@ func runSwitch(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	var opts []host.SwitchOption
 	if c.Bool("retain") {
 		fmt.Fprintln(c.App.ErrWriter, "note: --retain is deprecated (upstream bootc's --retain means something else): use --keep-deployments")
 	}
-	if c.Bool("keep-deployments") || c.Bool("retain") {
-		opts = append(opts, host.Retain())
-	}
+	opts := boolOptions(c, map[string]host.SwitchOption{"keep-deployments": host.Retain(), "retain": host.Retain()})
 	res, err := onHost(c, func(h *host.Host) (*host.SwitchResult, error) { return h.Switch(c.Context, ref, opts...) })
 	if err != nil {
 		return err
@@ -353,9 +342,6 @@ func upgradeMode(c *cli.Context) (host.UpgradeMode, error) {
 }
 
 func runUpgrade(c *cli.Context) error {
-	if c.NArg() != 0 {
-		return cliargs.Errorf(c, "upgrade takes no arguments (to change images, use 'bootc switch IMAGE')")
-	}
 	mode, err := upgradeMode(c)
 	if err != nil {
 		return err
@@ -399,13 +385,11 @@ func printCheck(out io.Writer, uc *host.UpdateCheck, format string) error {
 		return nil
 	}
 	fmt.Fprintf(out, "Update available for %s:\n", uc.Ref.Image)
-	from := "(unknown)"
+	from, digest := "(unknown)", uc.Available.Digest
 	if uc.Current != nil {
-		from = uc.Current.Version
-		fmt.Fprintf(out, "  Digest:   %s -> %s\n", uc.Current.Digest, uc.Available.Digest)
-	} else {
-		fmt.Fprintf(out, "  Digest:   %s\n", uc.Available.Digest)
+		from, digest = uc.Current.Version, uc.Current.Digest+" -> "+digest
 	}
+	fmt.Fprintf(out, "  Digest:   %s\n", digest)
 	if from != "" || uc.Available.Version != "" {
 		fmt.Fprintf(out, "  Version:  %s -> %s\n", versionOf(from, "(none)"), versionOf(uc.Available.Version, "(none)"))
 	}

@@ -38,18 +38,9 @@ func main() {
 	os.Exit(code)
 }
 
-// exitError carries a specific exit code (fsck's 1 for "problems found"; usage errors,
-// *cliargs.UsageError, exit 2).
-type exitError struct {
-	code int
-	err  error
-}
-
-func (e *exitError) Error() string { return e.err.Error() }
-func (e *exitError) Unwrap() error { return e.err }
-
-// Main runs the CLI with args (args[0] is the program name) and returns the exit code. Tests run
-// it in-process. Completion requests never reach a command's Action.
+// Main runs the CLI with args (args[0] is the program name) and returns the exit code: 0, 2 for
+// a usage error (*cliargs.UsageError), 1 for any other error (also fsck's and lint's "problems
+// found"). Tests run it in-process. Completion requests never reach a command's Action.
 func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	app := newApp(stdout, stderr)
 	if i := slices.Index(args, cliargs.CompletionFlag); i >= 0 {
@@ -63,13 +54,8 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err == nil {
 		return 0
 	}
-	fmt.Fprintf(stderr, "error: %v\n", err)
-	var ee *exitError
-	switch {
-	case errors.As(err, new(*cliargs.UsageError)):
+	if fmt.Fprintf(stderr, "error: %v\n", err); errors.As(err, new(*cliargs.UsageError)) {
 		return 2
-	case errors.As(err, &ee):
-		return ee.code
 	}
 	return 1
 }
@@ -82,7 +68,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		HideHelpCommand: true,
 		HideVersion:     true,
 		Flags:           globalFlags(),
-		Commands:        append(append(hostCommands(), installCommand(), composeCommand(), containerCommand(), ostreeCommand()), toolCommands()...),
+		Commands:        append(append(hostCommands(), installCommand(), composeCommand(), containerCommand(), ostreeCommand(), internalsCommand()), toolCommands()...),
 		ExitErrHandler:  func(*cli.Context, error) {}, // Main prints errors and picks exit codes
 		OnUsageError:    onUsageError,
 	}

@@ -173,9 +173,7 @@ func ostreeCommitOptions(c *cli.Context) ([]ostree.CommitOption, error) {
 	opts = append(opts, boolOptions(c, map[string]ostree.CommitOption{
 		"no-bindings": ostree.WithoutBindings(), "no-xattrs": ostree.WithoutXattrs(), "canonical-permissions": ostree.WithCanonicalPermissions(),
 	})...)
-	if refs := c.StringSlice("bind-ref"); len(refs) > 0 {
-		opts = append(opts, ostree.WithBindRefs(refs...))
-	}
+	opts = append(opts, ostree.WithBindRefs(c.StringSlice("bind-ref")...))
 	for _, o := range []struct {
 		flag string
 		opt  func(uint32) ostree.CommitOption
@@ -267,11 +265,8 @@ func runOstreeFsck(c *cli.Context, repo *ostree.Repo, format string) error {
 	} else {
 		err = json.NewEncoder(c.App.Writer).Encode(rep)
 	}
-	if err != nil {
-		return err
+	if err == nil && len(rep.Problems) > 0 {
+		err = fmt.Errorf("fsck found %d problems in %s", len(rep.Problems), repo.Path())
 	}
-	if len(rep.Problems) > 0 {
-		return &exitError{code: 1, err: fmt.Errorf("fsck found %d problems in %s", len(rep.Problems), repo.Path())}
-	}
-	return nil
+	return err
 }

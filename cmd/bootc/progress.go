@@ -1,12 +1,9 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
-	"strings"
 	"sync"
 	"time"
 
@@ -93,27 +90,4 @@ func (p *progress) Write(b []byte) (int, error) {
 		p.onTT = true
 	}
 	return n, err
-}
-
-// lineHandler is the one log style of every command: the message, then key=value attributes.
-type lineHandler struct {
-	w     io.Writer
-	attrs []slog.Attr
-}
-
-func (h lineHandler) Enabled(_ context.Context, l slog.Level) bool { return l >= slog.LevelInfo }
-func (h lineHandler) WithGroup(string) slog.Handler                { return h }
-func (h lineHandler) WithAttrs(as []slog.Attr) slog.Handler {
-	return lineHandler{h.w, append(h.attrs[:len(h.attrs):len(h.attrs)], as...)}
-}
-
-func (h lineHandler) Handle(_ context.Context, r slog.Record) error {
-	var b strings.Builder
-	b.WriteString(r.Message)
-	r.Attrs(func(a slog.Attr) bool { h.attrs = append(h.attrs, a); return true })
-	for _, a := range h.attrs {
-		fmt.Fprintf(&b, " %s=%v", a.Key, a.Value)
-	}
-	_, err := fmt.Fprintln(h.w, b.String())
-	return err
 }

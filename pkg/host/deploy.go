@@ -45,6 +45,10 @@ type deployOptions struct {
 // (stage).
 func (h *Host) deploy(ctx context.Context, o deployOptions) (*Deployed, error) {
 	commit := o.image.Commit
+	if err := h.checkHealthTree(ctx, o.ref, commit); err != nil {
+		h.tidy(ctx) // drops the image again, unless the host follows its reference
+		return nil, err
+	}
 	args, err := h.kernelArgs(ctx, commit, o)
 	if err != nil {
 		return nil, err
@@ -113,12 +117,12 @@ type FinalizeResult struct {
 
 // FinalizeStaged finishes the staged deployment (sysroot.FinalizeStaged): merges the /etc
 // changes of the deployment it was staged from, as they are now, writes it first in the boot
-// order with the boot attempts of WithBootAttempts, removes the staged state and cleans up.
+// order with its boot attempts (finalizeAttempts), removes the staged state and cleans up.
 // Nothing staged is no error: the result's Deployment is nil. It is what FinalizeUnit runs at
 // shutdown; a crash at any point leaves the previous default or the new one booting, and
 // running it again completes the finalization.
 func (h *Host) FinalizeStaged(ctx context.Context) (*FinalizeResult, error) {
-	f, err := h.sys.FinalizeStaged(ctx, sysroot.WriteOptions{SkipCleanup: true, BootAttempts: h.cfg.bootAttempts})
+	f, err := h.sys.FinalizeStaged(ctx, sysroot.WriteOptions{SkipCleanup: true, BootAttempts: h.finalizeAttempts()})
 	if err != nil {
 		return nil, fmt.Errorf("finalizing the staged deployment: %w", err)
 	}

@@ -54,5 +54,13 @@
 // sysroot.ErrNotSysroot for a directory that holds no sysroot). A refused image keeps the error
 // of the package that refused it: verify.ErrRejected and verify.ErrAcceptsAnything from the
 // trust policy, imagestore.ErrDigestMismatch, ErrBadLayer, ErrNotBootable and ErrImageChanged
-// from the pull. Compare with errors.Is and errors.As.
+// from the pull; health.ErrNotExecutable for an image whose health checks could not run.
+// ErrInvalidConfig is a bad /etc/bootc/config.toml (or the image's); ErrUpdateFailedBefore is
+// the Err of the Warning with which upgrades hold back an image that failed to boot here.
+// Compare with errors.Is and errors.As.
+//
+// # Boot counting
+//
+// HealthCheck, MarkBootGood and CheckFallback are the host's side of GRUB's boot counter (see
+// boot.go and dist/systemd/README.md); BootAttempts gives a new deployment's count.
 package host

@@ -107,12 +107,11 @@ type config struct {
 	registries   transport.Registries
 	requireLive  bool
 	runtimeDir   string
-	bootAttempts int
+	bootAttempts int // -1: [boot] attempts of the configuration
+	// bootedForTest names (STATEROOT/COMMIT.SERIAL) the deployment that counts as booted, as
+	// GRUB's fallback makes it on a machine (export_test.go).
+	bootedForTest string
 }
-
-// DefaultBootAttempts is the number of boot attempts FinalizeStaged gives a new default
-// deployment unless WithBootAttempts says otherwise.
-const DefaultBootAttempts = 3
 
 // WithLogger sets the logger for debug logs (default: discard).
 func WithLogger(l *slog.Logger) Option { return func(c *config) { c.log = l } }
@@ -141,11 +140,11 @@ func RequireLive() Option { return func(c *config) { c.requireLive = true } }
 func WithRuntimeDir(dir string) Option { return func(c *config) { c.runtimeDir = dir } }
 
 // WithBootAttempts sets the boot attempts FinalizeStaged gives the new default deployment
-// (sysroot.WriteOptions.BootAttempts; 0 for none); the default is DefaultBootAttempts.
+// (sysroot.WriteOptions.BootAttempts; 0 for none) instead of the configured [boot] attempts.
 func WithBootAttempts(n int) Option { return func(c *config) { c.bootAttempts = max(n, 0) } }
 
 func newConfig(opts []Option) *config {
-	c := &config{bootAttempts: DefaultBootAttempts}
+	c := &config{bootAttempts: -1} // -1: the configuration's
 	for _, o := range opts {
 		o(c)
 	}

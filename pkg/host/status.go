@@ -57,6 +57,9 @@ type HostStatus struct {
 	RollbackQueued   bool         `json:"rollbackQueued" yaml:"rollbackQueued"`
 	// Type is "bootcHost" when the booted deployment is a container image's, else nil.
 	Type *string `json:"type" yaml:"type"`
+	// FailedUpdate is the latest update that failed to boot, after which the host fell back
+	// to the previous deployment (CheckFallback); absent when none did.
+	FailedUpdate *FailedUpdate `json:"failedUpdate,omitempty" yaml:"failedUpdate,omitempty"`
 }
 
 // BootEntry is one deployment.
@@ -160,6 +163,11 @@ func buildStatus(sys *sysroot.Sysroot) *BootcHost {
 	if st.Status.Booted != nil && st.Status.Booted.Image != nil {
 		t := "bootcHost"
 		st.Status.Type = &t
+	}
+	if roles.booted != nil {
+		if rec, _ := failedUpdate(sys, roles.booted.Stateroot); rec != nil {
+			st.Status.FailedUpdate = rec.FailedUpdate
+		}
 	}
 	return st
 }

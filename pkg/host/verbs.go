@@ -85,6 +85,9 @@ type UpdateCheck struct {
 
 	// Ref is the image the host follows.
 	Ref imgref.OstreeRef `json:"-"`
+	// HeldBack: the available image failed to boot here (see FailedUpdate), so it is no
+	// update (UpdateAvailable false).
+	HeldBack *FailedUpdate `json:"heldBack,omitempty"`
 }
 
 // CheckedImage is an image by digest, version and creation time (RFC 3339).
@@ -135,6 +138,10 @@ func (h *Host) CheckUpgrade(ctx context.Context) (*UpdateCheck, error) {
 	if current != nil {
 		res.Current = checkedOf(current)
 	}
+	if res.UpdateAvailable {
+		res.HeldBack = h.heldBack(spec.Stateroot, ref, plan.Digest)
+		res.UpdateAvailable = res.HeldBack == nil
+	}
 	for _, l := range plan.Layers {
 		res.Total.Bytes += l.Size
 	}
@@ -167,9 +174,12 @@ type UpgradeResult struct {
 	FromImage *imagestore.ImageState
 	// Pulled is what the pull fetched (nil with UpgradeFromDownloaded).
 	Pulled *Pulled
-	// Next is the newest image; NoUpdate says it is the one From runs (nothing was deployed).
+	// Next is the newest image; NoUpdate says it is the one From runs, or HeldBack (nothing
+	// was deployed).
 	Next     *imagestore.ImageState
 	NoUpdate bool
+	// HeldBack: Next failed to boot here (see FailedUpdate); Upgrade does not deploy it.
+	HeldBack *FailedUpdate
 	// Deployed is the new deployment (nil with NoUpdate or UpgradeDownloadOnly).
 	Deployed *Deployed
 }
@@ -203,6 +213,10 @@ func (h *Host) Upgrade(ctx context.Context, mode UpgradeMode) (*UpgradeResult, e
 	if res.Next.Commit == spec.Commit {
 		res.NoUpdate = true
 		h.tidy(ctx)
+		return res, nil
+	}
+	if res.HeldBack = h.heldBack(spec.Stateroot, ref, res.Next.Digest); res.HeldBack != nil {
+		res.NoUpdate = true
 		return res, nil
 	}
 	if mode == UpgradeDownloadOnly {

@@ -273,15 +273,15 @@ func (s *Sysroot) setBootCounter(n int) error {
 	if n <= 0 {
 		return nil
 	}
-	path := s.abs("boot/grub/grubenv")
+	path := s.abs("boot/" + grub.EnvFile)
 	if _, err := os.Lstat(path); errors.Is(err, fs.ErrNotExist) {
 		return nil
 	} else if err != nil {
 		return fmt.Errorf("setting the boot counter: %w", err)
 	}
 	err := grub.UpdateEnv(path, func(e *grub.Env) {
-		e.Set("boot_counter", strconv.Itoa(n))
-		e.Set("boot_success", "0")
+		e.Set(grub.VarBootCounter, strconv.Itoa(n))
+		e.Set(grub.VarBootSuccess, "0")
 	})
 	if err != nil {
 		return fmt.Errorf("setting the boot counter: %w", err)

@@ -11,6 +11,18 @@ import (
 	"github.com/bootc-go/bootc/internal/atomicfile"
 )
 
+// EnvFile is where the environment block lives, relative to /boot: a regular file outside the
+// boot versions' loader.N directories, so GRUB's plain load_env and save_env find it.
+const EnvFile = "grub/grubenv"
+
+// The variables of the boot counting protocol (see the package documentation).
+const (
+	VarBootCounter = "boot_counter"
+	VarBootSuccess = "boot_success"
+	// CounterFellBack is boot_counter's value once GRUB has fallen back to the rollback entry.
+	CounterFellBack = "-1"
+)
+
 // EnvSize is the size of a GRUB environment block file (GRUB_ENVBLK_DEFCFG is 1024 bytes):
 // GRUB's save_env rewrites it in place and never grows it.
 const EnvSize = 1024

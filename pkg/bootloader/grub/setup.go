@@ -46,7 +46,7 @@ func Setup(bootDir string) error {
 	default:
 		return fmt.Errorf("setting up GRUB: %s is not a symlink to %s (%w); remove it to let bootc manage the menu", cfg, configLink, err)
 	}
-	env := filepath.Join(dir, "grubenv")
+	env := filepath.Join(bootDir, EnvFile)
 	st, err := os.Lstat(env)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
