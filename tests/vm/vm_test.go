@@ -607,7 +607,7 @@ func (v *vm) entries() []bootEntry {
 }
 
 // marker is the guest's line once userspace is up (or v3b's failing health check runs).
-var marker = regexp.MustCompile(`BOOTC-VMTEST: (?:userspace is up|health check fails on), version (\S+)`)
+var marker = regexp.MustCompile(`BOOTC-VMTEST: (?:userspace is up|health check fails on), version ([^\s,]+)`)
 
 // boot powers the machine on from its disk: the firmware loads GRUB from the disk, GRUB picks
 // the entry; no -kernel. It waits until qemu exits (the guest reboots or powers off; -no-reboot
