@@ -307,8 +307,10 @@ for i in $(seq 120); do grep -q '^boot_success=1' /boot/grub/grubenv && break; s
 const mountData = `mkdir -p /run/vmtest-data && mount -o ro /dev/disk/by-id/virtio-vmtest-data /run/vmtest-data
 `
 
-// finalizeStarts is the console line of the shutdown step that finalizes a staged deployment.
-const finalizeStarts = "Stopping bootc-finalize-staged.service"
+// finalizeStarts is on the console while the shutdown waits for the finalization of a staged
+// deployment (systemd's "Job bootc-finalize-staged.service/stop running (4s / 5min 1s)",
+// shown from a few seconds in; under TCG the finalization takes about 20 s).
+const finalizeStarts = "Job bootc-finalize-staged.service/stop running"
 
 const ovmf = "/usr/share/ovmf/OVMF.fd"
 
