@@ -349,13 +349,7 @@ func (h *Host) CheckFallback(ctx context.Context) (*FailedUpdate, error) {
 		}
 	}
 	fu := rec.FailedUpdate
-	list := []*sysroot.Deployment{booted}
-	for _, d := range deps {
-		if !d.Equal(booted) {
-			list = append(list, d)
-		}
-	}
-	if err := h.sys.WriteDeployments(ctx, list, sysroot.WriteOptions{}); err != nil {
+	if err := h.makeDefault(ctx, booted); err != nil {
 		return nil, fmt.Errorf("making the fallback permanent: %w", err)
 	}
 	h.cfg.warn("fell back to the previous deployment, which is the default again", fmt.Errorf("the update %s %s (deployment %s) failed to boot: %s", imageName(fu), fu.ImageDigest, deploymentID(failed), fu.Reason))

@@ -261,17 +261,23 @@ func (h *Host) Rollback(ctx context.Context) (*RollbackResult, error) {
 	if rb == nil {
 		return nil, fmt.Errorf("%w: the host has only one deployment", ErrNothingToRollBack)
 	}
-	list := []*sysroot.Deployment{rb}
-	for _, d := range h.sys.Deployments() {
-		if !d.Equal(rb) {
-			list = append(list, d)
-		}
-	}
-	if err := h.sys.WriteDeployments(ctx, list, sysroot.WriteOptions{}); err != nil {
+	if err := h.makeDefault(ctx, rb); err != nil {
 		return nil, fmt.Errorf("writing the boot configuration: %w", err)
 	}
 	state, _ := imagestore.ImageStateOf(h.sys.Repo(), rb.Commit)
 	return &RollbackResult{Deployment: rb, Image: state, UndoPending: undo, Discarded: staged}, nil
+}
+
+// makeDefault writes the boot order with d first and the other deployments behind it, in their
+// order (and cleans up).
+func (h *Host) makeDefault(ctx context.Context, d *sysroot.Deployment) error {
+	list := []*sysroot.Deployment{d}
+	for _, o := range h.sys.Deployments() {
+		if !o.Equal(d) {
+			list = append(list, o)
+		}
+	}
+	return h.sys.WriteDeployments(ctx, list, sysroot.WriteOptions{})
 }
 
 // Install says what InstallToFilesystem installs.
