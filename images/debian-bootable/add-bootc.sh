@@ -16,6 +16,10 @@ units=$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/../../dist/systemd
 [[ -d $units ]] || die "no unit directory $units"
 
 install -D -m 0755 "$bin" "$root/usr/bin/bootc"
+# The mount point of the EFI system partition `bootc install to-disk` makes: systemd's
+# gpt-auto generator automounts the ESP at /efi, and cannot make the directory in an ostree
+# deployment's immutable root itself (the automount then fails on every boot).
+mkdir -p -m 0755 "$root/efi"
 enable=()
 for u in "$units"/*.service "$units"/*.timer; do
 	[[ -e $u ]] || continue

@@ -277,16 +277,23 @@ systemctl start --no-block bootc-fetch-apply-updates.service
 		v.want(b.rebooted, "the machine did not reboot after staging v4")
 	})
 
-	v.step("v4 boots and is marked good", func() {
+	v.step("v4 boots and is marked good; bootc rollback queues v2", func() {
 		b := v.boot(bootSpec{firmware: "uefi", publish: "v4", want: "4", then: "poweroff", step: `
 bootc status --format json > status.json
 ostree admin status > ostree-admin-status.txt
 for i in $(seq 120); do grep -q '^boot_success=1' /boot/grub/grubenv && break; sleep 0.5; done
+bootc rollback > rollback.log
+bootc status --format json > status-rolledback.json
 `})
 		st := v.status(b, "status.json")
 		v.want(version(st.Status.Booted) == ver("4") && version(st.Status.Rollback) == ver("2"),
 			"booted %s, rollback %s", version(st.Status.Booted), version(st.Status.Rollback))
 		v.agree(b, st, "ostree-admin-status.txt")
+		st = v.status(b, "status-rolledback.json")
+		v.want(version(st.Status.Booted) == ver("4") && version(st.Status.Rollback) == ver("2") && st.Status.RollbackQueued,
+			"after bootc rollback: booted %s, rollback %s, queued %v", version(st.Status.Booted), version(st.Status.Rollback), st.Status.RollbackQueued)
+		e := v.entries()
+		v.want(e[0].osVersion == ver("2") && e[1].osVersion == ver("4"), "after bootc rollback the entries are %+v; want v2 first", e)
 		env := v.grubenv()
 		v.want(env["boot_counter"] == "" && env["boot_success"] == "1", "GRUB environment: %v", env)
 		fmt.Printf("vm-test: time to the login prompt: SeaBIOS %s, OVMF %s\n", v.login["bios"].Round(100*time.Millisecond), v.login["uefi"].Round(100*time.Millisecond))
@@ -609,7 +616,7 @@ func (v *vm) entries() []bootEntry {
 }
 
 // marker is the guest's line once userspace is up (or v3b's failing health check runs).
-var marker = regexp.MustCompile(`BOOTC-VMTEST: (?:userspace is up|health check fails on), version ([^\s,]+)`)
+var marker = regexp.MustCompile(`BOOTC-VMTEST: (?:userspace is up,|health check fails on) version ([^\s,]+)`)
 
 // boot powers the machine on from its disk: the firmware loads GRUB from the disk, GRUB picks
 // the entry; no -kernel. It waits until qemu exits (the guest reboots or powers off; -no-reboot
@@ -690,7 +697,7 @@ func (v *vm) boot(spec bootSpec) *bootResult {
 		}
 		if spec.killOn != "" && strings.Contains(line, spec.killOn) && !res.killed {
 			res.killed = true
-			fmt.Printf("vm-test: %s: power cut at %q after %s\n", name, strings.TrimSpace(line), at.Round(100*time.Millisecond))
+			fmt.Printf("vm-test: %s: power cut at %q after %s\n", name, strings.TrimSpace(ansiEscape.ReplaceAllString(line, "")), at.Round(100*time.Millisecond))
 			cmd.Process.Kill()
 		}
 	}
@@ -724,6 +731,9 @@ func (v *vm) boot(spec bootSpec) *bootResult {
 	}
 	return res
 }
+
+// ansiEscape matches the terminal escape sequences of systemd's status lines.
+var ansiEscape = regexp.MustCompile(`\x1b\[[0-9;]*[A-Za-z]`)
 
 func orPanic(s bootSpec) string {
 	if s.panic {
