@@ -253,12 +253,14 @@ test ! -e /run/ostree/staged-deployment
 		v.want(env["boot_counter"] == "", "GRUB environment after the fallback: %v", env)
 	})
 
-	v.step("v3b (a failing required health check) is staged, fails three times, and falls back", func() {
+	v.step("v3b (a failing required health check; two attempts, its image says) is staged, fails twice, and falls back", func() {
 		b := v.boot(bootSpec{firmware: "uefi", publish: "v3b", want: "2", then: "stay", step: mountData + `
 systemctl start --no-block bootc-fetch-apply-updates.service
 `})
 		v.want(b.rebooted, "the machine did not reboot after staging v3b")
-		for i := range 3 {
+		env := v.grubenv()
+		v.want(env["boot_counter"] == "2", "v3b's config.toml asks for 2 boot attempts; the GRUB environment is %v", env)
+		for i := range 2 {
 			b := v.boot(bootSpec{firmware: "bios", publish: "v3b", want: "3b"})
 			v.want(b.rebooted, "attempt %d of v3b did not reboot by itself", i+1)
 		}
@@ -465,6 +467,8 @@ func (v *vm) buildImages() map[string]string {
 			}
 		case "3b":
 			put(t, tree, "usr/lib/bootc/health.d/required.d/50-vmtest-fails", []byte(failingCheck), 0o755)
+			// The image's own configuration: two boot attempts instead of the default three.
+			put(t, tree, "usr/lib/bootc/config.toml", []byte("[boot]\nattempts = 2\n"), 0o644)
 		}
 		start := time.Now()
 		archive := filepath.Join(v.dir, "v"+ver+".ociarchive")
