@@ -19,6 +19,7 @@ import (
 	"github.com/bootc-go/bootc/internal/testutil"
 	"github.com/bootc-go/bootc/internal/testutil/testimage"
 	"github.com/bootc-go/bootc/pkg/bootloader/grub"
+	"github.com/bootc-go/bootc/pkg/health"
 	"github.com/bootc-go/bootc/pkg/host"
 	"github.com/bootc-go/bootc/pkg/imgref"
 	"github.com/bootc-go/bootc/pkg/install"
@@ -209,12 +210,15 @@ func runTool(ctx context.Context, name string, args ...string) (string, error) {
 
 // archiveImage composes the test image, with the host's GRUB platform directories in
 // usr/lib/grub when withGRUB.
-func archiveImage(t *testing.T, withGRUB bool) host.Install {
+func archiveImage(t *testing.T, withGRUB bool, edits ...func(tree string)) host.Install {
 	t.Helper()
 	archive := filepath.Join(t.TempDir(), "os.ociarchive")
 	tree := testimage.TinyOS(t, "1.0", nil)
 	if withGRUB {
 		testimage.AddGRUB(t, tree)
+	}
+	for _, edit := range edits {
+		edit(tree)
 	}
 	testimage.Compose(t, tree, "oci-archive:"+archive)
 	ref, err := host.ParseImage("oci-archive:"+archive, imgref.Parse, false)
@@ -308,6 +312,13 @@ func TestToDiskRefusals(t *testing.T) {
 	testutil.RequireTool(t, "sfdisk", "mkfs.ext4", "losetup", "grub-mkimage", "mkfs.vfat", "mmd", "mcopy")
 	in := archiveImage(t, true)
 	noGRUB := archiveImage(t, false)
+	// A health-check directory that cannot be searched: its checks could never run.
+	badHealth := archiveImage(t, true, func(tree string) {
+		d := filepath.Join(tree, "usr/lib/bootc/health.d/required.d")
+		must(t, os.MkdirAll(d, 0o755))
+		must(t, os.WriteFile(filepath.Join(d, "10-ok"), []byte("#!/bin/sh\ntrue\n"), 0o755))
+		must(t, os.Chmod(d, 0o644))
+	})
 	dir := t.TempDir()
 	used := filepath.Join(dir, "used.img")
 	must(t, os.WriteFile(used, []byte("an old partition table"), 0o644))
@@ -342,6 +353,8 @@ func TestToDiskRefusals(t *testing.T) {
 		{"no-grub-new-file", noGRUB, x, nil, grub.ErrNoGRUB, grubFix},
 		{"no-grub-wiped-file", noGRUB, used, []install.Option{install.Wipe()}, grub.ErrNoGRUB, "--bootloader none"},
 		{"no-grub-via-loopback-new-file", noGRUB, x, []install.Option{install.ViaLoopback(), install.WithSize(600 << 20)}, grub.ErrNoGRUB, grubFix},
+		{"health-dir-not-executable-new-file", badHealth, x, nil, health.ErrNotExecutable, "required.d"},
+		{"health-dir-not-executable-wiped-file", badHealth, used, []install.Option{install.Wipe()}, health.ErrNotExecutable, "required.d"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := install.ToDisk(t.Context(), tc.target, tc.in, tc.opts...)
