@@ -70,7 +70,7 @@ func bootInGrubEmu(t *testing.T, cfg []byte, env *Env, entries []MenuEntry) emuB
 		t.Fatalf("%d menu entries found in the menu, want %d", n, len(entries))
 	}
 	menu = emuPrelude + menu
-	writeFile(t, filepath.Join(boot, "loader.1", "grub.cfg"), menu)
+	testutil.WriteFiles(t, boot, map[string]string{"loader.1/grub.cfg": menu})
 	if err := os.Symlink("loader.1", filepath.Join(boot, "loader")); err != nil {
 		t.Fatal(err)
 	}
@@ -79,13 +79,13 @@ func bootInGrubEmu(t *testing.T, cfg []byte, env *Env, entries []MenuEntry) emuB
 	}
 	for _, e := range entries {
 		for _, p := range append([]string{e.Linux}, e.Initrd...) {
-			writeFile(t, filepath.Join(boot, strings.TrimPrefix(p, "/boot/")), "image")
+			testutil.WriteFiles(t, boot, map[string]string{strings.TrimPrefix(p, "/boot/"): "image"})
 		}
 	}
 	disk := filepath.Join(dir, "disk.img")
 	testutil.Run(t, "mke2fs", "-q", "-F", "-t", "ext2", "-d", root, disk, "8M")
 	deviceMap := filepath.Join(dir, "device.map")
-	writeFile(t, deviceMap, "(hd0) "+disk+"\n")
+	testutil.WriteFiles(t, dir, map[string]string{"device.map": "(hd0) " + disk + "\n"})
 
 	// grub-emu: -r sets $root, -d the prefix on it (so the config is (hd0)/boot/grub/grub.cfg
 	// and load_env's block (hd0)/boot/grub/grubenv). Its terminal is stdout; stdin is /dev/null.
@@ -118,16 +118,6 @@ func bootInGrubEmu(t *testing.T, cfg []byte, env *Env, entries []MenuEntry) emuB
 		t.Fatalf("the grubenv after the boot: %v\n%q", err, data)
 	}
 	return b
-}
-
-func writeFile(t *testing.T, path, content string) {
-	t.Helper()
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
-		t.Fatal(err)
-	}
 }
 
 func envOf(vars ...string) *Env {
