@@ -11,6 +11,7 @@ import (
 
 	"github.com/BurntSushi/toml"
 
+	"github.com/bootc-go/bootc/pkg/bootloader/grub"
 	"github.com/bootc-go/bootc/pkg/health"
 	"github.com/bootc-go/bootc/pkg/sysroot"
 )
@@ -25,8 +26,9 @@ const (
 // The defaults and bounds of Config.
 const (
 	DefaultBootAttempts = 3
-	MaxBootAttempts     = 10
-	MaxHealthTimeout    = time.Hour
+	// MaxBootAttempts is the longest count-down the GRUB menu has.
+	MaxBootAttempts  = grub.MaxBootAttempts
+	MaxHealthTimeout = time.Hour
 )
 
 // ErrInvalidConfig: a configuration file does not parse, has an unknown key or a value out of
