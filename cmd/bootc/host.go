@@ -249,7 +249,10 @@ func printStatus(w io.Writer, st *host.BootcHost) {
 		if i > 0 {
 			fmt.Fprintln(w)
 		}
-		mark := map[bool]string{true: "●", false: " "}[r.BootEntry == st.Status.Booted]
+		mark := " "
+		if r.BootEntry == st.Status.Booted {
+			mark = "●"
+		}
 		tw := tabwriter.NewWriter(w, 0, 0, 1, ' ', 0)
 		fmt.Fprintf(tw, "%s %s:\t%s\n", mark, titles[r.Role], displayImage(r.Image))
 		if r.Image != nil {
