@@ -8,7 +8,7 @@
 set -euo pipefail
 
 # One package per word; extend this list as the test suite grows.
-PACKAGES="ostree debootstrap attr zstd time rpm podman skopeo runc netavark docker-registry busybox-static libbtrfs-dev fdisk xfsprogs qemu-system-x86 qemu-utils grub-common grub-pc-bin grub-efi-amd64-bin grub-emu ovmf dosfstools mtools"
+PACKAGES="ostree debootstrap attr zstd time rpm podman skopeo runc netavark docker-registry busybox-static libbtrfs-dev fdisk xfsprogs qemu-system-x86 qemu-utils grub-common grub-pc-bin grub-efi-amd64-bin grub-emu ovmf dosfstools mtools etcd-server etcd-client"
 
 # Go tools: command, then module@version; one per line.
 GO_TOOLS="cosign github.com/sigstore/cosign/v2/cmd/cosign@v2.6.5"
