@@ -37,6 +37,8 @@ type deployOptions struct {
 	kargs     []string
 	noMerge   bool
 	place     sysroot.PlaceOptions
+	// lockFinalization stages with finalization locked.
+	lockFinalization bool
 }
 
 // deploy makes a deployment of the image's commit, writes the boot configuration with it first,
@@ -84,7 +86,7 @@ func (h *Host) deploy(ctx context.Context, o deployOptions) (*Deployed, error) {
 // shutdown when the sysroot is the running system (a failure only warns: the deployment stays
 // staged, and `bootc internals finalize-staged` finishes it), and cleans up.
 func (h *Host) stage(ctx context.Context, o deployOptions, dopts sysroot.DeployOptions) (*Deployed, error) {
-	d, st, err := h.sys.Stage(ctx, o.image.Commit, sysroot.StageOptions{DeployOptions: dopts, Retain: o.place.Retain})
+	d, st, err := h.sys.Stage(ctx, o.image.Commit, sysroot.StageOptions{DeployOptions: dopts, Retain: o.place.Retain, LockFinalization: o.lockFinalization})
 	if err != nil {
 		return nil, fmt.Errorf("staging %s: %w", o.image.Commit, err)
 	}
@@ -133,6 +135,14 @@ func (h *Host) FinalizeStaged(ctx context.Context) (*FinalizeResult, error) {
 	}
 	return res, nil
 }
+
+// FinalizationLocked reports whether the staged deployment's finalization is locked (Switch
+// with LockFinalization, or libostree's --lock-finalization); false when nothing is staged.
+func (h *Host) FinalizationLocked() bool { return h.sys.FinalizationLocked() }
+
+// UnlockFinalization lets the next shutdown finalize the staged deployment
+// (sysroot.UnlockFinalization); nothing staged or nothing locked is no error.
+func (h *Host) UnlockFinalization() error { return h.sys.UnlockFinalization() }
 
 // FinalizeStaged opens the sysroot at path (waiting for its lock), finalizes the staged
 // deployment (Host.FinalizeStaged) and closes it.

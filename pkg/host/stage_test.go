@@ -177,3 +177,67 @@ func TestRollbackUndoesStaged(t *testing.T) {
 	}
 	fsck(t, sys)
 }
+
+// TestLockFinalization: a deployment staged with LockFinalization survives a shutdown
+// unfinalized (SimulateReboot drops it) until UnlockFinalization; staging again without the
+// option unlocks.
+func TestLockFinalization(t *testing.T) {
+	testutil.Root(t)
+	testutil.RequireTool(t, "ostree")
+	ctx := t.Context()
+	layout := filepath.Join(t.TempDir(), "layout")
+	stable := "oci:" + layout + ":stable"
+	testimage.Compose(t, testimage.TinyOS(t, "1.0", nil), stable)
+	sys, _ := install(t, stable, host.Install{})
+	rt := filepath.Join(t.TempDir(), "ostree")
+	live := host.WithRuntimeDir(rt)
+	testimage.Compose(t, testimage.TinyOS(t, "2.0", nil), stable)
+	stage := func(opts ...host.SwitchOption) {
+		h := open(t, sys, live)
+		defer h.Close()
+		res, err := h.Switch(ctx, image(t, stable, false), opts...)
+		must(t, err)
+		if res.Deployed == nil || !res.Deployed.Staged {
+			t.Fatalf("not staged: %+v", res)
+		}
+		if got, want := h.FinalizationLocked(), len(opts) > 0; got != want {
+			t.Fatalf("FinalizationLocked = %v after staging with %d options", got, len(opts))
+		}
+	}
+	stage(host.LockFinalization())
+	fin, err := host.FinalizeStaged(ctx, sys, live)
+	if err != nil || !fin.Locked {
+		t.Fatalf("FinalizeStaged with finalization locked: %+v, %v", fin, err)
+	}
+	fin, err = host.SimulateReboot(ctx, sys, rt)
+	if err != nil || !fin.Locked {
+		t.Fatalf("SimulateReboot with finalization locked: %+v, %v", fin, err)
+	}
+	if v := entryVersion(status(t, sys).Status.Booted); v != "1.0" {
+		t.Fatalf("a reboot applied the locked update: booted %s", v)
+	}
+
+	stage(host.LockFinalization())
+	h := open(t, sys, live)
+	must(t, h.UnlockFinalization())
+	if h.FinalizationLocked() {
+		t.Error("still locked after UnlockFinalization")
+	}
+	h.Close()
+	if _, err := os.Stat(filepath.Join(rt, "staged-deployment-locked")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the lock file is left: %v", err)
+	}
+	fin, err = host.SimulateReboot(ctx, sys, rt)
+	if err != nil || fin.Locked || fin.Deployment == nil {
+		t.Fatalf("SimulateReboot after unlocking: %+v, %v", fin, err)
+	}
+	if v := entryVersion(status(t, sys).Status.Booted); v != "2.0" {
+		t.Fatalf("booted %s after the reboot, want 2.0", v)
+	}
+
+	// Staging without the option replaces a locked staged deployment and unlocks.
+	testimage.Compose(t, testimage.TinyOS(t, "3.0", nil), stable)
+	stage(host.LockFinalization())
+	testimage.Compose(t, testimage.TinyOS(t, "4.0", nil), stable)
+	stage()
+}

@@ -60,6 +60,9 @@ type HostStatus struct {
 	// FailedUpdate is the latest update that failed to boot, after which the host fell back
 	// to the previous deployment (CheckFallback); absent when none did.
 	FailedUpdate *FailedUpdate `json:"failedUpdate,omitempty" yaml:"failedUpdate,omitempty"`
+	// UpdateAgent is what the update agent (bootc update-agent) decided on its latest run;
+	// absent when it never ran.
+	UpdateAgent *UpdateAgentStatus `json:"updateAgent,omitempty" yaml:"updateAgent,omitempty"`
 }
 
 // BootEntry is one deployment.
@@ -168,6 +171,7 @@ func buildStatus(sys *sysroot.Sysroot) *BootcHost {
 		if rec, _ := failedUpdate(sys, roles.booted.Stateroot); rec != nil {
 			st.Status.FailedUpdate = rec.FailedUpdate
 		}
+		st.Status.UpdateAgent, _ = readUpdateAgent(sys, roles.booted.Stateroot)
 	}
 	return st
 }

@@ -16,10 +16,16 @@ import (
 // SwitchOption configures Switch.
 type SwitchOption func(*switchConfig)
 
-type switchConfig struct{ retain bool }
+type switchConfig struct{ retain, lockFinalization bool }
 
 // Retain keeps every existing deployment, instead of only the booted one and one rollback.
 func Retain() SwitchOption { return func(c *switchConfig) { c.retain = true } }
+
+// LockFinalization stages the new deployment with its finalization locked
+// (sysroot.StageOptions.LockFinalization): a shutdown does not apply it until
+// Host.UnlockFinalization, so only a reboot the caller chooses does. Where Switch deploys at once
+// (no runtime state) it changes nothing.
+func LockFinalization() SwitchOption { return func(c *switchConfig) { c.lockFinalization = true } }
 
 // SwitchResult says what Switch did.
 type SwitchResult struct {
@@ -55,7 +61,7 @@ func (h *Host) Switch(ctx context.Context, ref imgref.OstreeRef, opts ...SwitchO
 		h.tidy(ctx)
 		return res, nil
 	}
-	res.Deployed, err = h.deploy(ctx, deployOptions{ref: ref, image: p.State, stateroot: spec.Stateroot, place: sysroot.PlaceOptions{Retain: c.retain}})
+	res.Deployed, err = h.deploy(ctx, deployOptions{ref: ref, image: p.State, stateroot: spec.Stateroot, place: sysroot.PlaceOptions{Retain: c.retain}, lockFinalization: c.lockFinalization})
 	return res, err
 }
 

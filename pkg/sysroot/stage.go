@@ -269,13 +269,18 @@ type StageOptions struct {
 	DeployOptions
 	// Retain keeps every existing deployment at finalization (PlaceOptions.Retain).
 	Retain bool
+	// LockFinalization locks the new deployment's finalization (the staged-deployment-locked
+	// file, written before the state file): a shutdown leaves it staged, and a reboot drops it,
+	// until UnlockFinalization.
+	LockFinalization bool
 }
 
 // Stage makes a new deployment of commit to be finalized later (FinalizeStaged, at shutdown):
 // as Deploy (checkout, kernel, origin, /var seeded), but etc/ stays the image's defaults and
 // the directory stays mutable until finalization, and instead of a boot entry the runtime state
 // file records it (first), with its merge deployment and kernel arguments. A deployment staged
-// before is removed, and so is the file that locks its finalization (libostree since 2023.8).
+// before is removed, and so is the file that locks its finalization (libostree since 2023.8)
+// unless o.LockFinalization locks the new one.
 // The boot configuration is untouched: until finalization the machine boots as before, and a
 // reboot without finalization (the state lives in /run) drops the staged deployment, which
 // Cleanup then removes. It needs runtime state (RuntimeDir) and a booted deployment, else
@@ -307,6 +312,9 @@ func (s *Sysroot) Stage(ctx context.Context, commit ostree.Checksum, o StageOpti
 	if err == nil {
 		err = os.MkdirAll(s.runDir, 0o755)
 	}
+	if err == nil && o.LockFinalization {
+		err = atomicfile.WriteFile(s.lockedPath(), nil, 0o644)
+	}
 	if err == nil {
 		err = atomicfile.WriteFile(s.stagedPath(), data, 0o644)
 	}
@@ -321,6 +329,8 @@ func (s *Sysroot) Stage(ctx context.Context, commit ostree.Checksum, o StageOpti
 		if err := s.removeDeployment(prev); err != nil {
 			return nil, nil, fmt.Errorf("removing the deployment staged before: %w", err)
 		}
+	}
+	if prev != nil && !o.LockFinalization {
 		if err := removeIfExists(s.lockedPath()); err != nil {
 			return nil, nil, err
 		}
@@ -329,6 +339,42 @@ func (s *Sysroot) Stage(ctx context.Context, commit ostree.Checksum, o StageOpti
 		return nil, nil, err
 	}
 	return d, stats, nil
+}
+
+// FinalizationLocked reports whether the staged deployment's finalization is locked (the
+// staged-deployment-locked file, or the state's "locked" key); false when nothing is staged.
+func (s *Sysroot) FinalizationLocked() bool {
+	if s.staged == nil {
+		return false
+	}
+	_, err := os.Lstat(s.lockedPath())
+	return err == nil || s.stagedState.locked
+}
+
+// UnlockFinalization lets the staged deployment be finalized at the next shutdown: it removes
+// the staged-deployment-locked file and, when the state file has the "locked" key (libostree's
+// --lock-finalization), rewrites the state without it (atomically). Nothing staged or nothing
+// locked is no error. The caller holds Lock.
+func (s *Sysroot) UnlockFinalization() error {
+	if s.staged == nil {
+		return nil
+	}
+	if st := s.stagedState; st.locked {
+		unlocked := *st
+		unlocked.locked = false
+		data, err := unlocked.marshal()
+		if err == nil {
+			err = atomicfile.WriteFile(s.stagedPath(), data, 0o644)
+		}
+		if err != nil {
+			return fmt.Errorf("unlocking the staged deployment's finalization: %w", err)
+		}
+		s.stagedState = &unlocked
+	}
+	if err := removeIfExists(s.lockedPath()); err != nil {
+		return fmt.Errorf("unlocking the staged deployment's finalization: %w", err)
+	}
+	return nil
 }
 
 // withStaged is the deployment list as libostree has it: the staged deployment first.
