@@ -247,6 +247,8 @@ func decodeFragment(path string, data []byte) (*fragment, error) {
 	var pe toml.ParseError
 	if errors.As(err, &pe) {
 		return nil, fmt.Errorf("%w: %s line %d: %s", ErrInvalidConfig, path, pe.Position.Line, strings.TrimPrefix(pe.Message, "toml: "))
+	} else if m := typeErrRe.FindStringSubmatch(fmt.Sprint(err)); m != nil {
+		return nil, fmt.Errorf("%w: %s line %s: %s: %s", ErrInvalidConfig, path, m[1], m[2], m[3])
 	} else if err != nil {
 		return nil, fmt.Errorf("%w: %s: %v", ErrInvalidConfig, path, err)
 	}
@@ -256,6 +258,9 @@ func decodeFragment(path string, data []byte) (*fragment, error) {
 	}
 	return &f, nil
 }
+
+// typeErrRe matches the decoder's type errors, which are no ParseError.
+var typeErrRe = regexp.MustCompile(`^toml: line (\d+) \(last key "(.*)"\): (.*)$`)
 
 // keyLine is the line of the last assignment to key (or of a table header ending in it) in
 // data; 0 if there is none.
