@@ -274,6 +274,9 @@ func printStatus(w io.Writer, st *host.BootcHost) {
 	if f := st.Status.FailedUpdate; f != nil {
 		fmt.Fprintf(w, "\nFailed update: %s, fell back at %s: %s (upgrades skip it)\n", versionOf(deref(f.Version), f.ImageDigest), f.Timestamp, f.Reason)
 	}
+	if a := st.Status.UpdateAgent; a != nil {
+		fmt.Fprintf(w, "Update agent: %s\n", agentLine(a))
+	}
 }
 
 func deref(s *string) string {
