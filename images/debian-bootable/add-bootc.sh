@@ -1,7 +1,8 @@
 #!/bin/bash
 # Adds bootc to a root filesystem made by build.sh: the binary as /usr/bin/bootc and the units
 # of dist/systemd (staged-deployment finalization, boot counting with health checks and
-# fallback, automatic updates), enabled as an image ships them. libostree's own finalization
+# fallback, automatic updates by the timer or, on hosts with /etc/bootc/update.d
+# configuration, by bootc-update-agent.service), enabled as an image ships them. libostree's own finalization
 # unit is masked: bootc finalizes the deployments it stages.
 #
 # Usage: add-bootc.sh ROOT BOOTC    (as root; ROOT is changed in place)
