@@ -354,3 +354,42 @@ func TestHealthCheckWithoutSysroot(t *testing.T) {
 		t.Errorf("counted: %+v, %v", res, err)
 	}
 }
+
+// TestBootCountingState: BootCounting is true while GRUB counts the booted default deployment
+// (or fell back and CheckFallback has not run), false without GRUB, after MarkBootGood, and
+// when the counter belongs to the next boot (the booted deployment is not the default).
+func TestBootCountingState(t *testing.T) {
+	testutil.Root(t)
+	testutil.RequireTool(t, "ostree")
+	layout := filepath.Join(t.TempDir(), "layout")
+	stable := "oci:" + layout + ":stable"
+	testimage.Compose(t, testimage.TinyOS(t, "1.0", nil), stable)
+	sys, _ := install(t, stable, host.Install{})
+	old := deploymentID(status(t, sys).Status.Booted)
+	testimage.Compose(t, testimage.TinyOS(t, "2.0", nil), stable)
+	h := open(t, sys)
+	_, err := h.Upgrade(t.Context(), host.UpgradeDeploy)
+	must(t, err)
+	h.Close()
+	for _, tc := range []struct {
+		name   string
+		vars   []string
+		booted string
+		want   bool
+	}{
+		{"no grubenv", nil, "", false},
+		{"counting", []string{"boot_counter=2", "boot_success=0"}, "", true},
+		{"good", []string{"boot_success=1"}, "", false},
+		{"next boot's counter", []string{"boot_counter=3", "boot_success=0"}, old, false},
+		{"fell back", []string{"boot_counter=-1", "boot_success=0"}, old, true},
+	} {
+		if tc.vars != nil {
+			setGrubEnv(t, sys, tc.vars...)
+		}
+		h := open(t, sys, host.WithBooted(tc.booted))
+		if got, err := h.BootCounting(); err != nil || got != tc.want {
+			t.Errorf("%s: BootCounting = %v, %v; want %v", tc.name, got, err, tc.want)
+		}
+		h.Close()
+	}
+}

@@ -239,7 +239,8 @@ func TestStageRetain(t *testing.T) {
 }
 
 // TestFinalizeLocked: the lock file, or the state's "locked" key, stops finalization: nothing
-// changes, the deployment stays staged.
+// changes, the deployment stays staged; after UnlockFinalization (which drops either) it is
+// finalized. Stage with LockFinalization writes the lock file.
 func TestFinalizeLocked(t *testing.T) {
 	for _, how := range []string{"file", "key"} {
 		t.Run(how, func(t *testing.T) {
@@ -271,7 +272,21 @@ func TestFinalizeLocked(t *testing.T) {
 			if st := s.Staged(); st == nil || !st.Equal(d) || !exists(filepath.Join(rt, "staged-deployment")) {
 				t.Errorf("after a locked finalization: staged %v", st)
 			}
+			if !s.FinalizationLocked() {
+				t.Error("FinalizationLocked is false")
+			}
+			if err := s.UnlockFinalization(); err != nil || s.FinalizationLocked() {
+				t.Fatalf("UnlockFinalization: %v, still locked %v", err, s.FinalizationLocked())
+			}
+			if f, err := s.FinalizeStaged(t.Context(), WriteOptions{}); err != nil || f.Locked || f.Deployment == nil || !f.Deployment.Equal(d) {
+				t.Fatalf("FinalizeStaged after unlocking = %+v, %v", f, err)
+			}
 		})
+	}
+	s, _, rt := stagingSysroot(t)
+	stage(t, s, commitTree(t, s, "2", v2Tree()), StageOptions{LockFinalization: true})
+	if !exists(filepath.Join(rt, "staged-deployment-locked")) || !s.FinalizationLocked() {
+		t.Error("Stage with LockFinalization wrote no lock file")
 	}
 }
 
