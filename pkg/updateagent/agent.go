@@ -160,9 +160,9 @@ func (a *Agent) Run(ctx context.Context) error {
 //     (StateHeldBack), an older one refused unless allow_downgrade;
 //  4. stages it (host.Switch to its payload with the signature verification of the reference
 //     the host follows; finalization locked for periodic and fleet_lock), or reuses it when it
-//     is staged already; in a sysroot directory without runtime state it is deployed at once
-//     (StateRebootNeeded);
-//  5. reboots when the strategy allows it (StateRebooting), else StateWaitingForWindow or
+//     is staged already; in a sysroot directory without runtime state it is deployed at once;
+//  5. reboots when the strategy allows it (StateRebooting; StateRebootNeeded where it was
+//     deployed at once: nothing can reboot a sysroot directory), else StateWaitingForWindow or
 //     StateWaitingForSlot, with the finalization still locked.
 //
 // The state is recorded after every run (also a failed one, StateFailed). The reboot is asked
@@ -202,6 +202,8 @@ type run struct {
 	cfg    *Config
 	id     string
 	locker Locker
+	// offline: the update was deployed at once (a sysroot directory without runtime state).
+	offline bool
 }
 
 // check does steps 1 to 5 and says whether to reboot.
@@ -346,8 +348,9 @@ func (r *run) target(ctx context.Context) (*updategraph.Node, error) {
 	return t, nil
 }
 
-// stage stages the target (reusing it when it is staged already); false when the deployment
-// was written at once (no runtime state), which sets StateRebootNeeded.
+// stage stages the target (reusing it when it is staged already). In a sysroot directory
+// without runtime state the deployment is written at once (offline): gate then ends in
+// StateRebootNeeded instead of a reboot.
 func (r *run) stage(ctx context.Context, t *updategraph.Node) (bool, error) {
 	followed, _ := host.OriginImage(r.h.Sysroot().Booted())
 	ref, err := PayloadRef(followed, t.Payload)
@@ -370,9 +373,11 @@ func (r *run) stage(ctx context.Context, t *updategraph.Node) (bool, error) {
 	}
 	r.res.Staged = sw.Deployed != nil
 	if sw.Deployed != nil && !sw.Deployed.Staged {
-		r.res.State = StateRebootNeeded
+		// Written at once: the strategy's gate still runs (a fleet_lock host takes its slot),
+		// but nothing here can reboot.
+		r.offline = true
 		r.o.log.Info("deployed the update; it boots next (no runtime state: not rebooting)", "target", t.String())
-		return false, nil
+		return true, nil
 	}
 	r.o.log.Info("staged the update", "target", t.String(), "finalization_locked", len(opts) > 0)
 	return true, nil
@@ -399,6 +404,10 @@ func (r *run) gate(ctx context.Context) (bool, error) {
 		}
 		r.res.LockHeld = true
 		r.o.log.Info("took a FleetLock reboot slot", "group", r.cfg.Group)
+	}
+	if r.offline {
+		r.res.State = StateRebootNeeded
+		return false, nil
 	}
 	if err := r.h.UnlockFinalization(); err != nil {
 		return false, err
