@@ -25,8 +25,8 @@ const MaxRequestBytes = 4 << 10
 var ErrInvalidRequest = errors.New("invalid fleetlock request")
 
 // ParseRequest parses an untrusted request body strictly: one JSON object
-// {"client_params":{"id":ID,"group":GROUP}} and nothing else (no unknown keys, no trailing
-// data), with a non-empty id and a group matching GroupPattern. Errors wrap ErrInvalidRequest.
+// {"client_params":{"id":ID,"group":GROUP}} and nothing else (no unknown or duplicate keys, no
+// trailing data), with a non-empty id and a group matching GroupPattern. Errors wrap ErrInvalidRequest.
 func ParseRequest(untrusted []byte) (ClientParams, error) {
 	dec := json.NewDecoder(bytes.NewReader(untrusted))
 	dec.DisallowUnknownFields()
@@ -37,6 +37,9 @@ func ParseRequest(untrusted []byte) (ClientParams, error) {
 	if _, err := dec.Token(); err != io.EOF {
 		return ClientParams{}, fmt.Errorf("%w: data after the JSON object", ErrInvalidRequest)
 	}
+	if err := noDuplicateKeys(untrusted); err != nil {
+		return ClientParams{}, fmt.Errorf("%w: %w", ErrInvalidRequest, err)
+	}
 	p := req.ClientParams
 	switch {
 	case p.ID == "":
@@ -45,6 +48,47 @@ func ParseRequest(untrusted []byte) (ClientParams, error) {
 		return p, fmt.Errorf("%w: group %q: a group name is non-empty and has only letters, digits, '.' and '-'", ErrInvalidRequest, p.Group)
 	}
 	return p, nil
+}
+
+// noDuplicateKeys walks a JSON document and fails on an object with a key twice (which
+// encoding/json would resolve silently, the last one winning).
+func noDuplicateKeys(doc []byte) error {
+	type object struct {
+		keys    map[string]bool
+		wantKey bool
+	}
+	var stack []*object // nil entries are arrays
+	dec := json.NewDecoder(bytes.NewReader(doc))
+	for {
+		tok, err := dec.Token()
+		if err == io.EOF {
+			return nil
+		} else if err != nil {
+			return err
+		}
+		var top *object
+		if len(stack) > 0 {
+			top = stack[len(stack)-1]
+		}
+		switch {
+		case tok == json.Delim('{'):
+			stack = append(stack, &object{keys: map[string]bool{}, wantKey: true})
+		case tok == json.Delim('['):
+			stack = append(stack, nil)
+		case tok == json.Delim('}') || tok == json.Delim(']'):
+			if stack = stack[:len(stack)-1]; len(stack) > 0 && stack[len(stack)-1] != nil {
+				stack[len(stack)-1].wantKey = true
+			}
+		case top != nil && top.wantKey:
+			key, _ := tok.(string)
+			if top.keys[key] {
+				return fmt.Errorf("key %q twice", key)
+			}
+			top.keys[key], top.wantKey = true, false
+		case top != nil:
+			top.wantKey = true
+		}
+	}
 }
 
 // Server serves the FleetLock protocol from a Backend: POST PathPreReboot takes a slot, POST

@@ -70,6 +70,8 @@ func TestProtocol(t *testing.T) {
 		{name: "missing header", url: lock, noHeader: true, body: body("c", "default"), status: 400, kind: KindInvalidIdentity},
 		{name: "bad json", url: lock, body: `{"client_params":`, status: 400, kind: KindInvalidIdentity},
 		{name: "unknown key", url: lock, body: `{"client_params":{"id":"c","group":"default","x":1}}`, status: 400, kind: KindInvalidIdentity},
+		{name: "duplicate key", url: lock, body: `{"client_params":{"id":"c","group":"default","id":"d"}}`, status: 400, kind: KindInvalidIdentity},
+		{name: "duplicate object", url: lock, body: `{"client_params":{"id":"c","group":"default"},"client_params":{"id":"d","group":"default"}}`, status: 400, kind: KindInvalidIdentity},
 		{name: "trailing data", url: lock, body: body("c", "default") + "{}", status: 400, kind: KindInvalidIdentity},
 		{name: "too large", url: lock, body: `{"client_params":{"id":"` + strings.Repeat("x", MaxRequestBytes) + `","group":"default"}}`, status: 413, kind: KindInvalidIdentity},
 		{name: "wrong method", method: http.MethodGet, url: lock, status: 405, kind: KindMethod},
@@ -181,4 +183,18 @@ func FuzzParseRequest(f *testing.F) {
 			t.Fatalf("%+v does not round-trip: %+v, %v", p, again, err)
 		}
 	})
+}
+
+func TestNoDuplicateKeys(t *testing.T) {
+	for doc, dup := range map[string]bool{
+		`{"a":[{"b":1},{"b":2}],"c":{"b":1},"d":"a"}`: false,
+		`{"a":[1,"a",{"a":{}}],"b":[]}`:               false,
+		`{"a":[{"b":1,"b":2}]}`:                       true,
+		`{"a":{"x":[]},"a":1}`:                        true,
+		`{"a":{"b":{},"b":{}}}`:                       true,
+	} {
+		if err := noDuplicateKeys([]byte(doc)); (err != nil) != dup {
+			t.Errorf("%s: %v, want duplicate %v", doc, err, dup)
+		}
+	}
 }
