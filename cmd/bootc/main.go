@@ -1,7 +1,7 @@
 // Command bootc is a toolkit for bootable container images: OSTree-native containers.
 //
 // This file builds the application; each command group (host, install, compose, container,
-// ostree) lives in a file of its own, and each command does no more than turn flags into options
+// ostree, fleetlock) lives in a file of its own, and each command does no more than turn flags into options
 // for one library call and render the result.
 package main
 
@@ -68,7 +68,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		HideHelpCommand: true,
 		HideVersion:     true,
 		Flags:           globalFlags(),
-		Commands:        append(append(hostCommands(), installCommand(), composeCommand(), containerCommand(), ostreeCommand(), internalsCommand(), agentCommand()), toolCommands()...),
+		Commands:        append(append(hostCommands(), installCommand(), composeCommand(), containerCommand(), ostreeCommand(), agentCommand(), fleetlockCommand(), internalsCommand()), toolCommands()...),
 		ExitErrHandler:  func(*cli.Context, error) {}, // Main prints errors and picks exit codes
 		OnUsageError:    onUsageError,
 	}

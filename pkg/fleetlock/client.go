@@ -6,6 +6,10 @@
 // done, anything else carries {"kind":...,"value":...}. The lock is a recursive counting
 // semaphore owned by id: taking a slot one holds, or giving back one that one does not hold,
 // succeeds without change.
+//
+// Client is the host's side. Server (NewHandler) is the server's, over a Backend: MemoryBackend
+// for one process, EtcdBackend for any number of replicas sharing etcd with airlock's keys and
+// values. README.md says how an operator frees the slot of a host that died holding it.
 package fleetlock
 
 import (
@@ -116,21 +120,32 @@ func (c *Client) post(ctx context.Context, path, id, group string) error {
 }
 
 // IsFull reports whether err is the server's refusal because the group has no free slot (the
-// host should try again later).
+// host should try again later). Against airlock, which sends failed_lock for its backend
+// failures too, it also reports those: either way, the answer is to try again later.
 func IsFull(err error) bool {
 	var e *Error
 	return errors.As(err, &e) && e.Kind == KindFull
 }
 
-// Error kinds the server sends.
+// Error kinds and the statuses this package's Server sends them with. Where airlock has a kind
+// for the case, it is airlock's (its statuses differ: airlock answers a full semaphore, like any
+// backend failure, with 500 failed_lock).
 const (
-	KindFull           = "failed_lock"
-	KindBadRequest     = "bad_request"
-	KindMissingHeader  = "missing_header"
-	KindMethod         = "method_not_allowed"
-	KindBackend        = "backend_error"
-	KindUnknownGroup   = "unknown_group"
-	KindInvalidGroup   = "invalid_group"
-	KindNotFound       = "not_found"
+	// KindInvalidIdentity (400; 413 for an oversized body): the protocol header is missing or
+	// not "true", or the body is not a valid request (bad JSON, unknown keys, empty id, bad
+	// group name).
+	KindInvalidIdentity = "invalid_client_identity"
+	// KindUnknownGroup (400): the server's configuration has no such group.
+	KindUnknownGroup = "unknown_group"
+	// KindFull (409): every slot of the group is held; try again later.
+	KindFull = "failed_lock"
+	// KindBackend (500): the server could not read or change the semaphore (etcd down, too
+	// many concurrent changes).
+	KindBackend = "backend_error"
+	// KindMethod (405): the method is not POST.
+	KindMethod = "method_not_allowed"
+	// KindNotFound (404): no such endpoint.
+	KindNotFound = "not_found"
+	// KindUnexpectedResp is the client's own kind for a refusal without a {"kind","value"} body.
 	KindUnexpectedResp = "unexpected_response"
 )

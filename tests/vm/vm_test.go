@@ -75,6 +75,8 @@ type bootSpec struct {
 	step, then              string
 	panic                   bool
 	killOn                  string
+	// net: a virtio NIC on qemu's user network, where 10.0.2.2 is the host's loopback.
+	net bool
 }
 
 // bootResult is what one boot left: the console log and the files the step saved.
@@ -102,7 +104,7 @@ func TestVM(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	v := &vm{t: t, dir: dir, start: time.Now(), total: 12, published: map[string]string{}}
+	v := &vm{t: t, dir: dir, start: time.Now(), total: 14, published: map[string]string{}}
 	defer func() {
 		if t.Failed() {
 			fmt.Printf("vm-test: console logs and results kept in %s\n", dir)
@@ -301,6 +303,35 @@ bootc status --format json > status-rolledback.json
 		fmt.Printf("vm-test: time to the login prompt: SeaBIOS %s, OVMF %s\n", v.login["bios"].Round(100*time.Millisecond), v.login["uefi"].Round(100*time.Millisecond))
 	})
 
+	v.step("v2 boots (the queued rollback); the update agent, strategy immediate, walks the release graph to v5 and reboots", func() {
+		reg := v.publishReleases("v2", "v5")
+		b := v.boot(bootSpec{firmware: "bios", publish: "v4", want: "2", then: "stay", net: true, step: agentStep(reg)})
+		v.want(b.rebooted, "the update agent did not reboot the machine")
+		var res struct {
+			State   string `json:"state"`
+			Booted  string `json:"bootedVersion"`
+			Target  string `json:"targetVersion"`
+			Payload string `json:"targetPayload"`
+		}
+		if err := json.Unmarshal([]byte(b.files["agent.json"]), &res); err != nil {
+			t.Fatalf("agent.json: %v\n%s\nstep log:\n%s", err, b.files["agent.json"], b.files["step.log"])
+		}
+		v.want(res.Booted == ver("2") && res.Target == ver("5") && strings.Contains(res.Payload, "@sha256:"),
+			"the agent went from %q to %q (%s), want %s to %s by digest:\n%s", res.Booted, res.Target, res.Payload, ver("2"), ver("5"), b.files["agent.json"])
+	})
+
+	v.step("v5 boots from the agent's staged deployment; status shows the agent's state", func() {
+		b := v.boot(bootSpec{firmware: "uefi", publish: "v4", want: "5", then: "poweroff", step: `
+rm -f /etc/bootc/update.d/50-vmtest.toml
+bootc status --format json > status.json
+`})
+		st := v.status(b, "status.json")
+		v.want(version(st.Status.Booted) == ver("5") && version(st.Status.Rollback) == ver("2"),
+			"booted %s, rollback %s", version(st.Status.Booted), version(st.Status.Rollback))
+		a := st.Status.UpdateAgent
+		v.want(a != nil && a.Target == ver("5"), "status.updateAgent is %+v, want the agent's last run with target %s", a, ver("5"))
+	})
+
 	v.step("the disk's repository passes ostree fsck", func() {
 		// Outside the VM, read-only: the deployments and objects the guest wrote are sound.
 		mnt := t.TempDir()
@@ -309,6 +340,51 @@ bootc status --format json > status-rolledback.json
 		out := testutil.Run(t, "ostree", "fsck", "--repo", filepath.Join(mnt, "ostree/repo"))
 		v.want(!strings.Contains(out, "corrupt"), "fsck:\n%s", out)
 	})
+}
+
+// publishReleases starts a registry on the host's loopback (the guest reaches it as 10.0.2.2,
+// through qemu's user network and a registries.conf mirror), pushes the images and publishes
+// them, in order, as the releases of stream "vmtest". It returns the registry's host:port.
+func (v *vm) publishReleases(names ...string) string {
+	reg := testutil.Registry(v.t)
+	bootc := filepath.Join(v.dir, "bootc")
+	for _, name := range names {
+		ref := "docker://" + reg + "/vmtest/os:" + name
+		testutil.Run(v.t, "skopeo", "copy", "--quiet", "--dest-tls-verify=false", "oci-archive:"+v.images[name], ref)
+		testutil.Run(v.t, bootc, "release", "add", "--stream", "vmtest", ref)
+	}
+	fmt.Printf("vm-test: published %v as stream vmtest in %s:\n%s", names, reg,
+		testutil.Run(v.t, bootc, "release", "list", "--stream", "vmtest", "docker://"+reg+"/vmtest/os"))
+	return reg
+}
+
+// agentStep is the guest's side of the agent step: the network up (static: qemu's user network
+// is 10.0.2.0/24), the registry reached through a mirror, the agent configured for stream
+// "vmtest" with strategy immediate, and run once. It stages the update and asks for the reboot;
+// the step ends first (the test unit's stop waits for it).
+func agentStep(reg string) string {
+	_, port, _ := strings.Cut(reg, ":")
+	return fmt.Sprintf(`dev=$(ls /sys/class/net | grep -v '^lo$' | head -n1)
+ip link set "$dev" up
+ip addr add 10.0.2.15/24 dev "$dev"
+ip route add default via 10.0.2.2
+mkdir -p /etc/containers/registries.conf.d /etc/bootc/update.d
+cat > /etc/containers/registries.conf.d/50-vmtest.conf <<EOF
+[[registry]]
+location = "%[1]s"
+insecure = true
+[[registry.mirror]]
+location = "10.0.2.2:%[2]s"
+insecure = true
+EOF
+cat > /etc/bootc/update.d/50-vmtest.toml <<EOF
+[updates]
+strategy = "immediate"
+stream = "vmtest"
+releases = "%[1]s/vmtest/os"
+EOF
+bootc update-agent --once --format json > agent.json
+`, reg, port)
 }
 
 // mountData mounts the data disk where the installed host's origin points:
@@ -437,7 +513,7 @@ func (v *vm) buildImages() map[string]string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	versions := []string{"1", "2", "3a", "3b", "4"}
+	versions := []string{"1", "2", "3a", "3b", "4", "5"}
 	images := map[string]string{}
 	for _, ver := range versions {
 		tree := filepath.Join(v.dir, "tree-v"+ver)
@@ -645,6 +721,9 @@ func (v *vm) boot(spec bootSpec) *bootResult {
 	if spec.firmware == "uefi" {
 		args = append(args, "-bios", ovmf)
 	}
+	if spec.net {
+		args = append(args, "-nic", "user,model=virtio-net-pci")
+	}
 	var ctl string
 	if spec.step != "" {
 		ctl = v.controlDisk(name, "set -e\n"+spec.step, spec.then)
@@ -840,7 +919,14 @@ type hostStatus struct {
 		Staged, Booted, Rollback *entryStatus
 		RollbackQueued           bool          `json:"rollbackQueued"`
 		FailedUpdate             *failedUpdate `json:"failedUpdate"`
+		UpdateAgent              *agentState   `json:"updateAgent"`
 	} `json:"status"`
+}
+
+// agentState is the status's record of the update agent's last run.
+type agentState struct {
+	State  string `json:"state"`
+	Target string `json:"targetVersion"`
 }
 
 // failedUpdate is the status's record of an update that did not boot.
