@@ -183,11 +183,13 @@ func RolloutValue(n *Node, now time.Time) float64 {
 	if t < start {
 		return 0
 	}
-	minutes, err := strconv.ParseInt(n.Metadata[KeyDuration], 10, 64)
+	// Like Cincinnati, a duration that is no unsigned number counts as none; the cap keeps
+	// end from overflowing (2^40 minutes are two million years).
+	minutes, err := strconv.ParseUint(n.Metadata[KeyDuration], 10, 64)
 	if err != nil {
 		return value // no duration: the rollout stays at its start value
 	}
-	end := start + max(minutes, 1)*60
+	end := start + int64(min(max(minutes, 1), 1<<40))*60
 	if t > end {
 		return 1
 	}
