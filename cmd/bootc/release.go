@@ -1,0 +1,355 @@
+package main
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"runtime"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/bootc-go/bootc/internal/cliargs"
+	"github.com/bootc-go/bootc/pkg/imgref"
+	"github.com/bootc-go/bootc/pkg/kargs"
+	"github.com/bootc-go/bootc/pkg/transport"
+	ug "github.com/bootc-go/bootc/pkg/updategraph"
+)
+
+// The release verbs publish a stream's release index (package updategraph) beside the images
+// in their repository, tag releases-STREAM, and show the update graph hosts build from it.
+
+func releaseCommand() *cli.Command {
+	stream := &cli.StringFlag{Name: "stream", Usage: "the release stream (its index is the repository's tag releases-STREAM)"}
+	version := &cli.StringFlag{Name: "version", Usage: "the release's version"}
+	rollout := func(prefix string) []cli.Flag {
+		return []cli.Flag{
+			&cli.Float64Flag{Name: prefix + "start-percentage", Value: 1, Usage: "the share of hosts (0..1) the release opens to at the start; 1 opens it to all at once"},
+			&cli.DurationFlag{Name: prefix + "duration", Usage: "how long the release takes to open from the start share to all hosts (e.g. 48h; none: it stays at the start share)"},
+			&cli.StringFlag{Name: prefix + "start", Usage: "when the rollout starts: RFC 3339 time or Unix seconds (default now)"},
+		}
+	}
+	mark := func(name string, field func(*ug.ReleaseMetadata) **ug.Reason) *cli.Command {
+		return &cli.Command{Name: name, ArgsUsage: "REPO", Action: onRepo(func(c *cli.Context, repo imgref.Ref) error {
+			return editRelease(c, repo, func(r *ug.Release) error {
+				*field(&r.Metadata) = &ug.Reason{Reason: c.String("reason")}
+				if c.Bool("remove") {
+					*field(&r.Metadata) = nil
+				}
+				return nil
+			})
+		}), Flags: []cli.Flag{stream, version, &cli.StringFlag{Name: "reason", Usage: "why (a sentence or a tracker link)"}, &cli.BoolFlag{Name: "remove", Usage: "take the mark off"}}}
+	}
+	add := append([]cli.Flag{stream, version,
+		&cli.StringFlag{Name: "barrier", Usage: "make the release a barrier every older host passes through, for this REASON"},
+		&cli.StringFlag{Name: "deadend", Usage: "make the release a dead-end hosts move off, for this REASON"}}, rollout("rollout-")...)
+	wariness := &cli.Float64Flag{Name: "wariness", Usage: "show the graph of a host with this rollout wariness (0 eager .. 1 cautious)"}
+	return &cli.Command{Name: "release", Subcommands: []*cli.Command{
+		{Name: "add", ArgsUsage: "IMAGE", Action: cliargs.WithArgs(1, 1, "one IMAGE", runReleaseAdd), Flags: add},
+		{Name: "rollout", ArgsUsage: "REPO", Action: onRepo(runReleaseRollout), Flags: append([]cli.Flag{stream, version}, rollout("")...)},
+		mark("barrier", func(m *ug.ReleaseMetadata) **ug.Reason { return &m.Barrier }),
+		mark("deadend", func(m *ug.ReleaseMetadata) **ug.Reason { return &m.Deadend }),
+		{Name: "list", ArgsUsage: "REPO", Action: onRepo(runReleaseList), Flags: []cli.Flag{stream, formatFlag()}},
+		{Name: "graph", ArgsUsage: "REPO", Action: onRepo(runReleaseGraph), Flags: []cli.Flag{stream, wariness, formatFlag(),
+			&cli.StringFlag{Name: "node-uuid", Usage: "show the graph of the host with this node id (its wariness derives from it)"},
+			&cli.StringFlag{Name: "basearch", Value: kargs.Arch(runtime.GOARCH), Usage: "the architecture recorded in the nodes"}}},
+		{Name: "serve", ArgsUsage: "REPO", Action: onRepo(runReleaseServe), Flags: []cli.Flag{
+			&cli.StringFlag{Name: "listen", Value: "127.0.0.1:8080", Usage: "the address to serve /v1/graph on"}}},
+	}}
+}
+
+// onRepo is an Action taking one REPO argument, with --stream required where the command has it.
+func onRepo(run func(*cli.Context, imgref.Ref) error) cli.ActionFunc {
+	return cliargs.WithArgs(1, 1, "one REPO (docker://REGISTRY/REPOSITORY or oci:DIR)", func(c *cli.Context) error {
+		if !c.Command.HasName("serve") {
+			if err := requireStream(c); err != nil {
+				return err
+			}
+		}
+		repo, err := parseRepo(c, c.Args().First())
+		if err != nil {
+			return err
+		}
+		return run(c, repo)
+	})
+}
+
+func requireStream(c *cli.Context) error {
+	if c.String("stream") == "" {
+		return cliargs.Errorf(c, "--stream is required: name the release stream (e.g. --stream stable)")
+	}
+	return nil
+}
+
+// parseRepo reads an image or repository reference, a bare one as a registry name.
+func parseRepo(c *cli.Context, s string) (imgref.Ref, error) {
+	ref, err := imgref.Parse(s)
+	if err != nil {
+		if ref, err = imgref.FromTransport("", s); err != nil {
+			return ref, cliargs.Errorf(c, "%v", err)
+		}
+	}
+	return ref, nil
+}
+
+func registryOpts(c *cli.Context) []transport.Option {
+	return []transport.Option{transport.WithRegistries(registriesConfig(c))}
+}
+
+// writeIndex writes idx beside repo and says where.
+func writeIndex(c *cli.Context, repo imgref.Ref, idx *ug.Index) error {
+	d, err := ug.WriteIndex(c.Context, repo, idx, registryOpts(c)...)
+	if err != nil {
+		return err
+	}
+	ref, _ := ug.IndexRef(repo, idx.Stream)
+	_, err = fmt.Fprintf(c.App.Writer, "Wrote the release index of stream %s to %s (%s)\n", idx.Stream, ref, d)
+	return err
+}
+
+// editRelease changes the release --version of the stream's index in repo and writes it back.
+func editRelease(c *cli.Context, repo imgref.Ref, edit func(*ug.Release) error) error {
+	idx, err := ug.ReadIndex(c.Context, repo, c.String("stream"), registryOpts(c)...)
+	if err != nil {
+		return err
+	}
+	r := idx.Lookup(c.String("version"))
+	if r == nil {
+		return fmt.Errorf("stream %s has no release %q: see 'bootc release list --stream %s %s'", idx.Stream, c.String("version"), idx.Stream, repo)
+	}
+	if err := edit(r); err != nil {
+		return err
+	}
+	return writeIndex(c, repo, idx)
+}
+
+// rolloutFlags is the rollout the flags with prefix describe.
+func rolloutFlags(c *cli.Context, prefix string) (*ug.Rollout, error) {
+	p, d, start := c.Float64(prefix+"start-percentage"), c.Duration(prefix+"duration"), time.Now()
+	if p < 0 || p > 1 {
+		return nil, cliargs.Errorf(c, "--%sstart-percentage %v: give a fraction between 0 and 1 (0.1 is 10%%)", prefix, p)
+	} else if d < 0 {
+		return nil, cliargs.Errorf(c, "--%sduration %v is negative", prefix, d)
+	}
+	if s := c.String(prefix + "start"); s != "" {
+		var err error
+		if start, err = time.Parse(time.RFC3339, s); err != nil {
+			sec, err2 := strconv.ParseInt(s, 10, 64)
+			if err2 != nil {
+				return nil, cliargs.Errorf(c, "--%sstart %q: give an RFC 3339 time (2026-12-06T14:00:00Z) or Unix seconds", prefix, s)
+			}
+			start = time.Unix(sec, 0)
+		}
+	}
+	r := &ug.Rollout{StartEpoch: ptr(start.Unix()), StartPercentage: &p}
+	if d > 0 {
+		r.DurationMinutes = ptr(int64((d + time.Minute - 1) / time.Minute))
+	}
+	return r, nil
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func runReleaseRollout(c *cli.Context, repo imgref.Ref) error {
+	ro, err := rolloutFlags(c, "")
+	if err != nil {
+		return err
+	}
+	return editRelease(c, repo, func(r *ug.Release) error { r.Metadata.Rollout = ro; return nil })
+}
+
+// runReleaseAdd appends IMAGE, by digest, to the stream's index in IMAGE's repository.
+func runReleaseAdd(c *cli.Context) error {
+	if err := requireStream(c); err != nil {
+		return err
+	}
+	image, err := parseRepo(c, c.Args().First())
+	if err != nil {
+		return err
+	}
+	ro, err := rolloutFlags(c, "rollout-")
+	if err != nil {
+		return err
+	}
+	rel, err := resolveRelease(c, image)
+	if err != nil {
+		return err
+	}
+	rel.Metadata.Rollout = ro
+	for flag, field := range map[string]**ug.Reason{"barrier": &rel.Metadata.Barrier, "deadend": &rel.Metadata.Deadend} {
+		if c.IsSet(flag) {
+			*field = &ug.Reason{Reason: c.String(flag)}
+		}
+	}
+	idx, err := ug.ReadIndex(c.Context, image, c.String("stream"), registryOpts(c)...)
+	if errors.Is(err, ug.ErrNoIndex) {
+		idx, err = &ug.Index{Version: ug.IndexVersion, Stream: c.String("stream")}, nil
+	}
+	if err != nil {
+		return err
+	}
+	repo, _, _ := strings.Cut(rel.Payload, "@")
+	for _, r := range idx.Releases {
+		if r.Version == rel.Version {
+			return fmt.Errorf("stream %s already has version %s (%s): give the new image another --version", idx.Stream, r.Version, r.Payload)
+		}
+		if other, _, _ := strings.Cut(r.Payload, "@"); other != repo {
+			return fmt.Errorf("the releases of stream %s live in %s, not %s: push the image there first, or use another stream", idx.Stream, other, repo)
+		}
+	}
+	idx.Releases = append(idx.Releases, *rel)
+	return writeIndex(c, image, idx)
+}
+
+// resolveRelease reads IMAGE's digest and (without --version) its version label.
+func resolveRelease(c *cli.Context, image imgref.Ref) (*ug.Release, error) {
+	img, err := transport.Read(c.Context, image, transport.DefaultPlatform(), registryOpts(c)...)
+	if err != nil {
+		return nil, err
+	}
+	defer img.Close()
+	d, err := img.Digest()
+	if err != nil {
+		return nil, err
+	}
+	pinned, err := transport.PinDigest(image, d)
+	if err != nil {
+		return nil, fmt.Errorf("%w: releases name images in a registry (push it with skopeo copy, then add docker://REGISTRY/REPOSITORY:TAG)", err)
+	}
+	version := c.String("version")
+	if version == "" {
+		cf, err := img.ConfigFile()
+		if err != nil {
+			return nil, err
+		}
+		if version = cf.Config.Labels["org.opencontainers.image.version"]; version == "" {
+			return nil, fmt.Errorf("%s has no org.opencontainers.image.version label: give the release a --version", image)
+		}
+	}
+	return &ug.Release{Version: version, Payload: pinned.Name}, nil
+}
+
+// releaseRow is one release as list shows it.
+type releaseRow struct {
+	Version string      `json:"version"`
+	Payload string      `json:"payload"`
+	Barrier *ug.Reason  `json:"barrier,omitempty"`
+	Deadend *ug.Reason  `json:"deadend,omitempty"`
+	Rollout *ug.Rollout `json:"rollout,omitempty"`
+	// Open is the share of hosts the release is open to now (0..1).
+	Open  float64 `json:"open"`
+	State string  `json:"state"`
+}
+
+func runReleaseList(c *cli.Context, repo imgref.Ref) error {
+	format, err := outputFormat(c, "json")
+	if err != nil {
+		return err
+	}
+	idx, err := ug.ReadIndex(c.Context, repo, c.String("stream"), registryOpts(c)...)
+	if err != nil {
+		return err
+	}
+	g, err := ug.Build(idx, "")
+	if err != nil {
+		return err
+	}
+	now, rows := time.Now(), []releaseRow{}
+	for i, r := range idx.Releases {
+		row := releaseRow{Version: r.Version, Payload: r.Payload, Barrier: r.Metadata.Barrier, Deadend: r.Metadata.Deadend, Rollout: r.Metadata.Rollout}
+		row.Open, row.State = rolloutState(&g.Nodes[i], r.Metadata.Rollout, now)
+		rows = append(rows, row)
+	}
+	if format == "json" {
+		return writeData(c.App.Writer, format, rows)
+	}
+	tw := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "VERSION\tDIGEST\tMARKS\tROLLOUT")
+	for i, row := range rows {
+		var marks []string
+		if row.Barrier != nil {
+			marks = append(marks, "barrier")
+		}
+		if row.Deadend != nil {
+			marks = append(marks, "dead-end")
+		}
+		fmt.Fprintf(tw, "%s\t%.19s\t%s\t%s\n", row.Version, g.Nodes[i].Digest(), cmp.Or(strings.Join(marks, ","), "-"), row.State)
+	}
+	return tw.Flush()
+}
+
+// rolloutState says how far the release of node n (rollout ro) is open at now.
+func rolloutState(n *ug.Node, ro *ug.Rollout, now time.Time) (float64, string) {
+	if ro == nil {
+		return 0, "not released (no rollout; start one with 'bootc release rollout')"
+	}
+	v := ug.RolloutValue(n, now)
+	start := time.Unix(0, 0).UTC() // without start_epoch: epoch 0, as Cincinnati reads it
+	if ro.StartEpoch != nil {
+		start = time.Unix(*ro.StartEpoch, 0).UTC()
+	}
+	switch {
+	case now.Before(start):
+		return v, "scheduled: starts " + start.Format("2006-01-02 15:04 MST")
+	case v >= 1:
+		return v, "open to all"
+	case ro.DurationMinutes == nil:
+		return v, fmt.Sprintf("open to %d%% of hosts", int(v*100))
+	}
+	end := start.Add(time.Duration(*ro.DurationMinutes) * time.Minute)
+	return v, fmt.Sprintf("rolling out: %d%% open, done %s", int(v*100), end.Format("2006-01-02 15:04 MST"))
+}
+
+// runReleaseGraph shows the graph a host sees: Cincinnati's JSON, or its edges as text.
+func runReleaseGraph(c *cli.Context, repo imgref.Ref) error {
+	format, err := outputFormat(c, "json")
+	if err != nil {
+		return err
+	}
+	q := ug.Query{Stream: c.String("stream"), Basearch: c.String("basearch"), NodeUUID: c.String("node-uuid")}
+	if c.IsSet("wariness") {
+		q.Wariness = ptr(c.Float64("wariness"))
+	} else if q.NodeUUID == "" {
+		q.Wariness = ptr(0.0) // no host named: the most eager one, who sees every started rollout
+	}
+	g, err := ug.NewRegistrySource(repo, registryOpts(c)...).Graph(c.Context, q)
+	if err != nil {
+		return err
+	}
+	if format == "json" {
+		return writeData(c.App.Writer, format, g)
+	}
+	fmt.Fprintf(c.App.Writer, "Wariness %.6f\n", q.EffectiveWariness())
+	for _, e := range g.Edges {
+		fmt.Fprintf(c.App.Writer, "%s -> %s\n", g.Nodes[e[0]].Version, g.Nodes[e[1]].Version)
+	}
+	for i := range g.Nodes {
+		if to, ok := g.Next(i); ok {
+			fmt.Fprintf(c.App.Writer, "a host on %s updates to %s\n", g.Nodes[i].Version, g.Nodes[to].Version)
+		}
+	}
+	return nil
+}
+
+// runReleaseServe serves /v1/graph, Cincinnati's API, from repo's indexes until interrupted.
+func runReleaseServe(c *cli.Context, repo imgref.Ref) error {
+	l, err := net.Listen("tcp", c.String("listen"))
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: ug.Handler(func(ctx context.Context, stream string) (*ug.Index, error) {
+		return ug.ReadIndex(ctx, repo, stream, registryOpts(c)...)
+	}), ReadHeaderTimeout: 10 * time.Second}
+	fmt.Fprintf(c.App.Writer, "Serving the update graphs of %s on http://%s/v1/graph\n", repo, l.Addr())
+	go func() { <-c.Context.Done(); srv.Close() }()
+	if err := srv.Serve(l); !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
