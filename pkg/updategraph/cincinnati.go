@@ -24,24 +24,12 @@ var ErrInvalidGraph = errors.New("invalid update graph")
 // more than MaxGraphSize bytes, nodes without a version or an age index and edges that are not
 // pairs of node indices are refused.
 func ParseGraph(r io.Reader) (*Graph, error) {
-	untrusted, err := io.ReadAll(io.LimitReader(r, MaxGraphSize+1))
-	if err != nil {
-		return nil, err
-	}
-	if len(untrusted) > MaxGraphSize {
-		return nil, fmt.Errorf("%w: larger than %d bytes", ErrInvalidGraph, MaxGraphSize)
-	}
 	var raw struct {
 		Nodes []Node    `json:"nodes"`
 		Edges [][]int64 `json:"edges"`
 	}
-	dec := json.NewDecoder(bytes.NewReader(untrusted))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&raw); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrInvalidGraph, err)
-	}
-	if dec.More() {
-		return nil, fmt.Errorf("%w: trailing data after the JSON object", ErrInvalidGraph)
+	if err := decodeStrict(r, MaxGraphSize, &raw, ErrInvalidGraph); err != nil {
+		return nil, err
 	}
 	g := &Graph{Nodes: raw.Nodes, Edges: make([][2]int64, 0, len(raw.Edges))}
 	for i := range g.Nodes {

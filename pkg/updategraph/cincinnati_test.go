@@ -99,6 +99,7 @@ func TestParseGraphStrict(t *testing.T) {
 		"no age index":      `{"nodes":[{"version":"1","payload":"p","metadata":{}}],"edges":[]}`,
 		"unknown field":     `{"nodes":[],"edges":[],"x":1}`,
 		"trailing data":     `{"nodes":[],"edges":[]}x`,
+		"trailing bracket":  `{"nodes":[],"edges":[]}]`,
 		"too large":         `{"nodes":[],"edges":[]}` + strings.Repeat(" ", MaxGraphSize),
 	} {
 		if _, err := ParseGraph(strings.NewReader(bad)); !errors.Is(err, ErrInvalidGraph) {

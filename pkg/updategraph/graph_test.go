@@ -219,6 +219,7 @@ func TestParseIndexStrict(t *testing.T) {
 	for name, bad := range map[string]string{
 		"unknown field":   `{"stream":"s","releases":[],"extra":1}`,
 		"trailing data":   `{"stream":"s","releases":[]} {}`,
+		"trailing brace":  `{"stream":"s","releases":[]}}`,
 		"no stream":       `{"releases":[]}`,
 		"newer version":   `{"version":2,"stream":"s","releases":[]}`,
 		"tag payload":     `{"stream":"s","releases":[{"version":"1","payload":"registry.invalid/os:1","metadata":{}}]}`,
