@@ -115,6 +115,9 @@ func writeIndex(c *cli.Context, repo imgref.Ref, idx *ug.Index) error {
 
 // editRelease changes the release --version of the stream's index in repo and writes it back.
 func editRelease(c *cli.Context, repo imgref.Ref, edit func(*ug.Release) error) error {
+	if c.String("version") == "" {
+		return cliargs.Errorf(c, "--version is required: name the release (see 'bootc release list')")
+	}
 	idx, err := ug.ReadIndex(c.Context, repo, c.String("stream"), registryOpts(c)...)
 	if err != nil {
 		return err
@@ -207,32 +210,16 @@ func runReleaseAdd(c *cli.Context) error {
 	return writeIndex(c, image, idx)
 }
 
-// resolveRelease reads IMAGE's digest and (without --version) its version label.
+// resolveRelease is IMAGE's release: by digest, its version --version or its version label.
 func resolveRelease(c *cli.Context, image imgref.Ref) (*ug.Release, error) {
-	img, err := transport.Read(c.Context, image, transport.DefaultPlatform(), registryOpts(c)...)
+	rel, err := ug.ResolveRelease(c.Context, image, registryOpts(c)...)
 	if err != nil {
 		return nil, err
 	}
-	defer img.Close()
-	d, err := img.Digest()
-	if err != nil {
-		return nil, err
+	if rel.Version = cmp.Or(c.String("version"), rel.Version); rel.Version == "" {
+		return nil, fmt.Errorf("%s has no %s label: give the release a --version", image, ug.VersionLabel)
 	}
-	pinned, err := transport.PinDigest(image, d)
-	if err != nil {
-		return nil, fmt.Errorf("%w: releases name images in a registry (push it with skopeo copy, then add docker://REGISTRY/REPOSITORY:TAG)", err)
-	}
-	version := c.String("version")
-	if version == "" {
-		cf, err := img.ConfigFile()
-		if err != nil {
-			return nil, err
-		}
-		if version = cf.Config.Labels["org.opencontainers.image.version"]; version == "" {
-			return nil, fmt.Errorf("%s has no org.opencontainers.image.version label: give the release a --version", image)
-		}
-	}
-	return &ug.Release{Version: version, Payload: pinned.Name}, nil
+	return rel, nil
 }
 
 // releaseRow is one release as list shows it.
@@ -315,6 +302,9 @@ func runReleaseGraph(c *cli.Context, repo imgref.Ref) error {
 	q := ug.Query{Stream: c.String("stream"), Basearch: c.String("basearch"), NodeUUID: c.String("node-uuid")}
 	if c.IsSet("wariness") {
 		q.Wariness = ptr(c.Float64("wariness"))
+		if q.NodeUUID != "" {
+			return cliargs.Errorf(c, "give --wariness or --node-uuid, not both (a node id stands for its wariness)")
+		}
 	} else if q.NodeUUID == "" {
 		q.Wariness = ptr(0.0) // no host named: the most eager one, who sees every started rollout
 	}

@@ -4,9 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
@@ -130,11 +133,50 @@ func TestReleaseErrors(t *testing.T) {
 		{"bad start", []string{"add", "--stream", "s", "--rollout-start", "tomorrow", repo + ":1"}, 2, "RFC 3339"},
 		{"unknown stream", []string{"list", "--stream", "testing", repo}, 1, "no release index"},
 		{"unknown version", []string{"barrier", "--stream", "stable", "--version", "9", repo}, 1, "has no release \"9\""},
+		{"wariness and node id", []string{"graph", "--stream", "stable", "--wariness", "0", "--node-uuid", "x", repo}, 2, "not both"},
+		{"no version", []string{"rollout", "--stream", "stable", repo}, 2, "--version is required"},
 		{"archive", []string{"list", "--stream", "stable", "oci-archive:/tmp/x.tar"}, 1, "oci:DIR layout"},
 	} {
 		_, errs, code := run(t, append([]string{"release"}, tc.args...)...)
 		if code != tc.code || !strings.Contains(errs, tc.want) {
 			t.Errorf("%s: exit %d, %q; want %d with %q", tc.name, code, errs, tc.code, tc.want)
 		}
+	}
+}
+
+// release serve answers Cincinnati's /v1/graph from the registry's index until its context ends.
+func TestReleaseServe(t *testing.T) {
+	repo := "docker://" + testutil.Registry(t) + "/os"
+	pushVersioned(t, repo+":1", "1")
+	pushVersioned(t, repo+":2", "2")
+	mustRun(t, "release", "add", "--stream", "stable", repo+":1")
+	mustRun(t, "release", "add", "--stream", "stable", repo+":2")
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	must(t, err)
+	addr := l.Addr().String()
+	l.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int)
+	go func() {
+		done <- Main(ctx, []string{"bootc", "release", "serve", "--listen", addr, repo}, io.Discard, io.Discard)
+	}()
+	defer func() {
+		cancel()
+		if code := <-done; code != 0 {
+			t.Errorf("serve exited %d", code)
+		}
+	}()
+	src := ug.NewCincinnatiSource("http://"+addr, nil)
+	var g *ug.Graph
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if g, err = src.Graph(ctx, ug.Query{Stream: "stable", Basearch: "x86_64", NodeUUID: "n1"}); err == nil {
+			break
+		}
+	}
+	if err != nil || len(g.Nodes) != 2 || !slices.Equal(g.Edges, [][2]int64{{0, 1}}) || g.Nodes[0].Metadata[ug.KeyArch] != "x86_64" {
+		t.Fatalf("served %+v, %v", g, err)
+	}
+	if _, err := src.Graph(ctx, ug.Query{Stream: "testing", Basearch: "x86_64"}); err == nil || !strings.Contains(err.Error(), "404") {
+		t.Errorf("unknown stream: %v", err)
 	}
 }

@@ -182,6 +182,33 @@ func (a *artifact) LayerByDigest(h v1.Hash) (partial.CompressedLayer, error) {
 	return nil, fmt.Errorf("the release index has no blob %s", h)
 }
 
+// VersionLabel is the image label ResolveRelease reads a release's version from.
+const VersionLabel = "org.opencontainers.image.version"
+
+// ResolveRelease is the release of the registry image ref: its payload the repository by the
+// manifest digest (transport.ManifestDigest: a multi-platform image's index, which serves every
+// architecture), its version ref's VersionLabel ("" without one). It has no rollout yet.
+func ResolveRelease(ctx context.Context, ref imgref.Ref, opts ...transport.Option) (*Release, error) {
+	d, err := transport.ManifestDigest(ctx, ref, opts...)
+	if err != nil {
+		return nil, err
+	}
+	pinned, err := transport.PinDigest(ref, d)
+	if err != nil {
+		return nil, fmt.Errorf("%w: releases name images in a registry (push it there, then give docker://REGISTRY/REPOSITORY:TAG)", err)
+	}
+	img, err := transport.Read(ctx, pinned, transport.DefaultPlatform(), opts...)
+	if err != nil {
+		return nil, err
+	}
+	defer img.Close()
+	cf, err := img.ConfigFile()
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", ref, err)
+	}
+	return &Release{Version: cf.Config.Labels[VersionLabel], Payload: pinned.Name}, nil
+}
+
 // NewRegistrySource is the Source of hosts that read their stream's index from repo
 // (ReadIndex) and build the graph themselves.
 func NewRegistrySource(repo imgref.Ref, opts ...transport.Option) Source {

@@ -8,7 +8,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/bootc-go/bootc/internal/testutil"
 	"github.com/bootc-go/bootc/pkg/imgref"
@@ -89,5 +94,39 @@ func TestIndexRoundTrip(t *testing.T) {
 				t.Errorf("an image under the index tag: %v, want ErrInvalidIndex", err)
 			}
 		})
+	}
+}
+
+// A multi-platform image's release is its index, by the index's digest, so that it serves every
+// architecture; the version comes from this platform's image.
+func TestResolveReleaseMultiPlatform(t *testing.T) {
+	reg := testutil.Registry(t)
+	var adds []mutate.IndexAddendum
+	for _, arch := range []string{"amd64", "arm64", "riscv64"} {
+		img, err := random.Image(64, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if img, err = mutate.Config(img, v1.Config{Labels: map[string]string{VersionLabel: "42." + arch}}); err != nil {
+			t.Fatal(err)
+		}
+		adds = append(adds, mutate.IndexAddendum{Add: img, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: arch}}})
+	}
+	multi := mutate.AppendManifests(empty.Index, adds...)
+	tag, err := name.ParseReference(reg+"/os:42", name.Insecure)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.WriteIndex(tag, multi); err != nil {
+		t.Fatal(err)
+	}
+	want, _ := multi.Digest()
+	ref, _ := imgref.Parse("docker://" + reg + "/os:42")
+	rel, err := ResolveRelease(context.Background(), ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rel.Payload != reg+"/os@"+want.String() || rel.Version != "42."+transport.DefaultPlatform().Architecture {
+		t.Errorf("release %+v, want payload %s/os@%s and this platform's version", rel, reg, want)
 	}
 }
