@@ -37,12 +37,11 @@ func releaseCommand() *cli.Command {
 	}
 	mark := func(name string, field func(*ug.ReleaseMetadata) **ug.Reason) *cli.Command {
 		return &cli.Command{Name: name, ArgsUsage: "REPO", Action: onRepo(func(c *cli.Context, repo imgref.Ref) error {
-			return editRelease(c, repo, func(r *ug.Release) error {
+			return editRelease(c, repo, func(r *ug.Release) {
 				*field(&r.Metadata) = &ug.Reason{Reason: c.String("reason")}
 				if c.Bool("remove") {
 					*field(&r.Metadata) = nil
 				}
-				return nil
 			})
 		}), Flags: []cli.Flag{stream, version, &cli.StringFlag{Name: "reason", Usage: "why (a sentence or a tracker link)"}, &cli.BoolFlag{Name: "remove", Usage: "take the mark off"}}}
 	}
@@ -51,7 +50,7 @@ func releaseCommand() *cli.Command {
 		&cli.StringFlag{Name: "deadend", Usage: "make the release a dead-end hosts move off, for this REASON"}}, rollout("rollout-")...)
 	wariness := &cli.Float64Flag{Name: "wariness", Usage: "show the graph of a host with this rollout wariness (0 eager .. 1 cautious)"}
 	return &cli.Command{Name: "release", Subcommands: []*cli.Command{
-		{Name: "add", ArgsUsage: "IMAGE", Action: cliargs.WithArgs(1, 1, "one IMAGE", runReleaseAdd), Flags: add},
+		{Name: "add", ArgsUsage: "IMAGE", Action: onRef("one IMAGE (docker://REGISTRY/REPOSITORY:TAG)", runReleaseAdd), Flags: add},
 		{Name: "rollout", ArgsUsage: "REPO", Action: onRepo(runReleaseRollout), Flags: append([]cli.Flag{stream, version}, rollout("")...)},
 		mark("barrier", func(m *ug.ReleaseMetadata) **ug.Reason { return &m.Barrier }),
 		mark("deadend", func(m *ug.ReleaseMetadata) **ug.Reason { return &m.Deadend }),
@@ -66,7 +65,13 @@ func releaseCommand() *cli.Command {
 
 // onRepo is an Action taking one REPO argument, with --stream required where the command has it.
 func onRepo(run func(*cli.Context, imgref.Ref) error) cli.ActionFunc {
-	return cliargs.WithArgs(1, 1, "one REPO (docker://REGISTRY/REPOSITORY or oci:DIR)", func(c *cli.Context) error {
+	return onRef("one REPO (docker://REGISTRY/REPOSITORY or oci:DIR)", run)
+}
+
+// onRef is an Action taking one image reference (what says which), with --stream required where
+// the command has it.
+func onRef(what string, run func(*cli.Context, imgref.Ref) error) cli.ActionFunc {
+	return cliargs.WithArgs(1, 1, what, func(c *cli.Context) error {
 		if !c.Command.HasName("serve") {
 			if err := requireStream(c); err != nil {
 				return err
@@ -114,7 +119,7 @@ func writeIndex(c *cli.Context, repo imgref.Ref, idx *ug.Index) error {
 }
 
 // editRelease changes the release --version of the stream's index in repo and writes it back.
-func editRelease(c *cli.Context, repo imgref.Ref, edit func(*ug.Release) error) error {
+func editRelease(c *cli.Context, repo imgref.Ref, edit func(*ug.Release)) error {
 	if c.String("version") == "" {
 		return cliargs.Errorf(c, "--version is required: name the release (see 'bootc release list')")
 	}
@@ -126,9 +131,7 @@ func editRelease(c *cli.Context, repo imgref.Ref, edit func(*ug.Release) error) 
 	if r == nil {
 		return fmt.Errorf("stream %s has no release %q: see 'bootc release list --stream %s %s'", idx.Stream, c.String("version"), idx.Stream, repo)
 	}
-	if err := edit(r); err != nil {
-		return err
-	}
+	edit(r)
 	return writeIndex(c, repo, idx)
 }
 
@@ -164,18 +167,11 @@ func runReleaseRollout(c *cli.Context, repo imgref.Ref) error {
 	if err != nil {
 		return err
 	}
-	return editRelease(c, repo, func(r *ug.Release) error { r.Metadata.Rollout = ro; return nil })
+	return editRelease(c, repo, func(r *ug.Release) { r.Metadata.Rollout = ro })
 }
 
 // runReleaseAdd appends IMAGE, by digest, to the stream's index in IMAGE's repository.
-func runReleaseAdd(c *cli.Context) error {
-	if err := requireStream(c); err != nil {
-		return err
-	}
-	image, err := parseRepo(c, c.Args().First())
-	if err != nil {
-		return err
-	}
+func runReleaseAdd(c *cli.Context, image imgref.Ref) error {
 	ro, err := rolloutFlags(c, "rollout-")
 	if err != nil {
 		return err
