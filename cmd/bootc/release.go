@@ -218,18 +218,7 @@ func resolveRelease(c *cli.Context, image imgref.Ref) (*ug.Release, error) {
 	return rel, nil
 }
 
-// releaseRow is one release as list shows it.
-type releaseRow struct {
-	Version string      `json:"version"`
-	Payload string      `json:"payload"`
-	Barrier *ug.Reason  `json:"barrier,omitempty"`
-	Deadend *ug.Reason  `json:"deadend,omitempty"`
-	Rollout *ug.Rollout `json:"rollout,omitempty"`
-	// Open is the share of hosts the release is open to now (0..1).
-	Open  float64 `json:"open"`
-	State string  `json:"state"`
-}
-
+// runReleaseList shows each release and its rollout now (updategraph.Index.Status).
 func runReleaseList(c *cli.Context, repo imgref.Ref) error {
 	format, err := outputFormat(c, "json")
 	if err != nil {
@@ -239,54 +228,42 @@ func runReleaseList(c *cli.Context, repo imgref.Ref) error {
 	if err != nil {
 		return err
 	}
-	g, err := ug.Build(idx, "")
+	st, err := idx.Status(time.Now())
 	if err != nil {
 		return err
-	}
-	now, rows := time.Now(), []releaseRow{}
-	for i, r := range idx.Releases {
-		row := releaseRow{Version: r.Version, Payload: r.Payload, Barrier: r.Metadata.Barrier, Deadend: r.Metadata.Deadend, Rollout: r.Metadata.Rollout}
-		row.Open, row.State = rolloutState(&g.Nodes[i], r.Metadata.Rollout, now)
-		rows = append(rows, row)
-	}
-	if format == "json" {
-		return writeData(c.App.Writer, format, rows)
+	} else if format == "json" {
+		return writeData(c.App.Writer, format, st)
 	}
 	tw := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "VERSION\tDIGEST\tMARKS\tROLLOUT")
-	for i, row := range rows {
+	for _, s := range st {
 		var marks []string
-		if row.Barrier != nil {
+		if s.Metadata.Barrier != nil {
 			marks = append(marks, "barrier")
 		}
-		if row.Deadend != nil {
+		if s.Metadata.Deadend != nil {
 			marks = append(marks, "dead-end")
 		}
-		fmt.Fprintf(tw, "%s\t%.19s\t%s\t%s\n", row.Version, g.Nodes[i].Digest(), cmp.Or(strings.Join(marks, ","), "-"), row.State)
+		_, digest, _ := strings.Cut(s.Payload, "@")
+		fmt.Fprintf(tw, "%s\t%.19s\t%s\t%s\n", s.Version, digest, cmp.Or(strings.Join(marks, ","), "-"), rolloutText(s))
 	}
 	return tw.Flush()
 }
 
-// rolloutState says how far the release of node n (rollout ro) is open at now.
-func rolloutState(n *ug.Node, ro *ug.Rollout, now time.Time) (float64, string) {
-	if ro == nil {
-		return 0, "not released (no rollout; start one with 'bootc release rollout')"
+// rolloutText says how far a release is open, e.g. "rolling out: 37% open, done 2026-12-06 14:00 UTC".
+func rolloutText(s ug.ReleaseStatus) string {
+	const when = "2006-01-02 15:04 MST"
+	switch s.Phase {
+	case ug.Unreleased:
+		return "not released (no rollout: start one with 'bootc release rollout')"
+	case ug.Scheduled:
+		return "scheduled: starts " + s.Start.Format(when)
+	case ug.Held:
+		return fmt.Sprintf("open to %d%% of hosts", int(s.Open*100))
+	case ug.RollingOut:
+		return fmt.Sprintf("rolling out: %d%% open, done %s", int(s.Open*100), s.End.Format(when))
 	}
-	v := ug.RolloutValue(n, now)
-	start := time.Unix(0, 0).UTC() // without start_epoch: epoch 0, as Cincinnati reads it
-	if ro.StartEpoch != nil {
-		start = time.Unix(*ro.StartEpoch, 0).UTC()
-	}
-	switch {
-	case now.Before(start):
-		return v, "scheduled: starts " + start.Format("2006-01-02 15:04 MST")
-	case v >= 1:
-		return v, "open to all"
-	case ro.DurationMinutes == nil:
-		return v, fmt.Sprintf("open to %d%% of hosts", int(v*100))
-	}
-	end := start.Add(time.Duration(*ro.DurationMinutes) * time.Minute)
-	return v, fmt.Sprintf("rolling out: %d%% open, done %s", int(v*100), end.Format("2006-01-02 15:04 MST"))
+	return "open to all"
 }
 
 // runReleaseGraph shows the graph a host sees: Cincinnati's JSON, or its edges as text.

@@ -35,9 +35,9 @@ func pushVersioned(t *testing.T, ref, version string) v1.Hash {
 	return d
 }
 
-func releaseList(t *testing.T, repo string) []releaseRow {
+func releaseList(t *testing.T, repo string) []ug.ReleaseStatus {
 	t.Helper()
-	var rows []releaseRow
+	var rows []ug.ReleaseStatus
 	must(t, json.Unmarshal([]byte(mustRun(t, "release", "list", "--stream", "stable", "--format", "json", repo)), &rows))
 	return rows
 }
@@ -74,11 +74,11 @@ func TestReleasePublish(t *testing.T) {
 			t.Errorf("release %d: %s %s, want %s by digest %s", i, rows[i].Version, rows[i].Payload, v, digests[v])
 		}
 	}
-	if rows[1].Barrier == nil || rows[1].Barrier.Reason != "new key" || rows[0].Barrier != nil {
-		t.Errorf("barriers: %+v %+v", rows[0].Barrier, rows[1].Barrier)
+	if b := rows[1].Metadata.Barrier; b == nil || b.Reason != "new key" || rows[0].Metadata.Barrier != nil {
+		t.Errorf("barriers: %+v %+v", rows[0].Metadata.Barrier, b)
 	}
-	if !strings.HasPrefix(rows[2].State, "rolling out: ") || rows[2].Open > 0.1 || rows[0].State != "open to all" {
-		t.Errorf("rollout states %q %q (open %v)", rows[0].State, rows[2].State, rows[2].Open)
+	if rows[2].Phase != ug.RollingOut || rows[2].Open > 0.1 || rows[0].Phase != ug.Open {
+		t.Errorf("rollout phases %s %s (open %v)", rows[0].Phase, rows[2].Phase, rows[2].Open)
 	}
 	if text := mustRun(t, "release", "list", "--stream", "stable", repo); !strings.Contains(text, "barrier") || !strings.Contains(text, "rolling out: 0% open, done ") {
 		t.Errorf("list:\n%s", text)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"testing"
@@ -264,5 +265,28 @@ func TestRolloutValueOddDurations(t *testing.T) {
 		if v := RolloutValue(n, time.Unix(1<<40, 0)); v != 0.25 && !(d == "99999999999999999999" && v >= 0 && v <= 1) {
 			t.Errorf("duration %q: RolloutValue %v", d, v)
 		}
+	}
+}
+
+func TestStatus(t *testing.T) {
+	start := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
+	idx := index(rel("v1", "r"), rel("v2", ""), rel("v3", "r"), rel("v4", "r"), rel("v5", "r"))
+	idx.Releases[2].Metadata.Rollout = &Rollout{StartEpoch: ptr(start.Unix()), StartPercentage: ptr(0.2), DurationMinutes: ptr(int64(100))}
+	idx.Releases[3].Metadata.Rollout = &Rollout{StartEpoch: ptr(start.Unix()), StartPercentage: ptr(0.3)}
+	idx.Releases[4].Metadata.Rollout = &Rollout{StartEpoch: ptr(start.Add(time.Hour).Unix())}
+	st, err := idx.Status(start.Add(50 * time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []struct {
+		phase Phase
+		open  float64
+	}{{Open, 1}, {Unreleased, 0}, {RollingOut, 0.6}, {Held, 0.3}, {Scheduled, 0}} {
+		if st[i].Phase != want.phase || math.Abs(st[i].Open-want.open) > 1e-9 {
+			t.Errorf("%s: %s %v, want %s %v", st[i].Version, st[i].Phase, st[i].Open, want.phase, want.open)
+		}
+	}
+	if end := st[2].End; end == nil || !end.Equal(start.Add(100*time.Minute)) || st[3].End != nil || st[1].Start != nil {
+		t.Errorf("bounds: %v %v %v", st[2].End, st[3].End, st[1].Start)
 	}
 }
