@@ -193,16 +193,14 @@ func runReleaseAdd(c *cli.Context, image imgref.Ref) error {
 	if err != nil {
 		return err
 	}
-	repo, _, _ := strings.Cut(rel.Payload, "@")
-	for _, r := range idx.Releases {
-		if r.Version == rel.Version {
-			return fmt.Errorf("stream %s already has version %s (%s): give the new image another --version", idx.Stream, r.Version, r.Payload)
-		}
-		if other, _, _ := strings.Cut(r.Payload, "@"); other != repo {
-			return fmt.Errorf("the releases of stream %s live in %s, not %s: push the image there first, or use another stream", idx.Stream, other, repo)
-		}
+	switch err := idx.Append(*rel); {
+	case errors.Is(err, ug.ErrVersionExists):
+		return fmt.Errorf("%w: give the new image another --version", err)
+	case errors.Is(err, ug.ErrOtherRepository):
+		return fmt.Errorf("%w: push the image there first, or use another stream", err)
+	case err != nil:
+		return err
 	}
-	idx.Releases = append(idx.Releases, *rel)
 	return writeIndex(c, image, idx)
 }
 

@@ -125,7 +125,7 @@ func TestReleaseErrors(t *testing.T) {
 		code int
 		want string
 	}{
-		{"version twice", []string{"add", "--stream", "stable", repo + ":1"}, 1, "already has version 1"},
+		{"version twice", []string{"add", "--stream", "stable", repo + ":1"}, 1, "already has this version: 1 is "},
 		{"no version label", []string{"add", "--stream", "stable", repo + ":x"}, 1, "give the release a --version"},
 		{"another repository", []string{"add", "--stream", "stable", "docker://" + reg + "/other:2"}, 1, "push the image there first"},
 		{"no stream", []string{"add", repo + ":1"}, 2, "--stream is required"},

@@ -3,6 +3,7 @@ package updategraph
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -288,5 +289,20 @@ func TestStatus(t *testing.T) {
 	}
 	if end := st[2].End; end == nil || !end.Equal(start.Add(100*time.Minute)) || st[3].End != nil || st[1].Start != nil {
 		t.Errorf("bounds: %v %v %v", st[2].End, st[3].End, st[1].Start)
+	}
+}
+
+func TestAppend(t *testing.T) {
+	idx := index(rel("v1", "r"))
+	if err := idx.Append(rel("v1", "r")); !errors.Is(err, ErrVersionExists) {
+		t.Errorf("same version: %v", err)
+	}
+	other := rel("v2", "r")
+	other.Payload = strings.Replace(other.Payload, "/os@", "/other@", 1)
+	if err := idx.Append(other); !errors.Is(err, ErrOtherRepository) {
+		t.Errorf("other repository: %v", err)
+	}
+	if err := idx.Append(rel("v2", "r")); err != nil || len(idx.Releases) != 2 || idx.Releases[1].Version != "v2" {
+		t.Errorf("append: %v, %+v", err, idx.Releases)
 	}
 }

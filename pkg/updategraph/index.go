@@ -135,3 +135,26 @@ func decodeStrict(untrusted io.Reader, limit int, v any, invalid error) error {
 	}
 	return nil
 }
+
+// ErrVersionExists and ErrOtherRepository are Append's refusals.
+var (
+	ErrVersionExists   = errors.New("the stream already has this version")
+	ErrOtherRepository = errors.New("the image is not in the repository of the stream's releases")
+)
+
+// Append adds r as the stream's newest release. It refuses a version the index already has
+// (ErrVersionExists) and an image in another repository than the releases before it
+// (ErrOtherRepository: a stream's images live in one repository, beside its index).
+func (idx *Index) Append(r Release) error {
+	repo, _, _ := strings.Cut(r.Payload, "@")
+	for _, old := range idx.Releases {
+		if old.Version == r.Version {
+			return fmt.Errorf("%w: %s is %s", ErrVersionExists, r.Version, old.Payload)
+		}
+		if other, _, _ := strings.Cut(old.Payload, "@"); other != repo {
+			return fmt.Errorf("%w: the releases of stream %s live in %s, not %s", ErrOtherRepository, idx.Stream, other, repo)
+		}
+	}
+	idx.Releases = append(idx.Releases, r)
+	return nil
+}
