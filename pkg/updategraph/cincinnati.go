@@ -129,6 +129,9 @@ func parseQuery(v url.Values) (Query, error) {
 	if q.Stream == "" || q.Basearch == "" {
 		return q, errors.New("the stream and basearch parameters are required")
 	}
+	if !streamName.MatchString(q.Stream) {
+		return q, fmt.Errorf("stream %q is no stream name", q.Stream)
+	}
 	if s := v.Get("rollout_wariness"); s != "" {
 		w, err := strconv.ParseFloat(s, 64)
 		if err != nil || w < 0 || w > 1 {

@@ -52,6 +52,7 @@ func TestHandlerAndCincinnatiSource(t *testing.T) {
 		"stream=stable":   http.StatusBadRequest,
 		"basearch=x86_64": http.StatusBadRequest,
 		"stream=stable&basearch=x86_64&rollout_wariness=2": http.StatusBadRequest,
+		"stream=a/b&basearch=x86_64":                       http.StatusBadRequest,
 		"stream=nope&basearch=x86_64":                      http.StatusNotFound,
 		"stream=stable&basearch=x86_64":                    http.StatusOK,
 	} {

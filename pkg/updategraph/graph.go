@@ -14,6 +14,11 @@
 //     above start_value + (1 - start_value) * (now - start_epoch) / (duration_minutes * 60), with
 //     0 before start_epoch and 1 after the end; without a duration the value stays start_value.
 //
+// A stream's Index is kept in its images' repository, as an OCI artifact under the tag
+// releases-STREAM (IndexRef, ReadIndex, WriteIndex). A host gets its graph from a Source: the
+// index read from the registry (NewRegistrySource) or a Cincinnati server
+// (NewCincinnatiSource); Handler is such a server.
+//
 // Metadata keys are FCOS's (prefix org.fedoraproject.coreos.), so Zincati can read our graphs and
 // we can read FCOS's; payloads use the "oci" scheme: an image pull spec by digest.
 package updategraph
