@@ -68,7 +68,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		HideHelpCommand: true,
 		HideVersion:     true,
 		Flags:           globalFlags(),
-		Commands:        append(append(hostCommands(), installCommand(), composeCommand(), containerCommand(), ostreeCommand(), agentCommand(), fleetlockCommand(), internalsCommand()), toolCommands()...),
+		Commands:        append(append(hostCommands(), installCommand(), composeCommand(), containerCommand(), releaseCommand(), ostreeCommand(), agentCommand(), fleetlockCommand(), internalsCommand()), toolCommands()...),
 		ExitErrHandler:  func(*cli.Context, error) {}, // Main prints errors and picks exit codes
 		OnUsageError:    onUsageError,
 	}

@@ -14,6 +14,11 @@
 //     above start_value + (1 - start_value) * (now - start_epoch) / (duration_minutes * 60), with
 //     0 before start_epoch and 1 after the end; without a duration the value stays start_value.
 //
+// A stream's Index is kept in its images' repository, as an OCI artifact under the tag
+// releases-STREAM (IndexRef, ReadIndex, WriteIndex). A host gets its graph from a Source: the
+// index read from the registry (NewRegistrySource) or a Cincinnati server
+// (NewCincinnatiSource); Handler is such a server.
+//
 // Metadata keys are FCOS's (prefix org.fedoraproject.coreos.), so Zincati can read our graphs and
 // we can read FCOS's; payloads use the "oci" scheme: an image pull spec by digest.
 package updategraph
@@ -183,11 +188,13 @@ func RolloutValue(n *Node, now time.Time) float64 {
 	if t < start {
 		return 0
 	}
-	minutes, err := strconv.ParseInt(n.Metadata[KeyDuration], 10, 64)
+	// Like Cincinnati, a duration that is no unsigned number counts as none; the cap keeps
+	// end from overflowing (2^40 minutes are two million years).
+	minutes, err := strconv.ParseUint(n.Metadata[KeyDuration], 10, 64)
 	if err != nil {
 		return value // no duration: the rollout stays at its start value
 	}
-	end := start + max(minutes, 1)*60
+	end := start + int64(min(max(minutes, 1), 1<<40))*60
 	if t > end {
 		return 1
 	}

@@ -58,21 +58,9 @@ const MaxIndexSize = 16 << 20
 // ParseIndex reads a release index strictly (unknown fields, trailing data and more than
 // MaxIndexSize bytes are refused) and validates it.
 func ParseIndex(r io.Reader) (*Index, error) {
-	untrusted, err := io.ReadAll(io.LimitReader(r, MaxIndexSize+1))
-	if err != nil {
-		return nil, err
-	}
-	if len(untrusted) > MaxIndexSize {
-		return nil, fmt.Errorf("%w: larger than %d bytes", ErrInvalidIndex, MaxIndexSize)
-	}
-	dec := json.NewDecoder(bytes.NewReader(untrusted))
-	dec.DisallowUnknownFields()
 	var idx Index
-	if err := dec.Decode(&idx); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrInvalidIndex, err)
-	}
-	if dec.More() {
-		return nil, fmt.Errorf("%w: trailing data after the JSON object", ErrInvalidIndex)
+	if err := decodeStrict(r, MaxIndexSize, &idx, ErrInvalidIndex); err != nil {
+		return nil, err
 	}
 	if err := idx.Validate(); err != nil {
 		return nil, err
@@ -124,5 +112,49 @@ func (idx *Index) Lookup(version string) *Release {
 			return &idx.Releases[i]
 		}
 	}
+	return nil
+}
+
+// decodeStrict decodes one JSON value from at most limit bytes of untrusted into v, refusing
+// unknown fields and anything after the value; its errors wrap invalid.
+func decodeStrict(untrusted io.Reader, limit int, v any, invalid error) error {
+	b, err := io.ReadAll(io.LimitReader(untrusted, int64(limit)+1))
+	if err != nil {
+		return err
+	}
+	if len(b) > limit {
+		return fmt.Errorf("%w: larger than %d bytes", invalid, limit)
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("%w: %v", invalid, err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return fmt.Errorf("%w: trailing data after the JSON value", invalid)
+	}
+	return nil
+}
+
+// ErrVersionExists and ErrOtherRepository are Append's refusals.
+var (
+	ErrVersionExists   = errors.New("the stream already has this version")
+	ErrOtherRepository = errors.New("the image is not in the repository of the stream's releases")
+)
+
+// Append adds r as the stream's newest release. It refuses a version the index already has
+// (ErrVersionExists) and an image in another repository than the releases before it
+// (ErrOtherRepository: a stream's images live in one repository, beside its index).
+func (idx *Index) Append(r Release) error {
+	repo, _, _ := strings.Cut(r.Payload, "@")
+	for _, old := range idx.Releases {
+		if old.Version == r.Version {
+			return fmt.Errorf("%w: %s is %s", ErrVersionExists, r.Version, old.Payload)
+		}
+		if other, _, _ := strings.Cut(old.Payload, "@"); other != repo {
+			return fmt.Errorf("%w: the releases of stream %s live in %s, not %s", ErrOtherRepository, idx.Stream, other, repo)
+		}
+	}
+	idx.Releases = append(idx.Releases, r)
 	return nil
 }
