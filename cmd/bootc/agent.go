@@ -37,7 +37,8 @@ func runAgent(c *cli.Context) error {
 		level = slog.LevelWarn
 	}
 	log := slog.New(slog.NewTextHandler(c.App.ErrWriter, &slog.HandlerOptions{Level: level}))
-	agent := updateagent.New(c.String("sysroot"), updateagent.WithLogger(log), updateagent.WithHostOptions(hopts...))
+	agent := updateagent.New(c.String("sysroot"), updateagent.WithLogger(log), updateagent.WithHostOptions(hopts...),
+		updateagent.WithRegistries(registriesConfig(c)))
 	if !c.Bool("once") {
 		return hostError(c, agent.Run(c.Context))
 	}

@@ -124,7 +124,7 @@ func runFleetlockClient(lock bool) cli.ActionFunc {
 		case lock:
 			_, err = fmt.Fprintf(c.App.Writer, "%s holds a slot of group %s\n", id, group)
 		default:
-			_, err = fmt.Fprintf(c.App.Writer, "%s holds no slot of group %s\n", id, group)
+			_, err = fmt.Fprintf(c.App.Writer, "released: %s holds no slot of group %s now\n", id, group)
 		}
 		return err
 	}

@@ -82,7 +82,7 @@ func TestFleetlockServeLockUnlock(t *testing.T) {
 		t.Fatalf("lock of an unknown group: exit %d\n%s", code, errs)
 	}
 	mustRun(t, append([]string{"fleetlock", "unlock"}, flags("nobody", "workers")...)...)
-	if out := mustRun(t, append([]string{"fleetlock", "unlock"}, flags("a", "workers")...)...); out != "a holds no slot of group workers\n" {
+	if out := mustRun(t, append([]string{"fleetlock", "unlock"}, flags("a", "workers")...)...); out != "released: a holds no slot of group workers now\n" {
 		t.Errorf("unlock printed %q", out)
 	}
 	mustRun(t, append([]string{"fleetlock", "lock"}, flags("b", "workers")...)...)

@@ -22,6 +22,7 @@ import (
 	"github.com/bootc-go/bootc/pkg/host"
 	"github.com/bootc-go/bootc/pkg/imagestore"
 	"github.com/bootc-go/bootc/pkg/imgref"
+	"github.com/bootc-go/bootc/pkg/transport"
 	"github.com/bootc-go/bootc/pkg/updategraph"
 )
 
@@ -66,6 +67,7 @@ type options struct {
 	locker     Locker
 	reboot     func(context.Context) error
 	hostOpts   []host.Option
+	registries transport.Registries
 	configRoot string
 }
 
@@ -75,7 +77,12 @@ func WithLogger(l *slog.Logger) Option { return func(o *options) { o.log = l } }
 // WithClock sets the clock (default time.Now): rollouts, windows and the state's times.
 func WithClock(now func() time.Time) Option { return func(o *options) { o.now = now } }
 
-// WithSource sets where the graph comes from (default: defaultSource of the configuration).
+// WithRegistries sets the registry configuration the graph is read with (pass the same to
+// package host with WithHostOptions for the pulls).
+func WithRegistries(r transport.Registries) Option { return func(o *options) { o.registries = r } }
+
+// WithSource sets where the graph comes from (default: the configuration's: [cincinnati]
+// base_url, else the release index in the registry, see releasesRepo).
 func WithSource(s updategraph.Source) Option { return func(o *options) { o.source = s } }
 
 // WithLocker sets the FleetLock client (default: fleetlock.NewClient of [updates.fleet_lock]
@@ -312,7 +319,7 @@ func (r *run) target(ctx context.Context) (*updategraph.Node, error) {
 	r.res.BootedVersion = state.Version
 	src := r.o.source
 	if src == nil {
-		if src, err = defaultSource(r.cfg, followed); err != nil {
+		if src, err = defaultSource(r.cfg, followed, r.o.registries); err != nil {
 			return nil, err
 		}
 	}
@@ -451,36 +458,36 @@ func PayloadRef(followed imgref.OstreeRef, payload string) (imgref.OstreeRef, er
 	return imgref.OstreeRef{SigVerify: followed.SigVerify, Remote: followed.Remote, Image: img}, nil
 }
 
-// Repository is the repository of a registry image name (without :TAG or @DIGEST).
-func Repository(name string) string {
-	name, _, _ = strings.Cut(name, "@")
-	if i := strings.LastIndex(name, ":"); i > strings.LastIndex(name, "/") {
-		name = name[:i]
+// defaultSource is the graph source when WithSource is not given: an HTTP Cincinnati server at
+// [cincinnati] base_url, else the stream's release index in the registry (releasesRepo).
+func defaultSource(cfg *Config, followed imgref.OstreeRef, reg transport.Registries) (updategraph.Source, error) {
+	if cfg.CincinnatiURL != "" {
+		return updategraph.NewCincinnatiSource(cfg.CincinnatiURL, nil), nil
 	}
-	return name
+	repo, err := releasesRepo(cfg, followed)
+	if err != nil {
+		return nil, err
+	}
+	return updategraph.NewRegistrySource(repo, transport.WithRegistries(reg)), nil
 }
 
-// ErrNoSource: no graph source is available (see defaultSource).
-var ErrNoSource = errors.New("no update graph source")
-
-// defaultSource is the graph source when WithSource is not given.
-//
-// MERGE: wire this to the constructors of package updategraph:
-//
-//	if cfg.CincinnatiURL != "" {
-//		return updategraph.NewCincinnatiSource(cfg.CincinnatiURL, nil), nil
-//	}
-//	repo, err := imgref.Parse("docker://" + releasesRepo(cfg, followed))
-//	return updategraph.NewRegistrySource(repo /*, transport options */), err
-func defaultSource(cfg *Config, followed imgref.OstreeRef) (updategraph.Source, error) {
-	return nil, fmt.Errorf("%w: reading the releases of %s is not built in yet", ErrNoSource, releasesRepo(cfg, followed))
-}
-
-// releasesRepo is the repository whose releases-<stream> index the host reads: [updates]
-// releases, else the repository of the image the host follows.
-func releasesRepo(cfg *Config, followed imgref.OstreeRef) string {
+// releasesRepo is where the host reads its stream's release index (tag releases-<stream>):
+// [updates] releases (a registry repository, or an oci: layout), else the registry repository
+// of the image the host follows.
+func releasesRepo(cfg *Config, followed imgref.OstreeRef) (imgref.Ref, error) {
 	if cfg.Releases != "" {
-		return cfg.Releases
+		name := cfg.Releases
+		if !strings.HasPrefix(name, "oci:") && !strings.HasPrefix(name, "docker://") {
+			name = "docker://" + name
+		}
+		ref, err := imgref.Parse(name)
+		if err != nil {
+			return imgref.Ref{}, fmt.Errorf("%w: [updates] releases: %v", ErrInvalidConfig, err)
+		}
+		return ref, nil
 	}
-	return Repository(followed.Image.Name)
+	if followed.Image.Transport != imgref.Registry {
+		return imgref.Ref{}, fmt.Errorf("%w: the host follows %s, not a registry image: set [updates] releases to the repository that holds the release index", ErrInvalidConfig, followed.Image)
+	}
+	return followed.Image, nil
 }

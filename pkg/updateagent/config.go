@@ -45,7 +45,7 @@ var ErrInvalidConfig = errors.New("invalid update agent configuration")
 //	strategy = "immediate"       # "immediate", "periodic" or "fleet_lock"
 //	allow_downgrade = false
 //	stream = "stable"            # default: the booted image's label com.coreos.stream
-//	releases = "REGISTRY/REPO"   # whose releases-<stream> index to read (default: the followed image's)
+//	releases = "REGISTRY/REPO"   # where the releases-<stream> index is (or "oci:DIR"; default: the followed image's repository)
 //	[updates.periodic]
 //	time_zone = "UTC"            # "UTC", "localtime" or an IANA name
 //	[[updates.periodic.window]]  # windows of all fragments add up
