@@ -2,7 +2,9 @@
 # The whole loop, offline, in about a minute: compose a tiny bootable OS into a chunked
 # image, publish it to a registry on loopback, install it into a sysroot directory,
 # publish v2, then upgrade --check, upgrade, status, rollback, status (the README's tour). The real
-# `ostree admin status` and `ostree fsck` check what bootc wrote along the way.
+# `ostree admin status` and `ostree fsck` check what bootc wrote along the way. Then a fleet act:
+# both versions as releases of a stream, the update agent moving the host along the graph
+# under a FleetLock server's only reboot slot.
 #
 #   make demo                  (installs dependencies and builds bin/bootc first)
 #   BOOTC=bin/bootc scripts/demo.sh
@@ -38,10 +40,12 @@ done
 
 WORK="$(mktemp -d "${TMPDIR:-/var/tmp}/bootc-demo.XXXXXX")"
 REGISTRY_PID=""
+LOCK_PID=""
 cleanup() {
 	local status=$?
 	set +e
 	if [[ -n "${REGISTRY_PID}" ]]; then kill "${REGISTRY_PID}" 2>/dev/null; fi
+	if [[ -n "${LOCK_PID}" ]]; then kill "${LOCK_PID}" 2>/dev/null; fi
 	# Deployments are immutable (chattr +i), as libostree makes them.
 	if [[ -d "${WORK}/sysroot/ostree/deploy" ]]; then chattr -R -i "${WORK}/sysroot/ostree/deploy" 2>/dev/null; fi
 	rm -rf "${WORK}"
@@ -145,6 +149,66 @@ grep -q green "${NEW}/etc/demo/theme.conf" || die "the local edit of theme.conf 
 grep -q 'level=2.0' "${NEW}/etc/demo/defaults.conf" || die "the untouched default did not follow the image"
 echo "/etc in the new deployment: local edits kept (theme=green, local.conf, no motd); untouched default follows 2.0"
 run ostree admin status --sysroot="${SYSROOT}"
+run ostree fsck --repo="${SYSROOT}/ostree/repo"
+
+step "9. A fleet act: releases in the registry, an update agent and a FleetLock server"
+# The images are reproducible: composing 1.0 and 2.0 again gives the same digests, now under
+# version tags, and the host's booted 1.0 is a release of the stream.
+REPO="${IMAGE%:*}"
+SOURCE_DATE_EPOCH=1700000000 bootc compose image --rootfs "${WORK}/v1" --output "docker://${REPO}:1.0" -q
+SOURCE_DATE_EPOCH=1700086400 bootc compose image --rootfs "${WORK}/v2" --output "docker://${REPO}:2.0" -q
+bootc release add --stream stable --version 1.0 "docker://${REPO}:1.0"
+bootc release add --stream stable --version 2.0 --rollout-start-percentage 0.5 --rollout-duration 1h "docker://${REPO}:2.0"
+bootc release list --stream stable "docker://${REPO}"
+lockport=""
+for p in $(seq 5591 5691); do
+	if ! (exec 3<>"/dev/tcp/127.0.0.1/${p}") 2>/dev/null; then
+		lockport="${p}"
+		break
+	fi
+done
+[[ -n "${lockport}" ]] || die "no free port between 5591 and 5691"
+# One slot; the server stops by itself even if this script is killed.
+timeout 5m "${BOOTC}" fleetlock serve --memory --listen "127.0.0.1:${lockport}" --slots 1 2>"${WORK}/fleetlock.log" &
+LOCK_PID=$!
+for _ in $(seq 100); do
+	if (exec 3<>"/dev/tcp/127.0.0.1/${lockport}") 2>/dev/null; then break; fi
+	sleep 0.1
+done
+# The host (booted 1.0 after the rollback) gets a machine id and the agent's configuration.
+BOOTED="$(ls -d "${SYSROOT}"/ostree/deploy/default/deploy/*.0 | head -n1)"
+for d in "${SYSROOT}"/ostree/deploy/default/deploy/*.[0-9]; do
+	if grep -q 'VERSION_ID=1.0' "${d}/etc/os-release" 2>/dev/null; then BOOTED="${d}"; fi
+done
+echo 0123456789abcdef0123456789abcdef >"${BOOTED}/etc/machine-id"
+mkdir -p "${BOOTED}/etc/bootc/update.d"
+cat >"${BOOTED}/etc/bootc/update.d/50-demo.toml" <<EOF
+[updates]
+strategy = "fleet_lock"
+stream = "stable"
+
+[updates.fleet_lock]
+base_url = "http://127.0.0.1:${lockport}"
+
+[identity]
+rollout_wariness = 0.2
+EOF
+run cat "${BOOTED}/etc/bootc/update.d/50-demo.toml"
+echo "The agent walks the graph (2.0 is rolling out; wariness 0.2 is early enough), takes the only"
+echo "reboot slot and deploys 2.0; a sysroot directory cannot reboot, so it says so:"
+out="$(bootc update-agent --sysroot "${SYSROOT}" --once | tee /dev/stderr)"
+[[ "${out}" == *"reboot needed"*"holds a FleetLock reboot slot"* ]] || die "the agent did not deploy 2.0 with the slot"
+if "${BOOTC}" fleetlock lock --url "http://127.0.0.1:${lockport}" --id another-host >/dev/null 2>&1; then
+	die "a second host got the only reboot slot"
+fi
+echo "another host asking for a slot now is refused: the only slot is held"
+echo "After the \"reboot\" 2.0 is the booted deployment: the agent gives the slot back."
+out="$(bootc update-agent --sysroot "${SYSROOT}" --once | tee /dev/stderr)"
+[[ "${out}" == *"up to date"* && "${out}" != *"holds a FleetLock"* ]] || die "the agent did not release the slot on 2.0"
+bootc fleetlock lock --url "http://127.0.0.1:${lockport}" --id another-host
+bootc fleetlock unlock --url "http://127.0.0.1:${lockport}" --id another-host
+bootc status --sysroot "${SYSROOT}" --format humanreadable
+kill "${LOCK_PID}" 2>/dev/null || true
 run ostree fsck --repo="${SYSROOT}/ostree/repo"
 
 printf '\ndemo: OK\n'

@@ -8,6 +8,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/bootc-go/bootc/internal/cliargs"
+	"github.com/bootc-go/bootc/internal/logline"
 	"github.com/bootc-go/bootc/pkg/host"
 	"github.com/bootc-go/bootc/pkg/updateagent"
 )
@@ -32,11 +33,10 @@ func runAgent(c *cli.Context) error {
 	}
 	hopts, done := hostOptions(c)
 	defer done()
-	level := slog.LevelInfo
+	log := logline.New(c.App.ErrWriter)
 	if c.Bool("quiet") {
-		level = slog.LevelWarn
+		log = slog.New(slog.DiscardHandler)
 	}
-	log := slog.New(slog.NewTextHandler(c.App.ErrWriter, &slog.HandlerOptions{Level: level}))
 	agent := updateagent.New(c.String("sysroot"), updateagent.WithLogger(log), updateagent.WithHostOptions(hopts...),
 		updateagent.WithRegistries(registriesConfig(c)))
 	if !c.Bool("once") {
