@@ -124,8 +124,8 @@ func TestFleetRollout(t *testing.T) {
 	// The last host takes its slot, "reboots" and never comes back: the slot stays taken,
 	// also after the server restarts, until the operator frees it.
 	dead := hosts[fleetHosts]
-	if res := dead.run(ctx, t); res.State != updateagent.StateRebooting || !res.LockHeld {
-		t.Fatalf("the dying host: %+v, want it rebooting with a slot", res)
+	if res := dead.run(ctx, t); res.State != updateagent.StateRebooting || !res.LockHeld || res.NodeID != dead.id {
+		t.Fatalf("the dying host: %+v, want it rebooting with a slot, as node %s", res, dead.id)
 	}
 	srv.Close()
 	srv = httptest.NewServer(fleetlock.NewHandler(backend))

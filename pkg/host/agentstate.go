@@ -21,6 +21,9 @@ type UpdateAgentStatus struct {
 	State    string `json:"state" yaml:"state"`
 	Strategy string `json:"strategy,omitempty" yaml:"strategy,omitempty"`
 	Stream   string `json:"stream,omitempty" yaml:"stream,omitempty"`
+	// NodeID is the id the agent gives the update graph and the FleetLock server (an
+	// app-specific id derived from /etc/machine-id).
+	NodeID string `json:"nodeId,omitempty" yaml:"nodeId,omitempty"`
 	// BootedVersion is the release the host runs; TargetVersion and TargetPayload
 	// (REPOSITORY@sha256:...) the one it updates to, if any.
 	BootedVersion string `json:"bootedVersion,omitempty" yaml:"bootedVersion,omitempty"`

@@ -265,6 +265,7 @@ func (r *run) load() error {
 			return err
 		}
 	}
+	r.res.NodeID = r.id
 	if r.locker = r.o.locker; r.locker == nil && r.cfg.FleetLockURL != "" {
 		c, err := fleetlock.NewClient(r.cfg.FleetLockURL, nil)
 		if err != nil {
