@@ -477,11 +477,10 @@ func defaultSource(cfg *Config, followed imgref.OstreeRef, reg transport.Registr
 // of the image the host follows.
 func releasesRepo(cfg *Config, followed imgref.OstreeRef) (imgref.Ref, error) {
 	if cfg.Releases != "" {
-		name := cfg.Releases
-		if !strings.HasPrefix(name, "oci:") && !strings.HasPrefix(name, "docker://") {
-			name = "docker://" + name
+		ref, err := imgref.Parse(cfg.Releases)
+		if err != nil { // a bare name is a registry repository
+			ref, err = imgref.FromTransport("", cfg.Releases)
 		}
-		ref, err := imgref.Parse(name)
 		if err != nil {
 			return imgref.Ref{}, fmt.Errorf("%w: [updates] releases: %v", ErrInvalidConfig, err)
 		}
