@@ -49,11 +49,17 @@ func registriesConfig(c *cli.Context) transport.Registries {
 // progress line.
 func hostOptions(c *cli.Context) (opts []host.Option, done func()) {
 	p := newProgress(c.App.ErrWriter, c.Bool("quiet"))
+	// Standard output is the result's: with --format json or yaml, the pull summary goes to
+	// standard error with the progress.
+	summary := c.App.Writer
+	if f := c.String("format"); f == "json" || f == "yaml" {
+		summary = c.App.ErrWriter
+	}
 	render := func(e host.Event) {
 		switch e := e.(type) {
 		case host.PullDone:
 			if p.done(); !p.quiet {
-				printPulled(c.App.Writer, e.Pulled)
+				printPulled(summary, e.Pulled)
 			}
 		case host.PullProgress:
 			p.update("%s", pullLine(e.PullProgress, p.tty))
