@@ -11,9 +11,13 @@ import (
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"go.podman.io/image/v5/manifest"
+	"go.podman.io/image/v5/types"
 
 	"github.com/bootc-go/bootc/internal/testutil"
 	"github.com/bootc-go/bootc/internal/testutil/testimage"
@@ -158,15 +162,40 @@ func podmanLocalConfigDigest(t *testing.T, path, repo, booted string) string {
 	return m.ConfigInfo().Digest.String()
 }
 
+// registryConfigDigest is the config digest podman compares with: podman's in-band check
+// (checkInBandUpgrade) reads the tag as a manifest list (containers/image manifest.ListFromBlob,
+// which refuses a single image's manifest), picks the host's instance and reads its config.
 func registryConfigDigest(t *testing.T, ref string) string {
+	t.Helper()
+	r, err := name.ParseReference(ref)
+	must(t, err)
+	desc, err := remote.Get(r)
+	must(t, err)
+	list, err := manifest.ListFromBlob(desc.Manifest, string(desc.MediaType))
+	if err != nil {
+		t.Fatalf("podman machine os upgrade cannot read %s (%s): %v", ref, desc.MediaType, err)
+	}
+	instance, err := list.ChooseInstance(&types.SystemContext{})
+	must(t, err)
+	img, err := remote.Image(r.Context().Digest(instance.String()))
+	must(t, err)
+	d, err := img.ConfigName()
+	must(t, err)
+	return d.String()
+}
+
+// publishAsIndex replaces the image at ref by an index of it, as multi-arch OS images are
+// published (podman's in-band upgrade check needs one).
+func publishAsIndex(t *testing.T, ref string) {
 	t.Helper()
 	r, err := name.ParseReference(ref)
 	must(t, err)
 	img, err := remote.Image(r)
 	must(t, err)
-	d, err := img.ConfigName()
+	cf, err := img.ConfigFile()
 	must(t, err)
-	return d.String()
+	idx := mutate.AppendManifests(empty.Index, mutate.IndexAddendum{Add: img, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: cf.OS, Architecture: cf.Architecture}}})
+	must(t, remote.WriteIndex(r, idx))
 }
 
 // TestPodmanMachineContract replays podman machine os upgrade and os apply on a sysroot directory.
@@ -176,6 +205,7 @@ func TestPodmanMachineContract(t *testing.T) {
 	path := ostreeExtensionPath(t)
 	osRepo := testutil.Registry(t) + "/machine-os"
 	testimage.Compose(t, testimage.TinyOS(t, "5.7.0", nil), "docker://"+osRepo+":5.7")
+	publishAsIndex(t, osRepo+":5.7")
 	sys := testutil.SysrootDir(t)
 	mustRun(t, "install", "to-filesystem", "--source-imgref", "docker://"+osRepo+":5.7", sys)
 	repo := filepath.Join(sys, "ostree/repo")
@@ -189,6 +219,7 @@ func TestPodmanMachineContract(t *testing.T) {
 	}
 	// A rebuilt 5.7: the digests differ, and podman runs bootc upgrade.
 	testimage.Compose(t, testimage.TinyOS(t, "5.7.1", nil), "docker://"+osRepo+":5.7")
+	publishAsIndex(t, osRepo+":5.7")
 	if local, remote := podmanLocalConfigDigest(t, path, repo, booted), registryConfigDigest(t, booted); local == remote {
 		t.Fatalf("the rebuilt image has the stored config digest %s", local)
 	}
