@@ -229,8 +229,12 @@ func TestPodmanMachineContract(t *testing.T) {
 	}
 	podmanBooted(t, podmanStatus(t, sys), osRepo+":5.7", "registry")
 	checkOstreeContainerCLI(t, repo, booted)
+	podmanSwitches(t, sys, osRepo)
+}
 
-	// os upgrade with a newer client, and os apply with each transport podman passes on.
+// podmanSwitches replays os upgrade with a newer client, and os apply with each transport podman
+// passes on.
+func podmanSwitches(t *testing.T, sys, osRepo string) {
 	dir := t.TempDir()
 	testimage.Compose(t, testimage.TinyOS(t, "5.8.0", nil), "docker://"+osRepo+":5.8")
 	testimage.Compose(t, testimage.TinyOS(t, "6.0.0", nil), "oci:"+dir+"/layout:6.0")
