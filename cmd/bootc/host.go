@@ -300,7 +300,7 @@ func displayImage(st *host.ImageStatus) string {
 	if st.Image.Transport != string(imgref.Registry) {
 		s = st.Image.Transport + ":" + s
 	}
-	if st.Image.Signature == "insecure" {
+	if st.Image.Signature == nil || st.Image.Signature == "insecure" { // "insecure": older records
 		s += " (signature not verified)"
 	}
 	return s

@@ -29,5 +29,5 @@ func internalsCommand() *cli.Command {
 	}}, {Name: "check-fallback", Action: func(c *cli.Context) error {
 		_, err := onHost(c, func(h *host.Host) (*host.FailedUpdate, error) { return h.CheckFallback(c.Context) })
 		return err
-	}}}}
+	}}, ostreeContainerCommand()}}
 }

@@ -42,12 +42,17 @@ func main() {
 // a usage error (*cliargs.UsageError), 1 for any other error (also fsck's and lint's "problems
 // found"). Tests run it in-process. Completion requests never reach a command's Action.
 func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	args, err := ostreeContainerArgs(args)
+	if err != nil {
+		fmt.Fprintf(stderr, "error: %v\n", err)
+		return 1
+	}
 	app := newApp(stdout, stderr)
 	if i := slices.Index(args, cliargs.CompletionFlag); i >= 0 {
 		cliargs.Complete(app, stdout, slices.Delete(slices.Clone(args[1:]), i-1, i))
 		return 0
 	}
-	args, err := cliargs.Normalize(app, args[1:], "run 'bootc status', 'bootc upgrade' or another command")
+	args, err = cliargs.Normalize(app, args[1:], "run 'bootc status', 'bootc upgrade' or another command")
 	if err == nil {
 		err = app.RunContext(ctx, args)
 	}

@@ -1,5 +1,6 @@
 #!/bin/bash
-# Adds bootc to a root filesystem made by build.sh: the binary as /usr/bin/bootc and the units
+# Adds bootc to a root filesystem made by build.sh: the binary as /usr/bin/bootc (and as
+# /usr/libexec/libostree/ext/ostree-container, the ostree CLI's container extension) and the units
 # of dist/systemd (staged-deployment finalization, boot counting with health checks and
 # fallback, automatic updates by the timer or, on hosts with /etc/bootc/update.d
 # configuration, by bootc-update-agent.service), enabled as an image ships them. libostree's own finalization
@@ -17,6 +18,11 @@ units=$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/../../dist/systemd
 [[ -d $units ]] || die "no unit directory $units"
 
 install -D -m 0755 "$bin" "$root/usr/bin/bootc"
+# bootc is also ostree-ext's `ostree container` (Podman Machine runs `ostree container image
+# metadata`): the ostree CLI runs `ostree container ...` as PKGLIBEXECDIR/ext/ostree-container,
+# /usr/libexec/libostree/ext in Debian's ostree 2022.7 (then ostree-container on $PATH).
+install -d -m 0755 "$root/usr/libexec/libostree/ext"
+ln -sfn ../../../bin/bootc "$root/usr/libexec/libostree/ext/ostree-container"
 # The mount point of the EFI system partition `bootc install to-disk` makes: systemd's
 # gpt-auto generator automounts the ESP at /efi, and cannot make the directory in an ostree
 # deployment's immutable root itself (the automount then fails on every boot).

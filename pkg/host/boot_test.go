@@ -156,7 +156,7 @@ func TestBootCounting(t *testing.T) {
 	}
 	checkAdminStatus(t, sys)
 	if doc, _ := json.Marshal(st); st.Status.FailedUpdate == nil || st.Status.FailedUpdate.ImageDigest != v2Digest.String() ||
-		!strings.Contains(string(doc), `"failedUpdate":{"image":{"image":"`+reg+`/os:stable","transport":"registry","signature":"insecure"},"imageDigest":"`+v2Digest.String()+`","version":"2.0","reason":"required health check`) {
+		!strings.Contains(string(doc), `"failedUpdate":{"image":{"image":"`+reg+`/os:stable","transport":"registry"},"imageDigest":"`+v2Digest.String()+`","version":"2.0","reason":"required health check`) {
 		t.Errorf("status: %s", doc)
 	}
 

@@ -40,8 +40,11 @@ type HostSpec struct {
 	BootOrder string          `json:"bootOrder" yaml:"bootOrder"`
 }
 
-// ImageReference names an image and how its signature is checked: Signature is "insecure",
-// "containerPolicy" or {"ostreeRemote": NAME}; nil when unknown.
+// ImageReference names an image and how its signature is checked: Signature is
+// "containerPolicy" or {"ostreeRemote": NAME}, and absent for an unverified image, as bootc
+// writes it (its ImageReference::from: ContainerPolicyAllowInsecure => None). Podman Machine
+// decodes it into a struct, so a string there for the common unverified case would break
+// `podman machine os upgrade`. Records written before this change may hold "insecure".
 type ImageReference struct {
 	Image     string `json:"image" yaml:"image"`
 	Transport string `json:"transport" yaml:"transport"`
@@ -262,8 +265,6 @@ func ImageReferenceOf(ref imgref.OstreeRef) ImageReference {
 		r.Image += ":" + ref.Image.Tag
 	}
 	switch ref.SigVerify {
-	case imgref.Unverified:
-		r.Signature = "insecure"
 	case imgref.ContainerPolicy:
 		r.Signature = "containerPolicy"
 	case imgref.OstreeRemote:

@@ -119,6 +119,9 @@ type ImageState struct {
 	Version string
 	// Created is the label org.opencontainers.image.created, else the config's created time.
 	Created time.Time
+	// RawManifest and RawConfig are the manifest and config as the commit records them
+	// (ostree.manifest, ostree.container.image-config); nil if it records none.
+	RawManifest, RawConfig []byte
 }
 
 // Plan is what pulling an image would do, from its manifest and config alone.
@@ -682,11 +685,13 @@ func ImageStateOf(repo *ostree.Repo, commit ostree.Checksum) (*ImageState, error
 		return nil, fmt.Errorf("commit %s: %s: %w", commit, ostreecontainer.MetaManifestDigest, err)
 	}
 	if s, ok := c.Metadata.String(ostreecontainer.MetaManifest); ok {
+		st.RawManifest = []byte(s)
 		if st.Manifest, err = v1.ParseManifest(bytes.NewReader([]byte(s))); err != nil {
 			return nil, fmt.Errorf("commit %s: %s: %w", commit, ostreecontainer.MetaManifest, err)
 		}
 	}
 	if s, ok := c.Metadata.String(ostreecontainer.MetaImageConfig); ok {
+		st.RawConfig = []byte(s)
 		if st.Config, err = v1.ParseConfigFile(bytes.NewReader([]byte(s))); err != nil {
 			return nil, fmt.Errorf("commit %s: %s: %w", commit, ostreecontainer.MetaImageConfig, err)
 		}

@@ -229,7 +229,7 @@ func TestImmediate(t *testing.T) {
 	if version(st.Status.Staged) != "2" || st.Status.UpdateAgent == nil || st.Status.UpdateAgent.State != updateagent.StateRebooting || st.Status.UpdateAgent.TargetVersion != "2" {
 		t.Fatalf("status after staging: %+v %+v", st.Status.Staged, st.Status.UpdateAgent)
 	}
-	if ref := st.Spec.Image; ref == nil || ref.Image != r.payloads["2"] || ref.Signature != "insecure" {
+	if ref := st.Spec.Image; ref == nil || ref.Image != r.payloads["2"] || ref.Signature != nil {
 		t.Errorf("the host follows %+v, want %s unverified", ref, r.payloads["2"])
 	}
 	// The rebooter was called but the machine did not go down yet: the staged update is reused.
