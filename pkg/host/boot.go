@@ -14,6 +14,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/bootc-go/bootc/internal/atomicfile"
+	"github.com/bootc-go/bootc/internal/bootid"
 	"github.com/bootc-go/bootc/pkg/bootloader/grub"
 	"github.com/bootc-go/bootc/pkg/health"
 	"github.com/bootc-go/bootc/pkg/imagestore"
@@ -239,7 +240,7 @@ func runHealthChecks(ctx context.Context, cfg *config, path string, res *HealthR
 	if ctx.Err() != nil {
 		return failure
 	}
-	rec := healthRecord{Format: recordFormat, Deployment: deploymentID(res.Deployment), BootID: currentBootID(), Timestamp: time.Now().UTC().Format(time.RFC3339)}
+	rec := healthRecord{Format: recordFormat, Deployment: deploymentID(res.Deployment), BootID: bootid.Current(), Timestamp: time.Now().UTC().Format(time.RFC3339)}
 	if failure != nil {
 		rec.Failure = failure.Error()
 		var fe *health.FailedError
@@ -458,13 +459,4 @@ func fileMode(m uint32) fs.FileMode {
 		mode |= fs.ModeIrregular
 	}
 	return mode
-}
-
-// currentBootID is the kernel's ID of this boot ("" where it cannot be read).
-func currentBootID() string {
-	b, err := os.ReadFile("/proc/sys/kernel/random/boot_id")
-	if err != nil {
-		return ""
-	}
-	return strings.TrimSpace(string(b))
 }
