@@ -28,7 +28,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -40,8 +39,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/bootc-go/bootc/internal/atomicfile"
 	"github.com/bootc-go/bootc/internal/bootid"
+	"github.com/bootc-go/bootc/internal/jsonfile"
 	"github.com/bootc-go/bootc/pkg/ignition"
 )
 
@@ -319,29 +318,7 @@ func (c *config) writeStamp(rec *Record) error { return c.write(c.stampPath(), r
 // write replaces a record atomically, stamped with the time.
 func (c *config) write(path string, rec *Record) error {
 	rec.Timestamp = time.Now().UTC().Format(time.RFC3339)
-	data, err := json.MarshalIndent(rec, "", "  ")
-	if err == nil {
-		err = os.MkdirAll(filepath.Dir(path), 0o755)
-	}
-	if err == nil {
-		err = atomicfile.WriteFile(path, append(data, '\n'), 0o644, atomicfile.WithDirSync())
-	}
-	if err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	return nil
+	return jsonfile.Write(path, rec)
 }
 
-func readRecord(path string, rec *Record) (bool, error) {
-	data, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return false, nil
-	}
-	if err == nil {
-		err = json.Unmarshal(data, rec)
-	}
-	if err != nil {
-		return false, fmt.Errorf("reading %s: %w", path, err)
-	}
-	return true, nil
-}
+func readRecord(path string, rec *Record) (bool, error) { return jsonfile.Read(path, rec) }
