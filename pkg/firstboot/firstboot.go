@@ -185,7 +185,8 @@ func newConfig(opts []Option) *config {
 //  6. stamp Applied (atomically, last), then remove the failure record.
 //
 // When 4 or 5 fails, the failure record is written and the error (wrapping ErrFailed) returned;
-// nothing is stamped. Killed before 6, the next boot runs again.
+// nothing is stamped. Killed before 6, or stopped by ctx (nothing recorded then), the next boot
+// runs again.
 func FirstBoot(ctx context.Context, opts ...Option) (*Result, error) {
 	c := newConfig(opts)
 	var stamp Record
@@ -213,6 +214,9 @@ func FirstBoot(ctx context.Context, opts ...Option) (*Result, error) {
 			ErrFailedBefore, failed.Timestamp, failed.Error, c.failurePath())
 	}
 	if err := c.provision(ctx, data, rec); err != nil {
+		if ctx.Err() != nil { // stopped (a shutdown), not failed: the next boot tries again
+			return &Result{Record: rec}, err
+		}
 		rec.Outcome, rec.Error = Failed, err.Error()
 		if werr := c.write(c.failurePath(), rec); werr != nil {
 			err = fmt.Errorf("%w (and recording the failure: %w)", err, werr)

@@ -228,3 +228,23 @@ func TestCheckNothingRecorded(t *testing.T) {
 		t.Errorf("Check: %+v, %v", rec, err)
 	}
 }
+
+// TestFirstBootStopped: provisioning cut short by ctx (the unit stopped at shutdown) is not a
+// failure of the config: nothing is recorded, and the next boot applies it.
+func TestFirstBootStopped(t *testing.T) {
+	m := newMachine(t)
+	m.writeConfig("{}")
+	ctx, cancel := context.WithCancel(t.Context())
+	m.applyErr = context.Canceled
+	cancel()
+	if _, err := firstboot.FirstBoot(ctx, m.opts("boot-1")...); !errors.Is(err, context.Canceled) || errors.Is(err, firstboot.ErrFailed) {
+		t.Fatalf("stopped: %v", err)
+	}
+	if m.exists(firstboot.StampName) || m.exists(firstboot.FailureName) {
+		t.Errorf("stamp %v, failure record %v", m.exists(firstboot.StampName), m.exists(firstboot.FailureName))
+	}
+	m.applyErr = nil
+	if res, err := firstboot.FirstBoot(t.Context(), m.opts("boot-2")...); err != nil || res.Record.Outcome != firstboot.Applied {
+		t.Errorf("next boot: %+v, %v", res, err)
+	}
+}
