@@ -37,9 +37,11 @@ func internalsCommand() *cli.Command {
 }
 
 // firstBootFlags: the tree provisioned (its /var holds the records) and the config's file.
-var firstBootFlags = []cli.Flag{
-	&cli.StringFlag{Name: "root", Value: "/", Usage: "provision the tree at `DIR` (its /var is DIR/var)"},
-	&cli.StringFlag{Name: "config", Value: firstboot.DefaultConfigPath, Usage: "read the Ignition config from `FILE`"},
+func firstBootFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "root", Value: "/", Usage: "provision the tree at `DIR` (its /var is DIR/var)"},
+		&cli.StringFlag{Name: "config", Value: firstboot.DefaultConfigPath, Usage: "read the Ignition config from `FILE`"},
+	}
 }
 
 func firstBootOptions(c *cli.Context) []firstboot.Option {
@@ -51,7 +53,7 @@ func firstBootOptions(c *cli.Context) []firstboot.Option {
 // ignitionFirstBootCommand is bootc-ignition-firstboot.service's: provision from the fw_cfg
 // Ignition config once, and say in one line what happened.
 func ignitionFirstBootCommand() *cli.Command {
-	return &cli.Command{Name: "ignition-firstboot", Flags: firstBootFlags, Action: func(c *cli.Context) error {
+	return &cli.Command{Name: "ignition-firstboot", Flags: firstBootFlags(), Action: func(c *cli.Context) error {
 		res, err := firstboot.FirstBoot(c.Context, firstBootOptions(c)...)
 		if err != nil {
 			return err
@@ -73,7 +75,7 @@ func ignitionFirstBootCommand() *cli.Command {
 // ignitionCheckCommand is the health check required.d/50-ignition-firstboot: it fails when the
 // first-boot provisioning failed in this boot.
 func ignitionCheckCommand() *cli.Command {
-	return &cli.Command{Name: "ignition-firstboot-check", Flags: firstBootFlags, Action: func(c *cli.Context) error {
+	return &cli.Command{Name: "ignition-firstboot-check", Flags: firstBootFlags(), Action: func(c *cli.Context) error {
 		_, err := firstboot.Check(c.Context, firstBootOptions(c)...)
 		return err
 	}}
