@@ -82,3 +82,41 @@ func TestBootInternalsCLI(t *testing.T) {
 		t.Errorf("failedUpdate after a good counted boot: %+v", st.Status.FailedUpdate)
 	}
 }
+
+// TestIgnitionFirstBootCLI: the hidden commands of bootc-ignition-firstboot.service and its
+// health check, in a temporary root with modprobe and systemctl faked in $PATH. Without a config:
+// "No Ignition config", then "Already provisioned". With a config that does not parse: the
+// error, the failure record, and a failing health check in this boot. Applying a real config is
+// tested in pkg/firstboot (TestFirstBootAppliesConfig).
+func TestIgnitionFirstBootCLI(t *testing.T) {
+	bin := t.TempDir()
+	for _, name := range []string{"modprobe", "systemctl"} {
+		must(t, os.WriteFile(filepath.Join(bin, name), []byte("#!/bin/sh\necho \"$*\" >> $0.log\nexit 1\n"), 0o755))
+	}
+	t.Setenv("PATH", bin+string(os.PathListSeparator)+os.Getenv("PATH"))
+	root, config := t.TempDir(), filepath.Join(t.TempDir(), "raw")
+	args := []string{"internals", "ignition-firstboot", "--root", root, "--config", config}
+	if out := mustRun(t, args...); out != "No Ignition config: nothing to apply\n" {
+		t.Errorf("first boot without a config printed %q", out)
+	}
+	if out := mustRun(t, args...); !strings.HasPrefix(out, "Already provisioned at ") || !strings.HasSuffix(out, " (no-config)\n") {
+		t.Errorf("second boot printed %q", out)
+	}
+	mustRun(t, "internals", "ignition-firstboot-check", "--root", root)
+
+	root = t.TempDir()
+	must(t, os.WriteFile(config, []byte("not a config"), 0o644))
+	args[3] = root
+	if _, errs, code := run(t, args...); code == 0 || !strings.Contains(errs, "Ignition first-boot provisioning failed") {
+		t.Errorf("a config that does not parse: exit %d\n%s", code, errs)
+	}
+	if _, err := os.Stat(filepath.Join(root, "var/lib/bootc/ignition-firstboot-failed.json")); err != nil {
+		t.Errorf("no failure record: %v", err)
+	}
+	if _, errs, code := run(t, "internals", "ignition-firstboot-check", "--root", root); code == 0 || !strings.Contains(errs, "in this boot") {
+		t.Errorf("health check after the failure: exit %d\n%s", code, errs)
+	}
+	if _, err := os.ReadFile(filepath.Join(bin, "systemctl.log")); err == nil {
+		t.Errorf("systemctl ran")
+	}
+}

@@ -3,7 +3,8 @@
 # /usr/libexec/libostree/ext/ostree-container, the ostree CLI's container extension) and the units
 # of dist/systemd (staged-deployment finalization, boot counting with health checks and
 # fallback, automatic updates by the timer or, on hosts with /etc/bootc/update.d
-# configuration, by bootc-update-agent.service), enabled as an image ships them. libostree's own finalization
+# configuration, by bootc-update-agent.service, first-boot provisioning from an Ignition config),
+# enabled as an image ships them, and the health checks of dist/health.d. libostree's own finalization
 # unit is masked: bootc finalizes the deployments it stages.
 #
 # Usage: add-bootc.sh ROOT BOOTC    (as root; ROOT is changed in place)
@@ -33,6 +34,11 @@ for u in "$units"/*.service "$units"/*.timer; do
 	name=$(basename "$u")
 	install -D -m 0644 "$u" "$root/usr/lib/systemd/system/$name"
 	grep -q '^\[Install\]' "$u" && enable+=("$name")
+done
+# The health checks bootc ships (dist/health.d: e.g. the first-boot provisioning's).
+for c in "$units"/../health.d/required.d/* "$units"/../health.d/wanted.d/*; do
+	[[ -e $c ]] || continue
+	install -D -m 0755 "$c" "$root/usr/lib/bootc/health.d/$(basename "$(dirname "$c")")/$(basename "$c")"
 done
 if ((${#enable[@]} > 0)); then
 	systemctl --root="$root" enable "${enable[@]}" >/dev/null 2>&1 || die "systemctl --root enable ${enable[*]} failed"

@@ -2,7 +2,6 @@ package host
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -13,7 +12,8 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
-	"github.com/bootc-go/bootc/internal/atomicfile"
+	"github.com/bootc-go/bootc/internal/bootid"
+	"github.com/bootc-go/bootc/internal/jsonfile"
 	"github.com/bootc-go/bootc/pkg/bootloader/grub"
 	"github.com/bootc-go/bootc/pkg/health"
 	"github.com/bootc-go/bootc/pkg/imagestore"
@@ -126,28 +126,11 @@ func recordDir(sys *sysroot.Sysroot, stateroot string) string {
 }
 
 func readRecord(dir, name string, v any) (bool, error) {
-	data, err := os.ReadFile(filepath.Join(dir, name))
-	if errors.Is(err, fs.ErrNotExist) {
-		return false, nil
-	}
-	if err == nil {
-		err = json.Unmarshal(data, v)
-	}
-	if err != nil {
-		return false, fmt.Errorf("reading %s: %w", filepath.Join(dir, name), err)
-	}
-	return true, nil
+	return jsonfile.Read(filepath.Join(dir, name), v)
 }
 
 func writeRecord(dir, name string, v any) error {
-	data, err := json.MarshalIndent(v, "", "  ")
-	if err != nil {
-		return err
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	return atomicfile.WriteFile(filepath.Join(dir, name), append(data, '\n'), 0o644, atomicfile.WithDirSync())
+	return jsonfile.Write(filepath.Join(dir, name), v)
 }
 
 // failedUpdate reads the failure recorded in stateroot (nil if none).
@@ -239,7 +222,7 @@ func runHealthChecks(ctx context.Context, cfg *config, path string, res *HealthR
 	if ctx.Err() != nil {
 		return failure
 	}
-	rec := healthRecord{Format: recordFormat, Deployment: deploymentID(res.Deployment), BootID: currentBootID(), Timestamp: time.Now().UTC().Format(time.RFC3339)}
+	rec := healthRecord{Format: recordFormat, Deployment: deploymentID(res.Deployment), BootID: bootid.Current(), Timestamp: time.Now().UTC().Format(time.RFC3339)}
 	if failure != nil {
 		rec.Failure = failure.Error()
 		var fe *health.FailedError
@@ -458,13 +441,4 @@ func fileMode(m uint32) fs.FileMode {
 		mode |= fs.ModeIrregular
 	}
 	return mode
-}
-
-// currentBootID is the kernel's ID of this boot ("" where it cannot be read).
-func currentBootID() string {
-	b, err := os.ReadFile("/proc/sys/kernel/random/boot_id")
-	if err != nil {
-		return ""
-	}
-	return strings.TrimSpace(string(b))
 }

@@ -46,8 +46,9 @@ const (
 type vm struct {
 	t          *testing.T
 	dir        string
-	disk       string
-	rootOffset int64 // of the root partition, from the disk's partition table
+	disk       string // the disk the machine boots from (the last one installed)
+	rootOffset int64  // of its root partition, from the disk's partition table
+	installed  []installedDisk
 	images     map[string]string
 	published  map[string]string // image name -> data disk publishing it
 	login      map[string]time.Duration
@@ -55,6 +56,12 @@ type vm struct {
 	passed     int
 	total      int
 	start      time.Time
+}
+
+// installedDisk is a disk `bootc install to-disk` wrote.
+type installedDisk struct {
+	path       string
+	rootOffset int64
 }
 
 // bootEntry is a BLS entry read from the disk.
@@ -77,6 +84,9 @@ type bootSpec struct {
 	killOn                  string
 	// net: a virtio NIC on qemu's user network, where 10.0.2.2 is the host's loopback.
 	net bool
+	// ignition: a file qemu passes as the fw_cfg item opt/com.coreos/config, the Ignition
+	// config bootc-ignition-firstboot.service applies on the first boot.
+	ignition string
 }
 
 // bootResult is what one boot left: the console log and the files the step saved.
@@ -104,7 +114,7 @@ func TestVM(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	v := &vm{t: t, dir: dir, start: time.Now(), total: 14, published: map[string]string{}}
+	v := &vm{t: t, dir: dir, start: time.Now(), total: 17, published: map[string]string{}}
 	defer func() {
 		if t.Failed() {
 			fmt.Printf("vm-test: console logs and results kept in %s\n", dir)
@@ -116,7 +126,7 @@ func TestVM(t *testing.T) {
 
 	v.step("build the OS images and install the disk with its own bootloader", func() {
 		v.images = v.buildImages()
-		v.install(v.images["v1"])
+		v.install(v.images["v1"], "disk.img")
 		cfg := v.debugfs("cat /boot/loader/grub.cfg")
 		v.want(strings.Contains(cfg, "menuentry"), "the disk's /boot/loader/grub.cfg has no menu entry:\n%s", cfg)
 		v.checkGrubConfig(cfg)
@@ -131,6 +141,8 @@ ostree admin status > ostree-admin-status.txt
 cat /proc/cmdline > cmdline
 systemctl is-enabled bootc-fetch-apply-updates.timer > timer-enabled
 systemctl is-active bootc-fetch-apply-updates.timer > timer-active
+# The first boot without an Ignition config: provisioning stamped "no-config" and proceeded.
+cp /var/lib/bootc/ignition-firstboot.json ignition-stamp.json
 # Local state: an edited and an added /etc file, and data in /var.
 echo "edited=by-the-operator" >> /etc/bootc-vmtest.conf
 echo "local=1" > /etc/bootc-vmtest-local.conf
@@ -149,6 +161,9 @@ test ! -e /run/ostree/staged-deployment
 		v.want(b.files["timer-enabled"] == "enabled\n" && b.files["timer-active"] == "active\n",
 			"bootc-fetch-apply-updates.timer: %q, %q", b.files["timer-enabled"], b.files["timer-active"])
 		v.want(b.grub, "GRUB did not show on the console")
+		stamp := v.firstBootStamp(b)
+		v.want(stamp.Outcome == "no-config" && stamp.ConfigDigest == "" && len(stamp.Written)+len(stamp.Users) == 0,
+			"the first boot without an Ignition config stamped %+v, want outcome no-config and nothing applied", stamp)
 	})
 
 	v.step("v1 boots with OVMF; the update service stages v2 and reboots; an /etc edit after staging", func() {
@@ -332,13 +347,17 @@ bootc status --format json > status.json
 		v.want(a != nil && a.Target == ver("5"), "status.updateAgent is %+v, want the agent's last run with target %s", a, ver("5"))
 	})
 
-	v.step("the disk's repository passes ostree fsck", func() {
+	v.ignitionSteps()
+
+	v.step("the disks' repositories pass ostree fsck", func() {
 		// Outside the VM, read-only: the deployments and objects the guest wrote are sound.
-		mnt := t.TempDir()
-		testutil.Run(t, "mount", "-o", "ro,loop,offset="+strconv.FormatInt(v.rootOffset, 10), v.disk, mnt)
-		defer exec.Command("umount", mnt).Run()
-		out := testutil.Run(t, "ostree", "fsck", "--repo", filepath.Join(mnt, "ostree/repo"))
-		v.want(!strings.Contains(out, "corrupt"), "fsck:\n%s", out)
+		for _, d := range v.installed {
+			mnt := v.t.TempDir()
+			testutil.Run(v.t, "mount", "-o", "ro,loop,offset="+strconv.FormatInt(d.rootOffset, 10), d.path, mnt)
+			out := testutil.Run(v.t, "ostree", "fsck", "--repo", filepath.Join(mnt, "ostree/repo"))
+			exec.Command("umount", mnt).Run()
+			v.want(!strings.Contains(out, "corrupt"), "fsck of %s:\n%s", d.path, out)
+		}
 	})
 }
 
@@ -566,10 +585,11 @@ echo "vmtest: this check always fails" >&2
 exit 3
 `
 
-// install writes the disk with `bootc install to-disk`, GRUB from the image included; the
-// installed host follows the image the data disk publishes.
-func (v *vm) install(image string) {
-	v.disk = filepath.Join(v.dir, "disk.img")
+// install writes a new disk v.dir/NAME with `bootc install to-disk`, GRUB from the image
+// included, and boots from it from now on; the installed host follows the image the data disk
+// publishes.
+func (v *vm) install(image, name string) {
+	v.disk = filepath.Join(v.dir, name)
 	start := time.Now()
 	out := testutil.Run(v.t, filepath.Join(v.dir, "bootc"), "install", "to-disk", "--source-imgref", "oci-archive:"+image,
 		"--target-imgref", "oci-archive:/run/vmtest-data/os.ociarchive",
@@ -589,6 +609,7 @@ func (v *vm) install(image string) {
 	parts := table.PartitionTable.Partitions
 	v.want(len(parts) == 3, "the disk has %d partitions, want BIOS boot, ESP and root: %+v", len(parts), parts)
 	v.rootOffset = parts[2].Start * 512
+	v.installed = append(v.installed, installedDisk{path: v.disk, rootOffset: v.rootOffset})
 }
 
 // dataDisk returns an ext4 disk holding the image as os.ociarchive (made once per image).
@@ -723,6 +744,9 @@ func (v *vm) boot(spec bootSpec) *bootResult {
 	}
 	if spec.net {
 		args = append(args, "-nic", "user,model=virtio-net-pci")
+	}
+	if spec.ignition != "" {
+		args = append(args, "-fw_cfg", "name=opt/com.coreos/config,file="+spec.ignition)
 	}
 	var ctl string
 	if spec.step != "" {
