@@ -51,11 +51,13 @@ type vm struct {
 	installed  []installedDisk
 	images     map[string]string
 	published  map[string]string // image name -> data disk publishing it
-	login      map[string]time.Duration
-	boots      int
-	passed     int
-	total      int
-	start      time.Time
+	// agentPayload is the image the update agent moved the host to (REPOSITORY@sha256:...).
+	agentPayload string
+	login        map[string]time.Duration
+	boots        int
+	passed       int
+	total        int
+	start        time.Time
 }
 
 // installedDisk is a disk `bootc install to-disk` wrote.
@@ -333,18 +335,33 @@ bootc status --format json > status-rolledback.json
 		}
 		v.want(res.Booted == ver("2") && res.Target == ver("5") && strings.Contains(res.Payload, "@sha256:"),
 			"the agent went from %q to %q (%s), want %s to %s by digest:\n%s", res.Booted, res.Target, res.Payload, ver("2"), ver("5"), b.files["agent.json"])
+		v.agentPayload = res.Payload
 	})
 
-	v.step("v5 boots from the agent's staged deployment; status shows the agent's state", func() {
+	v.step("v5 boots from the agent's staged deployment; status shows the agent's state; podman's metadata command", func() {
 		b := v.boot(bootSpec{firmware: "uefi", publish: "v4", want: "5", then: "poweroff", step: `
 rm -f /etc/bootc/update.d/50-vmtest.toml
 bootc status --format json > status.json
+# Podman Machine's check, as an unprivileged user: the real ostree CLI dispatches "container"
+# to /usr/libexec/libostree/ext/ostree-container, which is bootc.
+runuser -u nobody -- ostree container image metadata --repo /ostree/repo docker://` + v.agentPayload + ` > metadata.json
 `})
 		st := v.status(b, "status.json")
 		v.want(version(st.Status.Booted) == ver("5") && version(st.Status.Rollback) == ver("2"),
 			"booted %s, rollback %s", version(st.Status.Booted), version(st.Status.Rollback))
 		a := st.Status.UpdateAgent
 		v.want(a != nil && a.Target == ver("5"), "status.updateAgent is %+v, want the agent's last run with target %s", a, ver("5"))
+		var stored, published struct {
+			Config struct {
+				Digest string `json:"digest"`
+			} `json:"config"`
+		}
+		raw := testutil.Run(t, "skopeo", "inspect", "--raw", "--tls-verify=false", "docker://"+v.agentPayload)
+		if err := json.Unmarshal([]byte(b.files["metadata.json"]), &stored); err != nil || json.Unmarshal([]byte(raw), &published) != nil {
+			t.Fatalf("ostree container image metadata: %v\n%s\nstep log:\n%s", err, b.files["metadata.json"], b.files["step.log"])
+		}
+		v.want(stored.Config.Digest != "" && stored.Config.Digest == published.Config.Digest,
+			"ostree container image metadata says config %q; the registry's manifest has %q", stored.Config.Digest, published.Config.Digest)
 	})
 
 	v.ignitionSteps()
