@@ -30,6 +30,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"strings"
 
 	"github.com/coreos/go-semver/semver"
@@ -181,4 +182,14 @@ func Apply(ctx context.Context, cfg *Config, t Target) (*Report, error) {
 		}
 	}
 	return a.rep, nil
+}
+
+// WriteFile writes data to the file at path (as the host sees it: under /etc, /var or /home)
+// in t, owned by root, atomically, with the rules of Apply: links are followed inside the tree
+// only, missing parents are created (0755, root).
+func WriteFile(t Target, path string, data []byte, mode fs.FileMode) error {
+	if msg := hostPathProblem(path); msg != "" {
+		return fmt.Errorf("%w: %s", ErrUnsupported, msg)
+	}
+	return newTree(t).writeFile(path, data, mode, rootOwner)
 }
