@@ -62,7 +62,7 @@ func checkStorage(ps *problems, s *types.Storage) {
 		n     int
 	}{{"storage.disks", len(s.Disks)}, {"storage.raid", len(s.Raid)}, {"storage.filesystems", len(s.Filesystems)}, {"storage.luks", len(s.Luks)}} {
 		if x.n > 0 {
-			ps.add(x.field, "%d entries: %s", x.n, what)
+			ps.add(x.field, "not supported (%d given): %s", x.n, what)
 		}
 	}
 	for i, d := range s.Directories {

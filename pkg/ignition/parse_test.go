@@ -34,7 +34,7 @@ func TestParseRefuses(t *testing.T) {
 		kind         error
 		want         []string // in the message
 	}{
-		{"disks", cfg(`"storage":{"disks":[{"device":"/dev/vda","wipeTable":true}]}`), ignition.ErrUnsupported, []string{"storage.disks: 1 entries"}},
+		{"disks", cfg(`"storage":{"disks":[{"device":"/dev/vda","wipeTable":true}]}`), ignition.ErrUnsupported, []string{"storage.disks: not supported (1 given)"}},
 		{"raid", cfg(`"storage":{"raid":[{"name":"md","level":"raid1","devices":["/dev/vda","/dev/vdb"]}]}`), ignition.ErrUnsupported, []string{"storage.raid"}},
 		{"filesystems", cfg(`"storage":{"filesystems":[{"device":"/dev/vda1","format":"ext4","path":"/var"}]}`), ignition.ErrUnsupported, []string{"storage.filesystems"}},
 		{"luks", cfg(`"storage":{"luks":[{"name":"root","device":"/dev/vda2"}]}`), ignition.ErrUnsupported, []string{"storage.luks"}},
