@@ -131,28 +131,28 @@ func (a *applier) planNode(errs []error, n *node, tn types.Node) []error {
 // nodeOwner resolves a node's user and group (names from the target's /etc/passwd and
 // /etc/group, with the config's users and groups); root for what is not given.
 func (a *applier) nodeOwner(n types.Node) (owner, bool, error) {
-	o, set := rootOwner, n.User != (types.NodeUser{}) || n.Group != (types.NodeGroup{})
-	switch {
-	case n.User.ID != nil:
-		o.uid = *n.User.ID
-	case n.User.Name != nil:
-		uid, ok := a.db.uid(*n.User.Name)
-		if !ok {
-			return o, false, fmt.Errorf("user %s is neither in the target's /etc/passwd nor in passwd.users", *n.User.Name)
-		}
-		o.uid = uid
+	set := n.User != (types.NodeUser{}) || n.Group != (types.NodeGroup{})
+	uid, err := lookupID(n.User.ID, n.User.Name, a.db.uid, "user %s is neither in the target's /etc/passwd nor in passwd.users")
+	if err != nil {
+		return rootOwner, false, err
 	}
+	gid, err := lookupID(n.Group.ID, n.Group.Name, a.db.gid, "group %s is neither in the target's /etc/group nor in passwd.groups")
+	return owner{uid, gid}, set, err
+}
+
+// lookupID is id, else name's id by find (0 for neither); missing names the name not found.
+func lookupID(id *int, name *string, find func(string) (int, bool), missing string) (int, error) {
 	switch {
-	case n.Group.ID != nil:
-		o.gid = *n.Group.ID
-	case n.Group.Name != nil:
-		gid, ok := a.db.gid(*n.Group.Name)
+	case id != nil:
+		return *id, nil
+	case name != nil:
+		n, ok := find(*name)
 		if !ok {
-			return o, false, fmt.Errorf("group %s is neither in the target's /etc/group nor in passwd.groups", *n.Group.Name)
+			return 0, fmt.Errorf(missing, *name)
 		}
-		o.gid = gid
+		return n, nil
 	}
-	return o, set, nil
+	return 0, nil
 }
 
 // checkExisting resolves n's path and refuses to replace what is there unless overwrite: a file

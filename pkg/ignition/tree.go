@@ -118,20 +118,31 @@ var rootOwner = owner{0, 0}
 // writeFile replaces the file at the virtual path v (resolved: its parents followed inside the
 // tree, the last component not) with data, atomically, creating the parents.
 func (t *tree) writeFile(v string, data []byte, mode fs.FileMode, o owner) error {
-	r, err := t.writable(v, false)
+	dst, err := t.prepare(v)
 	if err != nil {
 		return err
 	}
+	return atomicfile.WriteFile(dst, data, mode, atomicfile.WithOwner(o.uid, o.gid))
+}
+
+// prepare resolves v for a new file or link (its parents followed inside the tree, the last
+// component not), creates the parents and removes an empty directory at v; it returns the
+// real path.
+func (t *tree) prepare(v string) (string, error) {
+	r, err := t.writable(v, false)
+	if err != nil {
+		return "", err
+	}
 	if err := t.mkdirParents(r); err != nil {
-		return err
+		return "", err
 	}
 	dst := t.real(r)
 	if fi, err := os.Lstat(dst); err == nil && fi.IsDir() {
-		if err := os.RemoveAll(dst); err != nil {
-			return err
+		if err := os.Remove(dst); err != nil {
+			return "", fmt.Errorf("replacing the directory %s: %w", v, err)
 		}
 	}
-	return atomicfile.WriteFile(dst, data, mode, atomicfile.WithOwner(o.uid, o.gid))
+	return dst, nil
 }
 
 // readFile reads the file at the virtual path v, following links inside the tree; a missing
@@ -165,18 +176,9 @@ func (t *tree) hardlink(v, target string) error {
 
 // replaceWith makes a node with mk at a temporary name next to v and renames it over v.
 func (t *tree) replaceWith(v string, o owner, mk func(tmp string) error) error {
-	r, err := t.writable(v, false)
+	dst, err := t.prepare(v)
 	if err != nil {
 		return err
-	}
-	if err := t.mkdirParents(r); err != nil {
-		return err
-	}
-	dst := t.real(r)
-	if fi, err := os.Lstat(dst); err == nil && fi.IsDir() {
-		if err := os.Remove(dst); err != nil {
-			return fmt.Errorf("replacing the directory %s: %w", v, err)
-		}
 	}
 	tmp := filepath.Join(filepath.Dir(dst), ".tmp-"+filepath.Base(dst))
 	os.Remove(tmp)
