@@ -22,7 +22,31 @@
 // homes and SSH keys, the directories, files and links (parents first), and the systemd units,
 // drop-ins, enablement links and masks. Every file is replaced by a temporary file renamed over
 // it (never changed in place: a deployment's files may be hard links into the OSTree
-// repository).
+// repository). Apply is not idempotent where Ignition is not (append adds again): run it once per
+// config, as Ignition runs once.
+//
+// # Users and groups
+//
+// Users and groups are written in Go, not by the host's useradd: a new user gets the uid (and
+// its own group the gid) given, else the lowest free one from UID_MIN (GID_MIN) of the target's
+// /etc/login.defs (default 1000; a system account the highest free one up to SYS_UID_MAX),
+// preferring one free as both uid and gid; its home is homeDir, else /home/NAME, created (unless
+// noCreateHome) with a copy of the target's /etc/skel, mode HOME_MODE (else 0777 less UMASK),
+// all owned by the user; the shell is SHELL of /etc/default/useradd, else /bin/sh. An existing
+// user gets the fields the config gives (uid, primaryGroup, gecos, homeDir, shell,
+// passwordHash) and is added to its groups (membership is never removed). sshAuthorizedKeys are
+// added to HOME/.ssh/authorized_keys (the file sshd reads by default; keys there are kept),
+// .ssh 0700 and the file 0600, owned by the user; root's home is the one the target's
+// /etc/passwd names (/root, a link to var/roothome on bootc images). Owners of files are
+// resolved by name in the target's database, with the config's users and groups.
+//
+// # Units
+//
+// contents go to /etc/systemd/system/NAME and drop-ins to NAME.d/; enabled: true makes the
+// links `systemctl enable` makes from the unit's [Install] section (the config's contents, else
+// the unit file in /etc/systemd/system, /usr/lib/systemd/system or /lib/systemd/system);
+// enabled: false removes them; mask: true links NAME to /dev/null (mask: false removes such a
+// link).
 package ignition
 
 import (

@@ -101,6 +101,9 @@ func (t *tree) writable(v string, followLast bool) (string, error) {
 			return r, nil
 		}
 	}
+	if r == v {
+		return "", fmt.Errorf("%s is outside /etc, /var and /home: the rest of a bootc host comes from the image", v)
+	}
 	return "", fmt.Errorf("%s leads to %s through a symbolic link, outside /etc, /var and /home: the rest of a bootc host comes from the image", v, r)
 }
 

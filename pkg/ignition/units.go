@@ -29,6 +29,9 @@ type unitLink struct{ path, target string }
 // planUnit finds the links of enabled, and checks that mask can be done.
 func (a *applier) planUnit(u types.Unit) (*unitPlan, error) {
 	p := &unitPlan{u: u}
+	if _, err := a.tree.writable(path.Join(unitDir, u.Name), false); err != nil {
+		return nil, err
+	}
 	if u.Mask != nil && *u.Mask {
 		fi, err := a.tree.lstat(path.Join(unitDir, u.Name))
 		if err == nil && fi.Mode()&fs.ModeSymlink == 0 {
