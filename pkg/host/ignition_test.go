@@ -154,12 +154,27 @@ func TestInstallIgnition(t *testing.T) {
 	}
 }
 
-// A config that fails while applying (an owner the image does not have) fails the install.
+// A config that fails while applying (an owner the image does not have, a file of the image
+// with other content and no overwrite) fails the install, and the plan's checks come before
+// any write: the deployment's /etc is the image's.
 func TestInstallIgnitionApplyFails(t *testing.T) {
-	cfg, err := ignition.Parse([]byte(`{"ignition":{"version":"3.4.0"},"storage":{"files":[{"path":"/etc/x","user":{"name":"ghost"}}]}}`))
-	must(t, err)
-	_, err = host.InstallToFilesystem(t.Context(), testutil.SysrootDir(t), host.Install{Source: image(t, provisioningImage(t), false), Ignition: cfg})
-	if err == nil || !strings.Contains(err.Error(), "user ghost is neither in the target's /etc/passwd") {
-		t.Errorf("install: %v", err)
+	src := image(t, provisioningImage(t), false)
+	for _, tc := range []struct{ name, storage, want string }{
+		{"unknown owner", `{"path":"/etc/new","contents":{"source":"data:,x"}},{"path":"/etc/x","user":{"name":"ghost"}}`, "user ghost is neither in the target's /etc/passwd"},
+		{"overwrite", `{"path":"/etc/new","contents":{"source":"data:,x"}},{"path":"/etc/motd","contents":{"source":"data:,other"}}`, "storage.files[1] (/etc/motd): exists with other content: set overwrite: true"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := ignition.Parse([]byte(`{"ignition":{"version":"3.4.0"},"storage":{"files":[` + tc.storage + `]}}`))
+			must(t, err)
+			sys := testutil.SysrootDir(t)
+			_, err = host.InstallToFilesystem(t.Context(), sys, host.Install{Source: src, Ignition: cfg})
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("install: %v", err)
+			}
+			found, _ := filepath.Glob(filepath.Join(sys, "ostree/deploy/default/deploy/*/etc/new"))
+			if len(found) != 0 {
+				t.Errorf("written before the refusal: %v", found)
+			}
+		})
 	}
 }
