@@ -171,7 +171,8 @@ type Target struct {
 	// Root is the root of the tree whose /etc is written: a deployment's directory, or "/".
 	Root string
 	// Var is the directory that is /var on that tree when it runs: the stateroot's var
-	// directory for a deployment, "/var" on the running system.
+	// directory for a deployment, "/var" on the running system ("" means Root's var).
+	// /home/NAME is written to Var's home/NAME.
 	Var string
 }
 
