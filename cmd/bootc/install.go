@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 
 	units "github.com/docker/go-units"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/bootc-go/bootc/internal/cliargs"
 	"github.com/bootc-go/bootc/pkg/host"
+	"github.com/bootc-go/bootc/pkg/ignition"
 	"github.com/bootc-go/bootc/pkg/imgref"
 	"github.com/bootc-go/bootc/pkg/install"
 )
@@ -41,6 +43,8 @@ func installFlags(kargUsage string) []cli.Flag {
 		&cli.StringFlag{Name: "target-imgref", Usage: "the image the installed host follows (default: the source)"},
 		&cli.StringFlag{Name: "stateroot", Value: "default", Usage: "the stateroot (ostree \"os\") to deploy into"},
 		&cli.StringSliceFlag{Name: "karg", Usage: kargUsage},
+		&cli.StringFlag{Name: "ignition", Usage: "apply this Ignition config (spec 3.x, JSON) to the new deployment: files, directories and links under /etc, /var and /home, users, groups, systemd units", TakesFile: true},
+		&cli.StringFlag{Name: "root-ssh-authorized-keys", Usage: "give root the SSH keys in this authorized_keys file (written as a systemd-tmpfiles snippet in /etc/tmpfiles.d)", TakesFile: true},
 		enforceFlag(), quietFlag(),
 	}
 }
@@ -75,16 +79,58 @@ func installArgs(c *cli.Context) (host.Install, error) {
 		}
 		in.Target = &target
 	}
-	if err := in.Validate(); err != nil || in.Stateroot == "" {
+	if err := (host.Install{Stateroot: in.Stateroot}).Validate(); err != nil || in.Stateroot == "" {
 		return in, cliargs.Errorf(c, "--stateroot %q: use a plain name such as default or fedora", in.Stateroot)
 	}
+	if err := provisionArgs(c, &in); err != nil {
+		return in, err
+	}
 	return in, nil
+}
+
+// provisionArgs reads --ignition (parsed here, so that a refused config stops the install
+// before anything is written) and --root-ssh-authorized-keys.
+func provisionArgs(c *cli.Context, in *host.Install) error {
+	if f := c.String("ignition"); f != "" {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return fmt.Errorf("--ignition: %w", err)
+		}
+		if in.Ignition, err = ignition.Parse(b); err != nil {
+			return fmt.Errorf("--ignition %s: %w", f, err)
+		}
+	}
+	if f := c.String("root-ssh-authorized-keys"); f != "" {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return fmt.Errorf("--root-ssh-authorized-keys: %w", err)
+		}
+		if _, err := host.RootSSHTmpfiles(b); err != nil {
+			return cliargs.Errorf(c, "--root-ssh-authorized-keys %s: %v", f, err)
+		}
+		in.RootSSHAuthorizedKeys = b
+	}
+	return nil
 }
 
 // printInstalled says what an install did; where names the target.
 func printInstalled(w io.Writer, res *host.InstallResult, where string) {
 	printDeployed(w, res.Deployed)
+	if res.RootSSHKeys != "" {
+		fmt.Fprintf(w, "Root's SSH keys: %s (systemd-tmpfiles creates /root/.ssh/authorized_keys at boot)\n", res.RootSSHKeys)
+	}
+	if r := res.Ignition; r != nil {
+		fmt.Fprintf(w, "Applied the Ignition config: %d paths written; users: %s; groups: %s; enabled: %s; masked: %s\n",
+			len(r.Written), listOrNone(r.Users), listOrNone(r.Groups), listOrNone(r.Enabled), listOrNone(r.Masked))
+	}
 	fmt.Fprintf(w, "Installed %s %s into %s (stateroot %s)\n", res.Target.Image, describe(res.Deployed.Deployment, res.Pulled.State), where, res.Stateroot)
+}
+
+func listOrNone(s []string) string {
+	if len(s) == 0 {
+		return "none"
+	}
+	return strings.Join(s, ", ")
 }
 
 func runInstallToDisk(c *cli.Context) error {

@@ -12,8 +12,16 @@ import (
 type Option func(*config)
 
 type config struct {
-	noSync  bool
-	syncDir bool
+	noSync   bool
+	syncDir  bool
+	owner    bool
+	uid, gid int
+}
+
+// WithOwner gives the file to uid and gid (before its mode is set and before the rename, so
+// that no other owner ever holds the new file).
+func WithOwner(uid, gid int) Option {
+	return func(c *config) { c.owner, c.uid, c.gid = true, uid, gid }
 }
 
 // WithoutSync skips the fsync of the file (and of the directory): the rename is still atomic,
@@ -49,6 +57,11 @@ func WriteFile(path string, data []byte, perm os.FileMode, opts ...Option) error
 	}()
 	if _, err := f.Write(data); err != nil {
 		return err
+	}
+	if cfg.owner {
+		if err := f.Chown(cfg.uid, cfg.gid); err != nil {
+			return err
+		}
 	}
 	if err := f.Chmod(perm); err != nil {
 		return err

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/bootc-go/bootc/pkg/ignition"
 	"github.com/bootc-go/bootc/pkg/imagestore"
 	"github.com/bootc-go/bootc/pkg/imgref"
 	"github.com/bootc-go/bootc/pkg/sysroot"
@@ -296,16 +297,28 @@ type Install struct {
 	Stateroot string
 	// Kargs are kernel arguments for the boot entry, before the image's (kargs.d).
 	Kargs []string
+	// Ignition is applied to the new deployment (its /etc) and its stateroot's /var once the
+	// image is deployed, before the install returns (nil: none). It is parsed by the caller
+	// (ignition.Parse), so that a refused config is refused before anything is written.
+	Ignition *ignition.Config
+	// RootSSHAuthorizedKeys are root's SSH authorized keys (an authorized_keys file), written
+	// as upstream bootc does (RootSSHTmpfiles).
+	RootSSHAuthorizedKeys []byte
 }
 
 // ErrInvalidInstall marks an install that cannot work as asked: a stateroot that is no plain name,
 // a root that is no directory.
 var ErrInvalidInstall = errors.New("invalid install")
 
-// Validate checks the stateroot name ("" stands for "default").
+// Validate checks the stateroot name ("" stands for "default") and root's SSH keys.
 func (in Install) Validate() error {
 	if s := in.Stateroot; strings.ContainsAny(s, "/ \t\n") || s == "." || s == ".." {
 		return fmt.Errorf("%w: stateroot %q: use a plain name such as default or fedora", ErrInvalidInstall, s)
+	}
+	if in.RootSSHAuthorizedKeys != nil {
+		if _, err := RootSSHTmpfiles(in.RootSSHAuthorizedKeys); err != nil {
+			return fmt.Errorf("%w: %w", ErrInvalidInstall, err)
+		}
 	}
 	return nil
 }
@@ -317,11 +330,18 @@ type InstallResult struct {
 	Target   imgref.OstreeRef
 	Pulled   *Pulled
 	Deployed *Deployed
+	// Ignition says what Install.Ignition did (nil without one).
+	Ignition *ignition.Report
+	// RootSSHKeys is where root's SSH keys were written (the tmpfiles.d snippet, as the host
+	// sees it), "" without Install.RootSSHAuthorizedKeys.
+	RootSSHKeys string
 }
 
 // InstallToFilesystem creates the sysroot layout in the directory root (ostree/repo,
 // ostree/deploy, boot), takes its lock, pulls in.Source, deploys it into the stateroot and
-// writes the boot entries. root must not hold deployments already (*AlreadyInstalledError).
+// writes the boot entries; then it writes root's SSH keys and applies the Ignition config to
+// the new deployment (provision). root must not hold deployments already
+// (*AlreadyInstalledError).
 func InstallToFilesystem(ctx context.Context, root string, in Install, opts ...Option) (*InstallResult, error) {
 	cfg := newConfig(opts)
 	if in.Stateroot == "" {
@@ -358,6 +378,9 @@ func InstallToFilesystem(ctx context.Context, root string, in Install, opts ...O
 	}
 	res.Deployed, err = h.deploy(ctx, deployOptions{ref: target, image: res.Pulled.State, stateroot: in.Stateroot, kargs: in.Kargs, noMerge: true})
 	if err != nil {
+		return nil, err
+	}
+	if err := provision(ctx, root, res, in); err != nil {
 		return nil, err
 	}
 	return res, nil

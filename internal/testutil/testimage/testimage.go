@@ -164,3 +164,28 @@ func Compose(t testing.TB, rootfs, target string, opts ...Option) v1.Hash {
 	}
 	return d
 }
+
+// ProvisioningFiles are extra files for TinyOS that Ignition configs act on: a user database as
+// Debian's base-passwd makes it (root, daemon, sudo and users groups), login.defs, /etc/skel
+// and a vendor unit with an [Install] section.
+var ProvisioningFiles = map[string]string{
+	"etc/passwd":                            "root:x:0:0:root:/root:/bin/bash\ndaemon:x:1:1:daemon:/usr/sbin:/usr/sbin/nologin\n",
+	"etc/shadow":                            "root:*:20000:0:99999:7:::\ndaemon:*:20000:0:99999:7:::\n",
+	"etc/group":                             "root:x:0:\ndaemon:x:1:\nsudo:x:27:\nusers:x:100:\n",
+	"etc/gshadow":                           "root:*::\ndaemon:*::\nsudo:*::\nusers:*::\n",
+	"etc/login.defs":                        "UID_MIN 1000\nUID_MAX 60000\nGID_MIN 1000\nGID_MAX 60000\nHOME_MODE 0700\n",
+	"etc/skel/.bashrc":                      "# .bashrc\n",
+	"usr/lib/systemd/system/vendor.service": "[Unit]\nDescription=vendor\n[Service]\nExecStart=/usr/bin/tool\n[Install]\nWantedBy=multi-user.target\n",
+	"var/roothome/.profile":                 "# root\n",
+}
+
+// AddHomeLinks makes /root a link to var/roothome and /home one to var/home in the tree, as in
+// bootc images.
+func AddHomeLinks(t testing.TB, root string) {
+	t.Helper()
+	for name, target := range map[string]string{"root": "var/roothome", "home": "var/home"} {
+		if err := os.Symlink(target, filepath.Join(root, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
