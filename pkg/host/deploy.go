@@ -37,6 +37,9 @@ type deployOptions struct {
 	kargs     []string
 	noMerge   bool
 	place     sysroot.PlaceOptions
+	// prepare, when set, finishes the deployment (written, not staged) before any boot entry
+	// names it; its error undoes the deployment.
+	prepare func(*sysroot.Deployment) error
 	// lockFinalization stages with finalization locked.
 	lockFinalization bool
 }
@@ -67,6 +70,12 @@ func (h *Host) deploy(ctx context.Context, o deployOptions) (*Deployed, error) {
 	d, st, err := h.sys.Deploy(ctx, commit, dopts)
 	if err != nil {
 		return nil, fmt.Errorf("deploying %s: %w", commit, err)
+	}
+	if o.prepare != nil {
+		if err := o.prepare(d); err != nil {
+			h.tidy(ctx) // the deployment is in no boot entry: cleanup removes it
+			return nil, err
+		}
 	}
 	res := &Deployed{Deployment: d, Image: o.image, EtcModified: st.EtcModified, EtcAdded: st.EtcAdded, EtcRemoved: st.EtcRemoved, VarSeeded: st.VarSeeded}
 	list := h.sys.Place(d, o.place)

@@ -175,6 +175,13 @@ func TestInstallIgnitionApplyFails(t *testing.T) {
 			if len(found) != 0 {
 				t.Errorf("written before the refusal: %v", found)
 			}
+			// The install is undone: no deployment, no boot entry.
+			if deps, _ := filepath.Glob(filepath.Join(sys, "ostree/deploy/default/deploy/*")); len(deps) != 0 {
+				t.Errorf("the unprovisioned deployment is still there: %v", deps)
+			}
+			if entries, _ := filepath.Glob(filepath.Join(sys, "boot/loader/entries/*.conf")); len(entries) != 0 {
+				t.Errorf("boot entries are left: %v", entries)
+			}
 		})
 	}
 }

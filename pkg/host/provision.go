@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/bootc-go/bootc/pkg/ignition"
+	"github.com/bootc-go/bootc/pkg/sysroot"
 )
 
 // RootSSHTmpfilesPath is where RootSSHTmpfiles' snippet is written, as the host sees it.
@@ -45,14 +46,13 @@ func RootSSHTmpfiles(keys []byte) ([]byte, error) {
 	return b.Bytes(), nil
 }
 
-// provision writes root's SSH keys and applies the Ignition config of in to the deployment
-// res.Deployed: its directory is the tree whose /etc is written, its stateroot's var directory
-// is /var.
-func provision(ctx context.Context, root string, res *InstallResult, in Install) error {
+// provision writes root's SSH keys and applies the Ignition config of in to the deployment d
+// (recording what it did in res): its directory is the tree whose /etc is written, its
+// stateroot's var directory is /var.
+func provision(ctx context.Context, root string, d *sysroot.Deployment, in Install, res *InstallResult) error {
 	if in.Ignition == nil && in.RootSSHAuthorizedKeys == nil {
 		return nil
 	}
-	d := res.Deployed.Deployment
 	t := ignition.Target{Root: filepath.Join(root, d.Dir()), Var: filepath.Join(root, "ostree", "deploy", d.Stateroot, "var")}
 	if in.RootSSHAuthorizedKeys != nil {
 		snippet, err := RootSSHTmpfiles(in.RootSSHAuthorizedKeys)

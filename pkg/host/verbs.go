@@ -339,9 +339,9 @@ type InstallResult struct {
 
 // InstallToFilesystem creates the sysroot layout in the directory root (ostree/repo,
 // ostree/deploy, boot), takes its lock, pulls in.Source, deploys it into the stateroot and
-// writes the boot entries; then it writes root's SSH keys and applies the Ignition config to
-// the new deployment (provision). root must not hold deployments already
-// (*AlreadyInstalledError).
+// writes the boot entries; before those, it writes root's SSH keys and applies the Ignition
+// config to the new deployment (provision), and a failure there removes the deployment again.
+// root must not hold deployments already (*AlreadyInstalledError).
 func InstallToFilesystem(ctx context.Context, root string, in Install, opts ...Option) (*InstallResult, error) {
 	cfg := newConfig(opts)
 	if in.Stateroot == "" {
@@ -376,11 +376,9 @@ func InstallToFilesystem(ctx context.Context, root string, in Install, opts ...O
 	if res.Pulled, err = h.pull(ctx, in.Source); err != nil {
 		return nil, err
 	}
-	res.Deployed, err = h.deploy(ctx, deployOptions{ref: target, image: res.Pulled.State, stateroot: in.Stateroot, kargs: in.Kargs, noMerge: true})
+	res.Deployed, err = h.deploy(ctx, deployOptions{ref: target, image: res.Pulled.State, stateroot: in.Stateroot, kargs: in.Kargs, noMerge: true,
+		prepare: func(d *sysroot.Deployment) error { return provision(ctx, root, d, in, res) }})
 	if err != nil {
-		return nil, err
-	}
-	if err := provision(ctx, root, res, in); err != nil {
 		return nil, err
 	}
 	return res, nil
