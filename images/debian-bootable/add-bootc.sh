@@ -28,6 +28,24 @@ ln -sfn ../../../bin/bootc "$root/usr/libexec/libostree/ext/ostree-container"
 # gpt-auto generator automounts the ESP at /efi, and cannot make the directory in an ostree
 # deployment's immutable root itself (the automount then fails on every boot).
 mkdir -p -m 0755 "$root/efi"
+# As in bootc images, /root and /home live in /var, the machine's own directory that every
+# deployment shares (homes and root's files survive updates; Ignition writes users there):
+# /root -> var/roothome (the image's /root moves there), /home -> var/home, both made at boot
+# by systemd-tmpfiles when /var is new.
+if [[ -d $root/root && ! -L $root/root ]]; then
+	install -d -m 0700 "$root/var/roothome"
+	cp -a "$root/root/." "$root/var/roothome/"
+	rm -rf "$root/root"
+	ln -s var/roothome "$root/root"
+fi
+if [[ -d $root/home && ! -L $root/home ]]; then
+	rmdir "$root/home" || die "$root/home is not empty: move its content to $root/var/home"
+	ln -s var/home "$root/home"
+fi
+install -D -m 0644 /dev/stdin "$root/usr/lib/tmpfiles.d/bootc-var.conf" <<'EOF'
+d /var/home 0755 root root -
+d /var/roothome 0700 root root -
+EOF
 enable=()
 for u in "$units"/*.service "$units"/*.timer; do
 	[[ -e $u ]] || continue
