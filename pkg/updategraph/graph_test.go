@@ -163,6 +163,7 @@ func TestRolloutHalfOfHosts(t *testing.T) {
 		return ids
 	}
 	first := open()
+	t.Logf("a rollout at 50%%: %d of 1000 node ids see v2", len(first))
 	if n := len(first); n < 450 || n > 550 {
 		t.Errorf("%d of 1000 hosts see v2, want about 500", n)
 	}
