@@ -42,3 +42,38 @@ func TestUpdateAgentCLI(t *testing.T) {
 		t.Errorf("--format json without --once: exit %d, %s", code, stderr)
 	}
 }
+
+// TestUpdateAgentCLIUpdates: the agent, from the CLI, reads the release index `release add`
+// published, deploys the next release (a sysroot directory: "reboot needed") and prints only
+// the JSON result on stdout, the pull summary on stderr.
+func TestUpdateAgentCLIUpdates(t *testing.T) {
+	testutil.Root(t)
+	repo := "docker://" + testutil.Registry(t) + "/agent/os"
+	for _, v := range []string{"1.0", "2.0"} {
+		testimage.Compose(t, testimage.TinyOS(t, v, nil), repo+":"+v)
+		mustRun(t, "release", "add", "--stream", "stable", "--version", v, repo+":"+v)
+	}
+	sys := testutil.SysrootDir(t)
+	mustRun(t, "install", "to-filesystem", "--source-imgref", repo+":1.0", sys)
+	booted := hostStatusJSON(t, sys).Status.Booted
+	dir := filepath.Join(sys, "ostree/deploy", booted.Ostree.Stateroot, "deploy", booted.Ostree.Checksum+".0")
+	testutil.WriteFiles(t, dir, map[string]string{
+		"etc/machine-id":                    "0123456789abcdef0123456789abcdef\n",
+		"etc/bootc/update.d/50-stable.toml": "[updates]\nstream = \"stable\"\n",
+	})
+
+	out, stderr, code := run(t, "--sysroot", sys, "update-agent", "--once", "--format", "json")
+	var res struct{ State, BootedVersion, TargetVersion, NodeID string }
+	if code != 0 || json.Unmarshal([]byte(out), &res) != nil {
+		t.Fatalf("update-agent --once --format json: exit %d; stdout is not only the JSON result:\n%s\nstderr:\n%s", code, out, stderr)
+	}
+	if res.State != "reboot needed" || res.BootedVersion != "1.0" || res.TargetVersion != "2.0" || len(res.NodeID) != 32 {
+		t.Errorf("update-agent: %+v", res)
+	}
+	if !strings.Contains(stderr, "Pulled ") {
+		t.Errorf("no pull summary on stderr:\n%s", stderr)
+	}
+	if v := hostStatusJSON(t, sys).Status.Booted.Image.Version; v == nil || *v != "2.0" {
+		t.Errorf("after the agent the default deployment is %v, want 2.0", v)
+	}
+}
