@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"fmt"
-	"log/slog"
 	"maps"
 	"net"
 	"net/http"
@@ -17,6 +16,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/bootc-go/bootc/internal/cliargs"
+	"github.com/bootc-go/bootc/internal/logline"
 	"github.com/bootc-go/bootc/pkg/fleetlock"
 )
 
@@ -87,7 +87,7 @@ func runFleetlockServe(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	log := slog.New(slog.NewTextHandler(c.App.ErrWriter, nil))
+	log := logline.New(c.App.ErrWriter)
 	srv := &http.Server{Handler: fleetlock.NewHandler(backend, fleetlock.WithLogger(log)), ReadHeaderTimeout: 10 * time.Second}
 	log.Info("fleetlock: serving", "url", "http://"+ln.Addr().String())
 	served := make(chan error, 1)
