@@ -116,7 +116,7 @@ func TestVM(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	v := &vm{t: t, dir: dir, start: time.Now(), total: 17, published: map[string]string{}}
+	v := &vm{t: t, dir: dir, start: time.Now(), total: 16, published: map[string]string{}}
 	defer func() {
 		if t.Failed() {
 			fmt.Printf("vm-test: console logs and results kept in %s\n", dir)
