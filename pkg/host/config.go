@@ -6,11 +6,9 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
-	"github.com/BurntSushi/toml"
-
+	"github.com/bootc-go/bootc/internal/tomlfile"
 	"github.com/bootc-go/bootc/pkg/bootloader/grub"
 	"github.com/bootc-go/bootc/pkg/health"
 	"github.com/bootc-go/bootc/pkg/sysroot"
@@ -113,15 +111,8 @@ func loadConfig(paths ...string) (*Config, error) {
 			return nil, fmt.Errorf("reading the bootc configuration: %w", err)
 		}
 		var f configFile
-		md, err := toml.Decode(string(data), &f)
-		var pe toml.ParseError
-		if errors.As(err, &pe) {
-			return nil, fmt.Errorf("%w: %s line %d: %s", ErrInvalidConfig, p, pe.Position.Line, strings.TrimPrefix(pe.Message, "toml: "))
-		} else if err != nil {
-			return nil, fmt.Errorf("%w: %s: %v", ErrInvalidConfig, p, err)
-		}
-		if extra := md.Undecoded(); len(extra) > 0 {
-			return nil, fmt.Errorf("%w: %s: unknown key %s (the keys are boot.attempts and health.timeout)", ErrInvalidConfig, p, extra[0])
+		if err := tomlfile.Decode(p, data, &f, ErrInvalidConfig, "the keys are boot.attempts and health.timeout"); err != nil {
+			return nil, err
 		}
 		if f.Boot.Attempts != nil {
 			c.BootAttempts = int(*f.Boot.Attempts)

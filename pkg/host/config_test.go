@@ -30,7 +30,7 @@ func TestLoadConfig(t *testing.T) {
 		{name: "attempts as a string", lib: "[boot]\nattempts = \"3\"\n", err: "line 2: [boot] attempts = \"3\": use a whole number"},
 		{name: "timeout as a number", etc: "[health]\ntimeout = 90\n", err: "line 2: [health] timeout = 90: use a duration from \"1s\" to \"1h\""},
 		{name: "timeout too long", etc: "[health]\ntimeout = \"2h\"\n", err: "line 2: [health] timeout = \"2h\""},
-		{name: "unknown key", etc: "[boot]\nattempt = 3\n", err: "etc/bootc/config.toml: unknown key boot.attempt (the keys are boot.attempts and health.timeout)"},
+		{name: "unknown key", etc: "[boot]\nattempt = 3\n", err: "etc/bootc/config.toml line 2: unknown key boot.attempt (the keys are boot.attempts and health.timeout)"},
 		{name: "syntax", lib: "[boot\n", err: "usr/lib/bootc/config.toml line 2: expected '.' or ']'"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

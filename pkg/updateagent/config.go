@@ -12,7 +12,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/BurntSushi/toml"
+	"github.com/bootc-go/bootc/internal/tomlfile"
 )
 
 // ConfigDirs are the directories of configuration fragments (*.toml), relative to the config
@@ -171,7 +171,7 @@ func LoadConfig(root string) (*Config, error) {
 			return nil, err
 		}
 		bad := func(key string, format string, a ...any) error {
-			return fmt.Errorf("%w: %s line %d: %s: %s", ErrInvalidConfig, p, keyLine(data, key), key, fmt.Sprintf(format, a...))
+			return fmt.Errorf("%w: %s line %d: %s: %s", ErrInvalidConfig, p, tomlfile.KeyLine(data, key), key, fmt.Sprintf(format, a...))
 		}
 		u := &f.Updates
 		set(&c.Enabled, u.Enabled)
@@ -185,7 +185,7 @@ func LoadConfig(root string) (*Config, error) {
 			if *s != StrategyImmediate && *s != StrategyPeriodic && *s != StrategyFleetLock {
 				return nil, bad("strategy", "%q: use \"immediate\", \"periodic\" or \"fleet_lock\"", *s)
 			}
-			c.Strategy, strategyAt = *s, fmt.Sprintf("%s line %d", p, keyLine(data, "strategy"))
+			c.Strategy, strategyAt = *s, fmt.Sprintf("%s line %d", p, tomlfile.KeyLine(data, "strategy"))
 		}
 		if g := f.Identity.Group; g != nil {
 			if !groupRe.MatchString(*g) {
@@ -239,41 +239,13 @@ func set[T any](dst *T, v *T) {
 	}
 }
 
-// decodeFragment parses one fragment strictly: a syntax or type error names its line, an
-// unknown key the line it is on.
+// decodeFragment parses one fragment strictly (tomlfile.Decode).
 func decodeFragment(path string, data []byte) (*fragment, error) {
 	var f fragment
-	md, err := toml.Decode(string(data), &f)
-	var pe toml.ParseError
-	if errors.As(err, &pe) {
-		return nil, fmt.Errorf("%w: %s line %d: %s", ErrInvalidConfig, path, pe.Position.Line, strings.TrimPrefix(pe.Message, "toml: "))
-	} else if m := typeErrRe.FindStringSubmatch(fmt.Sprint(err)); m != nil {
-		return nil, fmt.Errorf("%w: %s line %s: %s: %s", ErrInvalidConfig, path, m[1], m[2], m[3])
-	} else if err != nil {
-		return nil, fmt.Errorf("%w: %s: %v", ErrInvalidConfig, path, err)
-	}
-	if extra := md.Undecoded(); len(extra) > 0 {
-		k := extra[0]
-		return nil, fmt.Errorf("%w: %s line %d: unknown key %s", ErrInvalidConfig, path, keyLine(data, k[len(k)-1]), k)
+	if err := tomlfile.Decode(path, data, &f, ErrInvalidConfig, ""); err != nil {
+		return nil, err
 	}
 	return &f, nil
-}
-
-// typeErrRe matches the decoder's type errors, which are no ParseError.
-var typeErrRe = regexp.MustCompile(`^toml: line (\d+) \(last key "(.*)"\): (.*)$`)
-
-// keyLine is the line of the last assignment to key (or of a table header ending in it) in
-// data; 0 if there is none.
-func keyLine(data []byte, key string) int {
-	assign := regexp.MustCompile(`^\s*"?` + regexp.QuoteMeta(key) + `"?\s*=`)
-	header := regexp.MustCompile(`^\s*\[\[?[^\]]*\b` + regexp.QuoteMeta(key) + `\]\]?`)
-	line := 0
-	for i, l := range strings.Split(string(data), "\n") {
-		if assign.MatchString(l) || header.MatchString(l) {
-			line = i + 1
-		}
-	}
-	return line
 }
 
 // nthLine is the line of the n-th (from 0) line that is s, trimmed; 0 if there is none.
