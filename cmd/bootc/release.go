@@ -94,11 +94,9 @@ func requireStream(c *cli.Context) error {
 
 // parseRepo reads an image or repository reference, a bare one as a registry name.
 func parseRepo(c *cli.Context, s string) (imgref.Ref, error) {
-	ref, err := imgref.Parse(s)
+	ref, err := imgref.ParseOrRegistry(s)
 	if err != nil {
-		if ref, err = imgref.FromTransport("", s); err != nil {
-			return ref, cliargs.Errorf(c, "%v", err)
-		}
+		return ref, cliargs.Errorf(c, "%v", err)
 	}
 	return ref, nil
 }

@@ -114,3 +114,20 @@ func FuzzParseOstree(f *testing.F) {
 		}
 	})
 }
+
+func TestParseOrRegistry(t *testing.T) {
+	for in, want := range map[string]Ref{
+		"docker://127.0.0.1:5000/os": {Transport: Registry, Name: "127.0.0.1:5000/os"},
+		"127.0.0.1:5000/os":          {Transport: Registry, Name: "127.0.0.1:5000/os"},
+		"oci:/srv/layout":            {Transport: OCI, Name: "/srv/layout"},
+		"quay.io/example/os:stable":  {Transport: Registry, Name: "quay.io/example/os:stable"},
+	} {
+		got, err := ParseOrRegistry(in)
+		if err != nil || got != want {
+			t.Errorf("ParseOrRegistry(%q) = %+v, %v; want %+v", in, got, err, want)
+		}
+	}
+	if _, err := ParseOrRegistry("NOT A REF"); err == nil {
+		t.Errorf("ParseOrRegistry accepted an invalid name")
+	}
+}

@@ -103,6 +103,16 @@ func (r OstreeRef) String() string {
 	return fmt.Sprintf("SigVerify(%d):%s", int(r.SigVerify), r.Image)
 }
 
+// ParseOrRegistry parses s as a containers-transports reference (Parse) or, when that fails, as
+// a bare registry name ("quay.io/org/os"): how bootc's REPO arguments and the update agent's
+// [updates] releases key are read.
+func ParseOrRegistry(s string) (Ref, error) {
+	if ref, err := Parse(s); err == nil {
+		return ref, nil
+	}
+	return FromTransport("", s)
+}
+
 // FromTransport builds a reference from bootc's `--transport T IMAGE` form, where T is
 // registry (the default), oci, oci-archive or containers-storage.
 func FromTransport(transport, name string) (Ref, error) {

@@ -477,10 +477,7 @@ func defaultSource(cfg *Config, followed imgref.OstreeRef, reg transport.Registr
 // of the image the host follows.
 func releasesRepo(cfg *Config, followed imgref.OstreeRef) (imgref.Ref, error) {
 	if cfg.Releases != "" {
-		ref, err := imgref.Parse(cfg.Releases)
-		if err != nil { // a bare name is a registry repository
-			ref, err = imgref.FromTransport("", cfg.Releases)
-		}
+		ref, err := imgref.ParseOrRegistry(cfg.Releases)
 		if err != nil {
 			return imgref.Ref{}, fmt.Errorf("%w: [updates] releases: %v", ErrInvalidConfig, err)
 		}
