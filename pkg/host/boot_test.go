@@ -361,10 +361,7 @@ func TestHealthCheckWithoutSysroot(t *testing.T) {
 func TestBootCountingState(t *testing.T) {
 	testutil.Root(t)
 	testutil.RequireTool(t, "ostree")
-	layout := filepath.Join(t.TempDir(), "layout")
-	stable := "oci:" + layout + ":stable"
-	testimage.Compose(t, testimage.TinyOS(t, "1.0", nil), stable)
-	sys, _ := install(t, stable, host.Install{})
+	stable, sys, _ := installStable(t)
 	old := deploymentID(status(t, sys).Status.Booted)
 	testimage.Compose(t, testimage.TinyOS(t, "2.0", nil), stable)
 	h := open(t, sys)

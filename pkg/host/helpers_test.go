@@ -22,6 +22,7 @@ import (
 	"go.podman.io/storage/pkg/reexec"
 
 	"github.com/bootc-go/bootc/internal/testutil"
+	"github.com/bootc-go/bootc/internal/testutil/testimage"
 	"github.com/bootc-go/bootc/pkg/host"
 	"github.com/bootc-go/bootc/pkg/imgref"
 )
@@ -85,6 +86,16 @@ func open(t *testing.T, sys string, opts ...host.Option) *host.Host {
 }
 
 // install installs src (containers-transports syntax) into a new sysroot directory.
+// installStable composes Tiny OS 1.0 to the tag stable of a new OCI layout and installs it
+// into a new sysroot directory; it returns that image reference, the sysroot and the install.
+func installStable(t *testing.T) (stable, sys string, in *host.InstallResult) {
+	t.Helper()
+	stable = "oci:" + filepath.Join(t.TempDir(), "layout") + ":stable"
+	testimage.Compose(t, testimage.TinyOS(t, "1.0", nil), stable)
+	sys, in = install(t, stable, host.Install{})
+	return stable, sys, in
+}
+
 func install(t *testing.T, src string, in host.Install, opts ...host.Option) (string, *host.InstallResult) {
 	t.Helper()
 	sys := testutil.SysrootDir(t)

@@ -19,10 +19,7 @@ func TestStagedUpgrade(t *testing.T) {
 	testutil.Root(t)
 	testutil.RequireTool(t, "ostree")
 	ctx := t.Context()
-	layout := filepath.Join(t.TempDir(), "layout")
-	stable := "oci:" + layout + ":stable"
-	testimage.Compose(t, testimage.TinyOS(t, "1.0", nil), stable)
-	sys, in := install(t, stable, host.Install{})
+	stable, sys, in := installStable(t)
 	installed := in.Deployed.Deployment
 	etc := filepath.Join(sys, installed.Dir(), "etc")
 	must(t, os.WriteFile(filepath.Join(etc, "demo/theme.conf"), []byte("colour=green\n"), 0o644))
@@ -154,10 +151,7 @@ func TestRollbackUndoesStaged(t *testing.T) {
 	testutil.Root(t)
 	testutil.RequireTool(t, "ostree")
 	ctx := t.Context()
-	layout := filepath.Join(t.TempDir(), "layout")
-	stable := "oci:" + layout + ":stable"
-	testimage.Compose(t, testimage.TinyOS(t, "1.0", nil), stable)
-	sys, in := install(t, stable, host.Install{})
+	stable, sys, in := installStable(t)
 	live := host.WithRuntimeDir(filepath.Join(t.TempDir(), "ostree"))
 	h := open(t, sys, live)
 	if _, err := h.Rollback(ctx); !errors.Is(err, host.ErrNothingToRollBack) {
@@ -185,10 +179,7 @@ func TestLockFinalization(t *testing.T) {
 	testutil.Root(t)
 	testutil.RequireTool(t, "ostree")
 	ctx := t.Context()
-	layout := filepath.Join(t.TempDir(), "layout")
-	stable := "oci:" + layout + ":stable"
-	testimage.Compose(t, testimage.TinyOS(t, "1.0", nil), stable)
-	sys, _ := install(t, stable, host.Install{})
+	stable, sys, _ := installStable(t)
 	rt := filepath.Join(t.TempDir(), "ostree")
 	live := host.WithRuntimeDir(rt)
 	testimage.Compose(t, testimage.TinyOS(t, "2.0", nil), stable)
