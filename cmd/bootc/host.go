@@ -119,6 +119,9 @@ func pullLine(pr imagestore.PullProgress, tty bool) string {
 // printPulled says what a pull fetched.
 func printPulled(w io.Writer, p *host.Pulled) {
 	s := fmt.Sprintf("fetched %d layers (%s), reused %d", p.LayersFetched, units.BytesSize(float64(p.BytesFetched)), p.LayersReused)
+	if p.LayersPartial > 0 {
+		s = fmt.Sprintf("fetched %d layers (%s; %d of them only the files missing), reused %d", p.LayersFetched, units.BytesSize(float64(p.BytesFetched)), p.LayersPartial, p.LayersReused)
+	}
 	if p.LayersFetched == 0 {
 		s = fmt.Sprintf("all %d layers were already present", p.LayersReused)
 	}

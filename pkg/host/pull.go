@@ -20,7 +20,10 @@ type Pulled struct {
 	// LayersFetched were downloaded (BytesFetched compressed bytes); LayersReused were in the
 	// repository already.
 	LayersFetched, LayersReused int
-	BytesFetched                int64
+	// LayersPartial of the fetched layers were fetched in part: only the files the
+	// repository lacked (zstd:chunked layers).
+	LayersPartial int
+	BytesFetched  int64
 	// Verified is what the trust policy accepted, nil for an unverified reference.
 	Verified *verify.Verified
 }
@@ -66,7 +69,7 @@ func (h *Host) pull(ctx context.Context, ref imgref.OstreeRef) (*Pulled, error) 
 		}
 		return nil, err // Pull names the image
 	}
-	p := &Pulled{Image: ref, State: res.Image, LayersFetched: res.LayersFetched, LayersReused: res.LayersReused, BytesFetched: res.BytesFetched, Verified: v}
+	p := &Pulled{Image: ref, State: res.Image, LayersFetched: res.LayersFetched, LayersReused: res.LayersReused, LayersPartial: res.LayersPartial, BytesFetched: res.BytesFetched, Verified: v}
 	h.cfg.progress(PullDone{p})
 	return p, nil
 }

@@ -130,6 +130,8 @@ func openLayerBlob(ctx context.Context, img v1.Image, index int, desc v1.Descrip
 
 func (b *layerBlob) where() string { return fmt.Sprintf("layer %d (%s)", b.index, b.desc.Digest) }
 
+func (b *layerBlob) blobError() error { return b.blobErr }
+
 // Tar is the uncompressed layer, hashed as it is read.
 func (b *layerBlob) Tar() io.Reader { return b.tar }
 

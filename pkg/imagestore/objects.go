@@ -261,7 +261,12 @@ func importContent(tx *ostree.Transaction, h *tar.Header, r io.Reader, want ostr
 	}
 	got, err := tx.WriteContent(hdr, r, size)
 	if err != nil {
-		return false, fmt.Errorf("%w: %s: %v", ErrBadLayer, h.Name, err)
+		if diskFailure(err) {
+			// The repository's filesystem failed, not the layer: say so (a full disk is not
+			// an invalid layer).
+			return false, fmt.Errorf("storing %s in the repository: %w (free space, or fix the filesystem, and pull again: what was stored is kept)", h.Name, err)
+		}
+		return false, fmt.Errorf("%w: %s: %w", ErrBadLayer, h.Name, err)
 	}
 	if got != want {
 		return false, fmt.Errorf("%w: %s: content hashes to %s", ErrBadLayer, h.Name, got)

@@ -46,6 +46,9 @@ type PullOptions struct {
 	Platform *v1.Platform
 	// Jobs is how many layers are fetched at once (default 3).
 	Jobs int
+	// WholeLayers fetches changed zstd:chunked layers whole rather than only the files the
+	// repository lacks (as the environment variable BOOTC_PARTIAL_PULL=0 does).
+	WholeLayers bool
 	// Progress is called as layers are fetched (from several goroutines; serialized by Pull).
 	Progress func(PullProgress)
 	// Log receives debug logs.
@@ -161,7 +164,10 @@ type PullResult struct {
 	// LayersFetched and LayersReused count layers downloaded and those the repository had;
 	// BytesFetched is the compressed bytes downloaded.
 	LayersFetched, LayersReused int
-	BytesFetched                int64
+	// LayersPartial counts the fetched layers of which only the missing files were fetched
+	// (zstd:chunked).
+	LayersPartial int
+	BytesFetched  int64
 }
 
 func (o *PullOptions) platform() v1.Platform {
@@ -494,14 +500,48 @@ func (p *puller) open(ctx context.Context, i int) (*layerBlob, error) {
 	})
 }
 
-// fetchObjects imports an object layer in a transaction of its own. A chunk layer is recorded
-// under its blob ref in the same transaction (a commit whose root holds its content objects,
-// named by checksum, as ostree-ext does); the ostree layer's commit waits for baseCommit.
+// layerStream is a layer's tar stream, whole (layerBlob) or rebuilt from parts (partialLayer).
+type layerStream interface {
+	Tar() io.Reader
+	// finish gives the verdict on the stream, given the consumer's error.
+	finish(consumeErr error) error
+	// blobError is the verdict when it was about the layer's bytes, not the consumer's error.
+	blobError() error
+}
+
+// fetchObjects imports an object layer: in part when it can (zstd:chunked; see partial.go),
+// else whole, or whole again when the partial fetch failed for any but a local reason.
 func (p *puller) fetchObjects(ctx context.Context, i int) error {
+	if rr, ok := p.usePartial(i); ok {
+		pl, err := p.openPartial(ctx, rr, i)
+		if err == nil && pl != nil {
+			err = p.importObjectLayer(ctx, i, pl)
+			if err == nil {
+				p.mu.Lock()
+				p.res.LayersPartial++
+				p.mu.Unlock()
+				return nil
+			}
+		}
+		if err != nil {
+			if localFailure(ctx, err) {
+				return err
+			}
+			p.log.Warn("fetching the whole layer: its partial fetch failed", "index", i, "digest", p.plan.Layers[i].Digest, "err", err)
+		}
+	}
 	blob, err := p.open(ctx, i)
 	if err != nil {
 		return err
 	}
+	return p.importObjectLayer(ctx, i, blob)
+}
+
+// importObjectLayer imports an object layer in a transaction of its own. A chunk layer is
+// recorded under its blob ref in the same transaction (a commit whose root holds its content
+// objects, named by checksum, as ostree-ext does); the ostree layer's commit waits for
+// baseCommit.
+func (p *puller) importObjectLayer(ctx context.Context, i int, blob layerStream) error {
 	tx, err := p.repo.Begin(ctx)
 	if err != nil {
 		blob.finish(err)
@@ -511,7 +551,7 @@ func (p *puller) fetchObjects(ctx context.Context, i int) error {
 	held := map[ostree.Checksum][]byte{}
 	st, err := importObjects(tx, blob.Tar(), held)
 	if err := blob.finish(err); err != nil {
-		if blob.blobErr == nil {
+		if blob.blobError() == nil {
 			return fmt.Errorf("layer %d (%s): %w", i, p.plan.Layers[i].Digest, err)
 		}
 		return err

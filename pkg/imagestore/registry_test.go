@@ -100,18 +100,25 @@ func componentTree(t *testing.T, dir, betaContent string) {
 // prior image's layer structure, if any).
 func buildComponents(t *testing.T, betaContent string, prior v1.Image) (*encapsulate.Image, *ostree.Repo, ostree.Checksum) {
 	t.Helper()
-	ctx := context.Background()
 	src := t.TempDir()
 	componentTree(t, src, betaContent)
+	return encapsulateTree(t, src, prior, ostree.WithMetadataString("version", betaContent[:2]))
+}
+
+// encapsulateTree commits src and encapsulates it in at most 8 layers (with the prior image's
+// layer structure, if any), with the options given.
+func encapsulateTree(t *testing.T, src string, prior v1.Image, commitOpt ostree.CommitOption, opt ...encapsulate.Option) (*encapsulate.Image, *ostree.Repo, ostree.Checksum) {
+	t.Helper()
+	ctx := context.Background()
 	repo, err := ostree.Init(ctx, filepath.Join(t.TempDir(), "build"), ostree.ModeBareUser, ostree.WithFsync(false))
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := repo.CommitDir(ctx, src, ostree.WithBranch("os"), ostree.WithTimestamp(time.Unix(1700000000, 0)), ostree.WithMetadataString("version", betaContent[:2]))
+	c, err := repo.CommitDir(ctx, src, ostree.WithBranch("os"), ostree.WithTimestamp(time.Unix(1700000000, 0)), commitOpt)
 	if err != nil {
 		t.Fatal(err)
 	}
-	opts := []encapsulate.Option{encapsulate.WithMaxLayers(8), encapsulate.WithCreated(time.Unix(1700000000, 0))}
+	opts := append([]encapsulate.Option{encapsulate.WithMaxLayers(8), encapsulate.WithCreated(time.Unix(1700000000, 0))}, opt...)
 	if prior != nil {
 		pl, err := encapsulate.PriorLayers(prior)
 		if err != nil {

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 
@@ -113,7 +115,21 @@ func readRegistry(ctx context.Context, ref imgref.Ref, platform v1.Platform, reg
 		closeAll()
 		return nil, registryError(ref, err)
 	}
-	return &Image{Image: img, close: closeAll}, nil
+	named, err := reference.ParseNormalizedNamed(ref.Name)
+	if err != nil {
+		closeAll()
+		return nil, fmt.Errorf("%s: %w", ref, err)
+	}
+	proxy := http.ProxyFromEnvironment
+	if reg.Proxy != nil {
+		proxy = func(r *http.Request) (*url.URL, error) { return reg.Proxy(r.URL) }
+	}
+	ranges, err := newHTTPRanges(sys, reference.TrimNamed(named), proxy)
+	if err != nil {
+		closeAll()
+		return nil, fmt.Errorf("reading %s: %w", ref, err)
+	}
+	return &Image{Image: rangedImage{img, ranges}, close: closeAll}, nil
 }
 
 // registryError names the reference, and says ErrNotFound when the registry has no such image.

@@ -221,7 +221,7 @@ func Read(ctx context.Context, ref imgref.Ref, platform v1.Platform, opts ...Opt
 		if err != nil {
 			return nil, err
 		}
-		return &Image{Image: img}, nil
+		return &Image{Image: rangedImage{img, fileRanges{ref.Name}}}, nil
 	case imgref.OCIArchive:
 		dir, err := os.MkdirTemp(o.registries.TmpDir, "bootc-oci-archive-")
 		if err != nil {
@@ -239,7 +239,7 @@ func Read(ctx context.Context, ref imgref.Ref, platform v1.Platform, opts ...Opt
 			os.RemoveAll(dir)
 			return nil, fmt.Errorf("%s: %w", ref, err)
 		}
-		return &Image{Image: img, close: func() error { return os.RemoveAll(dir) }}, nil
+		return &Image{Image: rangedImage{img, fileRanges{dir}}, close: func() error { return os.RemoveAll(dir) }}, nil
 	case imgref.Registry:
 		return readRegistry(ctx, ref, platform, o.registries)
 	case imgref.ContainersStorage:

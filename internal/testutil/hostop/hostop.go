@@ -69,6 +69,7 @@ type Pulled struct {
 	State         Image  `json:"state"`
 	LayersFetched int    `json:"layersFetched"`
 	LayersReused  int    `json:"layersReused"`
+	LayersPartial int    `json:"layersPartial"`
 	BytesFetched  int64  `json:"bytesFetched"`
 }
 
@@ -229,7 +230,7 @@ func pulledOf(p *host.Pulled) *Pulled {
 	if p == nil {
 		return nil
 	}
-	out := &Pulled{Image: p.Image.String(), LayersFetched: p.LayersFetched, LayersReused: p.LayersReused, BytesFetched: p.BytesFetched}
+	out := &Pulled{Image: p.Image.String(), LayersFetched: p.LayersFetched, LayersReused: p.LayersReused, LayersPartial: p.LayersPartial, BytesFetched: p.BytesFetched}
 	if p.State != nil {
 		out.State = *imageOf(p.State)
 	}
