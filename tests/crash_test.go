@@ -128,7 +128,13 @@ func composeCrashImages(t *testing.T, work, bin string, versions ...string) (str
 		if img.usr, err = hashTree(img.rootfs, "usr", skipUsrEtc); err != nil {
 			t.Fatal(err)
 		}
-		cmd := exec.Command(bin, "compose", "image", "--rootfs", img.rootfs, "--output", "oci:"+layout+":"+v, "-q")
+		// The later versions are zstd:chunked: their pulls over v1 fetch only the files the
+		// repository lacks (partial pulls), and are killed as such.
+		comp := "gzip"
+		if i > 0 {
+			comp = "zstd:chunked"
+		}
+		cmd := exec.Command(bin, "compose", "image", "--rootfs", img.rootfs, "--output", "oci:"+layout+":"+v, "--compression", comp, "-q")
 		cmd.Env = append(os.Environ(), fmt.Sprintf("SOURCE_DATE_EPOCH=%d", 1700000000+86400*i))
 		if out, err := cmd.CombinedOutput(); err != nil {
 			t.Fatalf("compose %s: %v\n%s", v, err, out)
@@ -151,6 +157,7 @@ func runCrash(t *testing.T, driver string, images map[string]*crashImage, src im
 	// ends.
 	steps := crashSteps()
 	timing := map[string]*stepTiming{}
+	partialLayers := 0
 	for _, st := range steps {
 		before, _ := adminDeployments(sys)
 		h.prepare(st)
@@ -163,8 +170,16 @@ func runCrash(t *testing.T, driver string, images map[string]*crashImage, src im
 			t.Fatalf("%s (uninterrupted): %v\n%s", st.name, err, res.output())
 		}
 		timing[st.name] = &stepTiming{total: res.elapsed, pulled: res.pulledAt}
+		if res.result != nil && res.result.Pulled != nil {
+			partialLayers += res.result.Pulled.LayersPartial
+		}
 		t.Logf("%s takes %v uninterrupted (pull done at %v)", st.name, res.elapsed.Round(time.Millisecond), res.pulledAt.Round(time.Millisecond))
 	}
+
+	if partialLayers == 0 {
+		t.Fatalf("no uninterrupted step pulled a zstd:chunked layer in part: the kills would not hit partial pulls")
+	}
+	t.Logf("uninterrupted steps pulled %d layers in part", partialLayers)
 
 	// The kills: each is followed by the checks and a rerun. Commands that finish before their
 	// kill do not count (T shrinks to their run time); at most twice as many tries.

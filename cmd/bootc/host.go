@@ -409,6 +409,9 @@ func printCheck(out io.Writer, uc *host.UpdateCheck, format string) error {
 		fmt.Fprintf(out, "  Version:  %s -> %s\n", versionOf(from, "(none)"), versionOf(uc.Available.Version, "(none)"))
 	}
 	fmt.Fprintf(out, "  Download: %d of %d layers, %s of %s\n", uc.Download.Layers, uc.Total.Layers, units.BytesSize(float64(uc.Download.Bytes)), units.BytesSize(float64(uc.Total.Bytes)))
+	if f := uc.Files; f != nil {
+		fmt.Fprintf(out, "  Files:    %d of the %d files of %d layers (only those are fetched)\n", f.Missing, f.Files, f.PartialLayers)
+	}
 	return nil
 }
 

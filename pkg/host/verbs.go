@@ -89,6 +89,9 @@ type UpdateCheck struct {
 	// Download is what an upgrade would fetch; Total is the whole image.
 	Download TransferSize `json:"download"`
 	Total    TransferSize `json:"total"`
+	// Files, when some layers would be fetched in part (zstd:chunked), says how many of their
+	// files the repository lacks: only those are downloaded.
+	Files *FileTransfer `json:"files,omitempty"`
 
 	// Ref is the image the host follows.
 	Ref imgref.OstreeRef `json:"-"`
@@ -102,6 +105,14 @@ type CheckedImage struct {
 	Digest    string `json:"digest"`
 	Version   string `json:"version,omitempty"`
 	Timestamp string `json:"timestamp,omitempty"`
+}
+
+// FileTransfer is the file-level part of a download: PartialLayers layers fetched in part, of
+// whose Files Missing are fetched.
+type FileTransfer struct {
+	PartialLayers int `json:"partialLayers"`
+	Files         int `json:"files"`
+	Missing       int `json:"missing"`
 }
 
 // TransferSize counts layers and compressed bytes.
@@ -131,7 +142,7 @@ func (h *Host) CheckUpgrade(ctx context.Context) (*UpdateCheck, error) {
 	if err != nil {
 		return nil, err
 	}
-	plan, err := imagestore.Inspect(ctx, h.sys.Repo(), ref, o)
+	plan, est, err := imagestore.InspectFetch(ctx, h.sys.Repo(), ref, o)
 	if err != nil {
 		return nil, fmt.Errorf("checking %s: %w", ref.Image, err)
 	}
@@ -153,7 +164,10 @@ func (h *Host) CheckUpgrade(ctx context.Context) (*UpdateCheck, error) {
 		res.Total.Bytes += l.Size
 	}
 	if res.UpdateAvailable {
-		res.Download.Layers, res.Download.Bytes = plan.ToFetch()
+		res.Download.Layers, res.Download.Bytes = est.Layers, est.Bytes
+		if est.PartialLayers > 0 {
+			res.Files = &FileTransfer{PartialLayers: est.PartialLayers, Files: est.Files, Missing: est.Missing}
+		}
 	}
 	return res, nil
 }

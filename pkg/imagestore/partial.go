@@ -9,6 +9,7 @@ import (
 	"hash"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"syscall"
 
@@ -17,7 +18,9 @@ import (
 	"github.com/vbatts/tar-split/tar/asm"
 	"github.com/vbatts/tar-split/tar/storage"
 
+	"github.com/bootc-go/bootc/pkg/imgref"
 	"github.com/bootc-go/bootc/pkg/ostree"
+	"github.com/bootc-go/bootc/pkg/ostreecontainer"
 	"github.com/bootc-go/bootc/pkg/transport"
 	"github.com/bootc-go/bootc/pkg/zstdchunked"
 )
@@ -82,7 +85,8 @@ type PartialPlan struct {
 }
 
 // usePartial says whether layer i is to be fetched in part: a zstd:chunked layer of a source
-// that serves ranges, into a repository that holds a previous image.
+// that serves ranges, into a repository that holds an image already (into an empty one, whole
+// layers are the cheaper fetch).
 func (p *puller) usePartial(i int) (transport.RangeReader, bool) {
 	if p.o.WholeLayers || os.Getenv(EnvPartialPull) == "0" {
 		return nil, false
@@ -97,44 +101,73 @@ func (p *puller) usePartial(i int) (transport.RangeReader, bool) {
 	if _, ok, _ := zstdchunked.FromDescriptor(p.plan.Manifest.Layers[i]); !ok {
 		return nil, false
 	}
-	if p.plan.Previous != nil {
-		return rr, true
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.holdsImage == nil {
+		refs, err := p.repo.ListRefs()
+		holds := err == nil && slices.ContainsFunc(refs, func(r ostree.Ref) bool { return strings.HasPrefix(r.Name, ostreecontainer.ImageRefPrefix) })
+		p.holdsImage = &holds
 	}
-	for _, l := range p.plan.Layers {
-		if l.Cached {
-			return rr, true
-		}
-	}
-	return nil, false
+	return rr, *p.holdsImage
 }
 
-// openPartial reads layer i's TOC and plans the fetch. It returns nil (and no error) when the
-// whole layer is the better fetch.
+// openPartial reads layer i's TOC and starts the fetch of what the repository lacks. It
+// returns nil (and no error) when the whole layer is the better fetch.
 func (p *puller) openPartial(ctx context.Context, rr transport.RangeReader, i int) (*partialLayer, error) {
-	desc := p.plan.Manifest.Layers[i]
-	zl, _, err := zstdchunked.FromDescriptor(desc)
-	if err != nil {
+	g, zl, tarSplit, plan, err := p.planPartial(ctx, rr, i)
+	if err != nil || plan == nil {
 		return nil, err
+	}
+	desc := p.plan.Manifest.Layers[i]
+	p.log.Debug("partial pull", "index", i, "digest", desc.Digest, "files", plan.Files, "missing", plan.Missing, "bytes", plan.Bytes, "ranges", len(g.ranges))
+	if len(g.ranges) > 0 {
+		if g.parts, err = rr.ReadRanges(ctx, desc, g.ranges); err != nil {
+			return nil, err
+		}
+	}
+	if g.zr, err = zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(64<<20)); err != nil {
+		g.close()
+		return nil, err
+	}
+	tsr, err := zstd.NewReader(bytes.NewReader(tarSplit), zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(64<<20))
+	if err != nil {
+		g.close()
+		return nil, err
+	}
+	g.tsr = tsr
+	l := &partialLayer{index: i, desc: desc, diffID: p.plan.Layers[i].DiffID, g: g, diff: sha256.New()}
+	l.stream = asm.NewOutputTarStream(g, storage.NewJSONUnpacker(io.LimitReader(tsr, zl.TarSplit.Uncompressed)))
+	l.tar = io.TeeReader(l.stream, l.diff)
+	return l, nil
+}
+
+// planPartial reads layer i's TOC and tar-split data and says which files the repository
+// lacks (g.local) and the ranges to fetch (g.ranges); plan is nil when the whole layer is the
+// better fetch.
+func (p *puller) planPartial(ctx context.Context, rr transport.RangeReader, i int) (g *partialGetter, zl *zstdchunked.Layer, tarSplit []byte, plan *PartialPlan, err error) {
+	desc := p.plan.Manifest.Layers[i]
+	if zl, _, err = zstdchunked.FromDescriptor(desc); err != nil {
+		return nil, nil, nil, nil, err
 	}
 	meta, err := readSpans(ctx, rr, desc, []transport.Range{{Offset: zl.TOC.Offset, Length: zl.TOC.Length}, {Offset: zl.TarSplit.Offset, Length: zl.TarSplit.Length}}, p.fetched)
 	if err != nil {
-		return nil, fmt.Errorf("reading the table of contents: %w", err)
+		return nil, nil, nil, nil, fmt.Errorf("reading the table of contents: %w", err)
 	}
 	toc, err := zstdchunked.ParseTOC(zl, meta[0])
 	if err != nil {
-		return nil, err
+		return nil, nil, nil, nil, err
 	}
 	if got, _, _ := v1.SHA256(bytes.NewReader(meta[1])); got != toc.TarSplitDigest {
-		return nil, fmt.Errorf("%w: the tar-split data hashes to %s, the TOC says %s", zstdchunked.ErrInvalid, got, toc.TarSplitDigest)
+		return nil, nil, nil, nil, fmt.Errorf("%w: the tar-split data hashes to %s, the TOC says %s", zstdchunked.ErrInvalid, got, toc.TarSplitDigest)
 	}
-	g := &partialGetter{ctx: ctx, repo: p.repo, toc: toc, byName: map[string][]int{}, local: make([]bool, len(toc.Files)), onRead: p.fetched}
-	plan := PartialPlan{Files: len(toc.Files), TOCBytes: zl.TOC.Length + zl.TarSplit.Length}
+	g = &partialGetter{ctx: ctx, repo: p.repo, toc: toc, byName: map[string][]int{}, local: make([]bool, len(toc.Files)), onRead: p.fetched}
+	plan = &PartialPlan{Files: len(toc.Files), TOCBytes: zl.TOC.Length + zl.TarSplit.Length}
 	var spans []transport.Range
 	for k := range toc.Files {
 		e := &toc.Files[k]
 		g.byName[e.Name] = append(g.byName[e.Name], k)
 		if g.local[k], err = p.repoHolds(e.Name); err != nil {
-			return nil, err
+			return nil, nil, nil, nil, err
 		}
 		if !g.local[k] {
 			plan.Missing++
@@ -147,28 +180,9 @@ func (p *puller) openPartial(ctx context.Context, rr transport.RangeReader, i in
 	}
 	if float64(plan.Bytes) > partialShare*float64(desc.Size) {
 		p.log.Debug("fetching the whole layer: it lacks most of it", "index", i, "missing", plan.Missing, "files", plan.Files)
-		return nil, nil
+		return nil, nil, nil, nil, nil
 	}
-	p.log.Debug("partial pull", "index", i, "digest", desc.Digest, "files", plan.Files, "missing", plan.Missing, "bytes", plan.Bytes, "ranges", len(g.ranges))
-	if len(g.ranges) > 0 {
-		if g.parts, err = rr.ReadRanges(ctx, desc, g.ranges); err != nil {
-			return nil, err
-		}
-	}
-	if g.zr, err = zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(64<<20)); err != nil {
-		g.close()
-		return nil, err
-	}
-	tsr, err := zstd.NewReader(bytes.NewReader(meta[1]), zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(64<<20))
-	if err != nil {
-		g.close()
-		return nil, err
-	}
-	g.tsr = tsr
-	l := &partialLayer{index: i, desc: desc, diffID: p.plan.Layers[i].DiffID, g: g, diff: sha256.New()}
-	l.stream = asm.NewOutputTarStream(g, storage.NewJSONUnpacker(io.LimitReader(tsr, zl.TarSplit.Uncompressed)))
-	l.tar = io.TeeReader(l.stream, l.diff)
-	return l, nil
+	return g, zl, meta[1], plan, nil
 }
 
 // repoHolds says whether the repository holds the object a layer path names.
@@ -433,4 +447,57 @@ func mergeRanges(spans []transport.Range, gap int64) []transport.Range {
 		out = append(out, s)
 	}
 	return out
+}
+
+// FetchEstimate is what a pull would download, at file granularity for the layers it would
+// fetch in part.
+type FetchEstimate struct {
+	// Layers is how many layers a pull would fetch, Bytes the compressed bytes it would
+	// download: for a layer fetched in part its TOC and the ranges of its missing files, for
+	// the others the whole blob.
+	Layers int
+	Bytes  int64
+	// PartialLayers of the Layers would be fetched in part; Missing of their Files are not in
+	// the repository.
+	PartialLayers, Files, Missing int
+}
+
+// InspectFetch is Inspect, and reads the TOC of each zstd:chunked layer the repository lacks
+// (a few KiB each) to say which of its files a pull would fetch.
+func InspectFetch(ctx context.Context, repo *ostree.Repo, ref imgref.OstreeRef, o PullOptions) (*Plan, *FetchEstimate, error) {
+	img, err := readImage(ctx, ref, o)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer img.Close()
+	plan, src, err := inspect(ctx, repo, img.Image, &ref, o.ExpectDigest, o.logger())
+	if err != nil {
+		return nil, nil, err
+	}
+	est := &FetchEstimate{}
+	if !plan.Changed() {
+		return plan, est, nil
+	}
+	p := &puller{repo: repo, src: src, plan: plan, o: o, log: o.logger(), res: &PullResult{}}
+	for i, l := range plan.Layers {
+		if l.Cached {
+			continue
+		}
+		est.Layers++
+		if rr, ok := p.usePartial(i); ok && l.Kind != LayerDerived {
+			_, _, _, pp, err := p.planPartial(ctx, rr, i)
+			if err == nil && pp != nil {
+				est.PartialLayers++
+				est.Files += pp.Files
+				est.Missing += pp.Missing
+				est.Bytes += pp.Bytes + pp.TOCBytes
+				continue
+			}
+			if err != nil && localFailure(ctx, err) {
+				return nil, nil, err
+			}
+		}
+		est.Bytes += l.Size
+	}
+	return plan, est, nil
 }

@@ -1,10 +1,12 @@
 package imagestore
 
 import (
+	"archive/tar"
 	"bytes"
 	"context"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -20,6 +22,9 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/bootc-go/bootc/pkg/ostreecontainer"
+	"go.podman.io/storage/pkg/chunked/compressor"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
@@ -43,15 +48,7 @@ func chunkedImage(t *testing.T, version string, changed map[int]bool, prior v1.I
 	var list strings.Builder
 	list.WriteString("/usr/share/gamma/data\n")
 	for i := range 40 {
-		seed := uint64(i)
-		if changed[i] {
-			seed += 1000
-		}
-		r := rand.New(rand.NewPCG(seed, 7))
-		data := make([]byte, 8192)
-		for k := range data {
-			data[k] = byte(r.Uint32())
-		}
+		data := gammaFile(i, changed[i])
 		p := fmt.Sprintf("/usr/share/gamma/f%02d", i)
 		if err := os.WriteFile(filepath.Join(src, p), data, 0o644); err != nil {
 			t.Fatal(err)
@@ -197,9 +194,20 @@ func TestPartialPull(t *testing.T) {
 	t.Run("partial", func(t *testing.T) {
 		repo := withV1(t)
 		proxy.set("")
+		_, est, err := InspectFetch(ctx, repo, registryRef(addr, "v2"), PullOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		proxy.set("")
 		res, err := Pull(ctx, repo, registryRef(addr, "v2"), PullOptions{})
 		if err != nil {
 			t.Fatal(err)
+		}
+		t.Logf("estimate %+v; pulled %d bytes", est, res.BytesFetched)
+		// The changed files: beta's, gamma's f07, the dpkg status... and the commit's metadata.
+		if est.PartialLayers != res.LayersPartial || est.Missing == 0 || est.Missing > est.Files/4 ||
+			est.Bytes < res.BytesFetched-res.BytesFetched/100 || est.Bytes > res.BytesFetched+res.BytesFetched/100 {
+			t.Fatalf("estimate %+v, but the pull fetched %d layers in part, %d bytes", est, res.LayersPartial, res.BytesFetched)
 		}
 		got, ranged := proxy.take()
 		if got := rootOf(t, repo, res.Image.Commit); got != want {
@@ -392,11 +400,17 @@ func rewriteTOCs(t *testing.T, img v1.Image, edit func(*zstdchunked.Layer, []map
 		}
 		adds = append(adds, mutate.Addendum{Layer: nl, MediaType: desc.MediaType, Annotations: ann})
 	}
+	cf, _ := img.ConfigFile()
+	return assemble(t, adds, cf)
+}
+
+// assemble makes an OCI image of the layers (with their descriptors' annotations) and cf.
+func assemble(t *testing.T, adds []mutate.Addendum, cf *v1.ConfigFile) v1.Image {
+	t.Helper()
 	out, err := mutate.Append(empty.Image, adds...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cf, _ := img.ConfigFile()
 	if out, err = mutate.ConfigFile(out, cf); err != nil {
 		t.Fatal(err)
 	}
@@ -418,4 +432,127 @@ func (b *bytesLayer) Size() (int64, error)                { return int64(len(b.d
 func (b *bytesLayer) MediaType() (types.MediaType, error) { return b.mt, nil }
 func (b *bytesLayer) Compressed() (io.ReadCloser, error) {
 	return io.NopCloser(bytes.NewReader(b.data)), nil
+}
+
+// TestPartialPullBadObject: a zstd:chunked layer whose object does not hash to its name is
+// refused whichever way its bytes come (in part, then whole); the repository keeps v1 intact.
+func TestPartialPullBadObject(t *testing.T) {
+	ctx := context.Background()
+	img1 := chunkedImage(t, "one", nil, nil)
+	img2 := chunkedImage(t, "two", map[int]bool{7: true}, img1)
+	changed := gammaFile(7, true)
+	bad, replaced := corruptObject(t, img2, func(data []byte) []byte {
+		if !bytes.Equal(data, changed) {
+			return nil
+		}
+		out := bytes.Clone(data)
+		out[100] ^= 0xff
+		return out
+	})
+	if replaced != 1 {
+		t.Fatalf("replaced %d objects, want 1", replaced)
+	}
+	dir := filepath.Join(t.TempDir(), "oci")
+	ref1 := writeOCI(t, img1, dir, "v1")
+	ref2 := writeOCI(t, bad, dir, "bad")
+	repo := newRepo(t)
+	if _, err := Pull(ctx, repo, ref1, PullOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	var log bytes.Buffer
+	_, err := Pull(ctx, repo, ref2, PullOptions{Log: slog.New(slog.NewTextHandler(&log, &slog.HandlerOptions{Level: slog.LevelWarn}))})
+	t.Log(err)
+	if !errors.Is(err, ErrBadLayer) || !strings.Contains(err.Error(), "content hashes to") {
+		t.Fatalf("err = %v, want an invalid layer whose content hashes to another name", err)
+	}
+	if !strings.Contains(log.String(), "its partial fetch failed") || !strings.Contains(log.String(), "content hashes to") {
+		t.Fatalf("the partial fetch did not meet the bad object first:\n%s", log.String())
+	}
+	if _, err := QueryImage(repo, ref1); err != nil {
+		t.Fatalf("v1 after the refused pull: %v", err)
+	}
+	fsckClean(t, repo)
+}
+
+// gammaFile is the content of gamma's file i (chunkedImage), changed or not.
+func gammaFile(i int, changed bool) []byte {
+	seed := uint64(i)
+	if changed {
+		seed += 1000
+	}
+	r := rand.New(rand.NewPCG(seed, 7))
+	data := make([]byte, 8192)
+	for k := range data {
+		data[k] = byte(r.Uint32())
+	}
+	return data
+}
+
+// corruptObject rewrites the zstd:chunked layers of img, replacing the content of each regular
+// file for which edit returns new bytes (of the same length), and fixes the config's diff IDs.
+func corruptObject(t *testing.T, img v1.Image, edit func([]byte) []byte) (v1.Image, int) {
+	t.Helper()
+	m, _ := img.Manifest()
+	layers, _ := img.Layers()
+	cf, _ := img.ConfigFile()
+	cf = cf.DeepCopy()
+	var adds []mutate.Addendum
+	replaced := 0
+	for i, l := range layers {
+		desc := m.Layers[i]
+		rc, err := l.Uncompressed()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out bytes.Buffer
+		ann := map[string]string{}
+		level := 3
+		zw, err := compressor.ZstdCompressor(&out, ann, &level)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tr, tw := tar.NewReader(rc), tar.NewWriter(zw)
+		n := 0
+		for {
+			h, err := tr.Next()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			data, _ := io.ReadAll(tr)
+			if h.Typeflag == tar.TypeReg {
+				if nd := edit(data); nd != nil {
+					data = nd
+					n++
+				}
+			}
+			tw.WriteHeader(h)
+			tw.Write(data)
+		}
+		rc.Close()
+		tw.Close()
+		zw.Close()
+		if n == 0 {
+			adds = append(adds, mutate.Addendum{Layer: l, MediaType: desc.MediaType, Annotations: desc.Annotations})
+			continue
+		}
+		replaced += n
+		tarBytes := bytes.Buffer{}
+		zr, _ := zstd.NewReader(bytes.NewReader(out.Bytes()))
+		io.Copy(&tarBytes, zr)
+		zr.Close()
+		diffID, _, _ := v1.SHA256(bytes.NewReader(tarBytes.Bytes()))
+		cf.RootFS.DiffIDs[i] = diffID
+		if i == len(layers)-1 {
+			cf.Config.Labels[ostreecontainer.LabelFinalDiffID] = diffID.String()
+		}
+		nl, err := partial.CompressedToLayer(&bytesLayer{data: out.Bytes(), diffID: diffID, mt: desc.MediaType})
+		if err != nil {
+			t.Fatal(err)
+		}
+		adds = append(adds, mutate.Addendum{Layer: nl, MediaType: desc.MediaType, Annotations: ann})
+	}
+	return assemble(t, adds, cf), replaced
 }

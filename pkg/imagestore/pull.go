@@ -388,12 +388,14 @@ type puller struct {
 	o    PullOptions
 	log  *slog.Logger
 
-	mu       sync.Mutex // guards what follows
-	held     map[ostree.Checksum][]byte
-	dropped  map[string]int
-	res      *PullResult
-	progress PullProgress
-	lastProg time.Time
+	mu      sync.Mutex // guards what follows
+	held    map[ostree.Checksum][]byte
+	dropped map[string]int
+	// holdsImage says whether the repository held an image when the pull began (partial.go).
+	holdsImage *bool
+	res        *PullResult
+	progress   PullProgress
+	lastProg   time.Time
 }
 
 func pullImage(ctx context.Context, repo *ostree.Repo, img v1.Image, ref *imgref.OstreeRef, o PullOptions) (*PullResult, error) {

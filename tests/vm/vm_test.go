@@ -55,11 +55,11 @@ type vm struct {
 	agentPayload string
 	// publishedConfig is the config digest of each image publishReleases pushed.
 	publishedConfig map[string]string
-	login        map[string]time.Duration
-	boots        int
-	passed       int
-	total        int
-	start        time.Time
+	login           map[string]time.Duration
+	boots           int
+	passed          int
+	total           int
+	start           time.Time
 }
 
 // installedDisk is a disk `bootc install to-disk` wrote.
