@@ -2,8 +2,11 @@
 // root filesystems with a kernel, building them first if needed (needs root,
 // debootstrap, chroot and network access to the host's Debian mirror):
 //
-//   - v1: debootstrap --variant=minbase --include=linux-image-amd64 bookworm,
-//     from the bookworm suite only;
+//   - v1: debootstrap --variant=minbase --include=PACKAGES bookworm, from the
+//     bookworm suite only, where PACKAGES depends on the corpus (-corpus):
+//     "kernel" (the default): linux-image-amd64;
+//     "server": systemd-sysv,linux-image-amd64,ostree-boot,openssh-server,
+//     ca-certificates (a small server host, as users build);
 //   - v2: a copy of v1 (cp -a) after `apt-get update && apt-get -y upgrade`
 //     in a chroot whose sources are bookworm, bookworm-updates and
 //     bookworm-security.
@@ -15,7 +18,10 @@
 // sockets, FIFOs or device nodes) and shared between runs: treat them as
 // read-only.
 //
-//	go run ./internal/testutil/cmd/debian-kernel-trees [-cache DIR] [-only v1]
+//	go run ./internal/testutil/cmd/debian-kernel-trees [-cache DIR] [-corpus kernel|server] [-only v1]
+//
+// Each corpus has its own cache entries, debian-bookworm-CORPUS-v1 and -v2,
+// and its own lock, debian-bookworm-CORPUS.lock.
 //
 // Both trees get what an image build does at its end: `apt-get clean` and
 // `rm -rf /var/lib/apt/lists/*` (debootstrap leaves its .debs and the
@@ -46,12 +52,9 @@ import (
 )
 
 const (
-	suite    = "bookworm"
-	v1Name   = "debian-bookworm-kernel-v1"
-	v2Name   = "debian-bookworm-kernel-v2"
-	lockName = "debian-bookworm-kernel.lock"
-	marker   = "complete"
-	retries  = 3
+	suite   = "bookworm"
+	marker  = "complete"
+	retries = 3
 	// treeFormat is bumped whenever the way the trees are built changes, so
 	// that trees cached by an older version get rebuilt.
 	treeFormat  = "format=2"
@@ -60,14 +63,36 @@ const (
 	hostResolv  = "/etc/resolv.conf"
 )
 
+// corpus is one pair of trees: what v1 installs and where both are cached.
+type corpus struct {
+	name    string // the corpus name of -corpus
+	include string // debootstrap's --include
+}
+
+var corpora = []corpus{
+	{name: "kernel", include: "linux-image-amd64"},
+	{name: "server", include: "systemd-sysv,linux-image-amd64,ostree-boot,openssh-server,ca-certificates"},
+}
+
+func (c corpus) v1Name() string   { return "debian-bookworm-" + c.name + "-v1" }
+func (c corpus) v2Name() string   { return "debian-bookworm-" + c.name + "-v2" }
+func (c corpus) lockName() string { return "debian-bookworm-" + c.name + ".lock" }
+
 func main() {
 	cacheDir := flag.String("cache", testutil.CacheDir(), "cache directory (default from $BOOTC_TEST_CACHE)")
+	corpusName := flag.String("corpus", "kernel", `which trees: "kernel" (minbase + linux-image-amd64) or "server" (+ systemd-sysv, ostree-boot, openssh-server, ca-certificates)`)
 	only := flag.String("only", "", `build and print only this tree ("v1")`)
 	flag.Parse()
 	if *only != "" && *only != "v1" {
 		fmt.Fprintf(os.Stderr, "debian-kernel-trees: -only: want v1, got %q\n", *only)
 		os.Exit(2)
 	}
+	i := slices.IndexFunc(corpora, func(c corpus) bool { return c.name == *corpusName })
+	if i < 0 {
+		fmt.Fprintf(os.Stderr, "debian-kernel-trees: -corpus: want kernel or server, got %q\n", *corpusName)
+		os.Exit(2)
+	}
+	c := corpora[i]
 	if os.Geteuid() != 0 {
 		fmt.Fprintln(os.Stderr, "debian-kernel-trees: needs root (debootstrap, chroot, mount)")
 		os.Exit(1)
@@ -76,7 +101,7 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	v1, v2, err := build(ctx, *cacheDir, *only == "v1")
+	v1, v2, err := build(ctx, c, *cacheDir, *only == "v1")
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "debian-kernel-trees: %v\n", err)
 		os.Exit(1)
@@ -87,9 +112,9 @@ func main() {
 	}
 }
 
-func build(ctx context.Context, cacheDir string, onlyV1 bool) (v1, v2 string, err error) {
-	v1Dir := filepath.Join(cacheDir, v1Name)
-	v2Dir := filepath.Join(cacheDir, v2Name)
+func build(ctx context.Context, c corpus, cacheDir string, onlyV1 bool) (v1, v2 string, err error) {
+	v1Dir := filepath.Join(cacheDir, c.v1Name())
+	v2Dir := filepath.Join(cacheDir, c.v2Name())
 	v1Marker, _ := os.ReadFile(filepath.Join(v1Dir, marker))
 	v2Marker, _ := os.ReadFile(filepath.Join(v2Dir, marker))
 	if v1Valid(v1Marker) && (onlyV1 || v2Matches(v2Marker, v1Marker)) {
@@ -99,7 +124,7 @@ func build(ctx context.Context, cacheDir string, onlyV1 bool) (v1, v2 string, er
 	if err := os.MkdirAll(cacheDir, 0o755); err != nil {
 		return "", "", fmt.Errorf("create cache dir: %w", err)
 	}
-	unlock, err := testutil.LockFile(ctx, filepath.Join(cacheDir, lockName))
+	unlock, err := testutil.LockFile(ctx, filepath.Join(cacheDir, c.lockName()))
 	if err != nil {
 		return "", "", err
 	}
@@ -108,7 +133,7 @@ func build(ctx context.Context, cacheDir string, onlyV1 bool) (v1, v2 string, er
 	// Another process may have built them while we waited.
 	if m, _ := os.ReadFile(filepath.Join(v1Dir, marker)); !v1Valid(m) {
 		start := time.Now()
-		if err := buildV1(ctx, cacheDir); err != nil {
+		if err := buildV1(ctx, c, cacheDir); err != nil {
 			return "", "", fmt.Errorf("build v1: %w", err)
 		}
 		fmt.Fprintf(os.Stderr, "debian-kernel-trees: built %s in %s\n", v1Dir, time.Since(start).Round(time.Second))
@@ -123,7 +148,7 @@ func build(ctx context.Context, cacheDir string, onlyV1 bool) (v1, v2 string, er
 	v2Marker, _ = os.ReadFile(filepath.Join(v2Dir, marker))
 	if !v2Matches(v2Marker, v1Marker) {
 		start := time.Now()
-		if err := buildV2(ctx, cacheDir, v1Marker); err != nil {
+		if err := buildV2(ctx, c, cacheDir, v1Marker); err != nil {
 			return "", "", fmt.Errorf("build v2: %w", err)
 		}
 		fmt.Fprintf(os.Stderr, "debian-kernel-trees: built %s in %s\n", v2Dir, time.Since(start).Round(time.Second))
@@ -185,12 +210,12 @@ func prepare(cacheDir, name string) (string, error) {
 	return tmp, nil
 }
 
-func buildV1(ctx context.Context, cacheDir string) (err error) {
+func buildV1(ctx context.Context, c corpus, cacheDir string) (err error) {
 	mirror, err := testutil.DebianMirror(suite)
 	if err != nil {
 		return err
 	}
-	tmp, err := prepare(cacheDir, v1Name)
+	tmp, err := prepare(cacheDir, c.v1Name())
 	if err != nil {
 		return err
 	}
@@ -200,21 +225,21 @@ func buildV1(ctx context.Context, cacheDir string) (err error) {
 		}
 	}()
 	rootfs := filepath.Join(tmp, "rootfs")
-	if err := debootstrap(ctx, rootfs, mirror); err != nil {
+	if err := debootstrap(ctx, rootfs, mirror, c.include); err != nil {
 		return err
 	}
 	if err := testutil.UnmountUnder(rootfs); err != nil {
 		return err
 	}
-	content := fmt.Sprintf("%s\nsuite=%s\nvariant=minbase\ninclude=linux-image-amd64\nbuilt=%s\n",
-		treeFormat, suite, time.Now().UTC().Format(time.RFC3339Nano))
+	content := fmt.Sprintf("%s\nsuite=%s\nvariant=minbase\ninclude=%s\nbuilt=%s\n",
+		treeFormat, suite, c.include, time.Now().UTC().Format(time.RFC3339Nano))
 	if err := finishTree(ctx, tmp, rootfs, content); err != nil {
 		return err
 	}
-	return os.Rename(tmp, filepath.Join(cacheDir, v1Name))
+	return os.Rename(tmp, filepath.Join(cacheDir, c.v1Name()))
 }
 
-func debootstrap(ctx context.Context, target, mirror string) error {
+func debootstrap(ctx context.Context, target, mirror, include string) error {
 	bin, err := exec.LookPath("debootstrap")
 	if err != nil {
 		if _, statErr := os.Stat("/usr/sbin/debootstrap"); statErr != nil {
@@ -226,7 +251,7 @@ func debootstrap(ctx context.Context, target, mirror string) error {
 		if err := testutil.RemoveTree(target); err != nil {
 			return err
 		}
-		return run(ctx, nil, bin, "--variant=minbase", "--include=linux-image-amd64", suite, target, mirror)
+		return run(ctx, nil, bin, "--variant=minbase", "--include="+include, suite, target, mirror)
 	}, func() { _ = testutil.UnmountUnder(target) })
 }
 
@@ -349,7 +374,7 @@ func (s *chrootSetup) setup(sources string) error {
 	return s.replace("usr/sbin/policy-rc.d", []byte("#!/bin/sh\nexit 101\n"), 0o755)
 }
 
-func buildV2(ctx context.Context, cacheDir string, v1Marker []byte) (err error) {
+func buildV2(ctx context.Context, c corpus, cacheDir string, v1Marker []byte) (err error) {
 	var sources strings.Builder
 	for _, s := range []string{suite, suite + "-updates", suite + "-security"} {
 		m, err := testutil.DebianMirror(s)
@@ -358,7 +383,7 @@ func buildV2(ctx context.Context, cacheDir string, v1Marker []byte) (err error) 
 		}
 		fmt.Fprintf(&sources, "deb %s %s main\n", m, s)
 	}
-	tmp, err := prepare(cacheDir, v2Name)
+	tmp, err := prepare(cacheDir, c.v2Name())
 	if err != nil {
 		return err
 	}
@@ -367,7 +392,7 @@ func buildV2(ctx context.Context, cacheDir string, v1Marker []byte) (err error) 
 			_ = testutil.RemoveTree(tmp)
 		}
 	}()
-	v1Root := filepath.Join(cacheDir, v1Name, "rootfs")
+	v1Root := filepath.Join(cacheDir, c.v1Name(), "rootfs")
 	rootfs := filepath.Join(tmp, "rootfs")
 	if err := run(ctx, nil, "cp", "-a", v1Root, rootfs); err != nil {
 		return err
@@ -414,7 +439,7 @@ func buildV2(ctx context.Context, cacheDir string, v1Marker []byte) (err error) 
 	if err := logf.Close(); err != nil {
 		return err
 	}
-	return os.Rename(tmp, filepath.Join(cacheDir, v2Name))
+	return os.Rename(tmp, filepath.Join(cacheDir, c.v2Name()))
 }
 
 // finishTree readies a built tree for the cache: APT's leftovers and special files removed, the

@@ -1,9 +1,11 @@
 // Command oci-layers lists the layers of an image in an OCI image layout
 // directory, one line per layer, in manifest order:
 //
-//	<digest> <compressed size in bytes> <base|chunk>
+//	<digest> <compressed size in bytes> <base|chunk> <components>
 //
-// "chunk" marks a layer with the ostree.components annotation. The image is
+// "chunk" marks a layer with the ostree.components annotation, whose value
+// (the components it holds, comma-separated) is the last column; "-" there
+// for a layer without it. The image is
 // the manifest that index.json names with the annotation
 // org.opencontainers.image.ref.name=TAG. The benchmarks use it instead of jq.
 //
@@ -109,11 +111,11 @@ func list(dir, tag string) error {
 		if st.Size() != l.Size {
 			return fmt.Errorf("layer %s: manifest says %d bytes, blob has %d", l.Digest, l.Size, st.Size())
 		}
-		kind := "base"
-		if _, ok := l.Annotations[ostreecontainer.AnnotationComponents]; ok {
-			kind = "chunk"
+		kind, components := "base", "-"
+		if c, ok := l.Annotations[ostreecontainer.AnnotationComponents]; ok {
+			kind, components = "chunk", strings.ReplaceAll(c, " ", "")
 		}
-		fmt.Printf("%s %d %s\n", l.Digest, l.Size, kind)
+		fmt.Printf("%s %d %s %s\n", l.Digest, l.Size, kind, components)
 	}
 	return nil
 }
