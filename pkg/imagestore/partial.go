@@ -67,6 +67,7 @@ type partialLayer struct {
 	desc   v1.Descriptor
 	diffID v1.Hash
 	g      *partialGetter
+	plan   *PartialPlan
 	stream io.ReadCloser
 	diff   hash.Hash
 	tar    io.Reader
@@ -135,7 +136,7 @@ func (p *puller) openPartial(ctx context.Context, rr transport.RangeReader, i in
 		return nil, err
 	}
 	g.tsr = tsr
-	l := &partialLayer{index: i, desc: desc, diffID: p.plan.Layers[i].DiffID, g: g, diff: sha256.New()}
+	l := &partialLayer{index: i, desc: desc, diffID: p.plan.Layers[i].DiffID, g: g, plan: plan, diff: sha256.New()}
 	l.stream = asm.NewOutputTarStream(g, storage.NewJSONUnpacker(io.LimitReader(tsr, zl.TarSplit.Uncompressed)))
 	l.tar = io.TeeReader(l.stream, l.diff)
 	return l, nil

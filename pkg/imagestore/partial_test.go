@@ -199,11 +199,15 @@ func TestPartialPull(t *testing.T) {
 			t.Fatal(err)
 		}
 		proxy.set("")
-		res, err := Pull(ctx, repo, registryRef(addr, "v2"), PullOptions{})
+		var last PullProgress
+		res, err := Pull(ctx, repo, registryRef(addr, "v2"), PullOptions{Progress: func(pp PullProgress) { last = pp }})
 		if err != nil {
 			t.Fatal(err)
 		}
-		t.Logf("estimate %+v; pulled %d bytes", est, res.BytesFetched)
+		t.Logf("estimate %+v; pulled %d bytes; last progress %+v", est, res.BytesFetched, last)
+		if last.BytesDone != res.BytesFetched || last.Bytes < res.BytesFetched-res.BytesFetched/100 || last.Bytes > res.BytesFetched+res.BytesFetched/100 {
+			t.Fatalf("the progress ends at %d of %d bytes; the pull fetched %d", last.BytesDone, last.Bytes, res.BytesFetched)
+		}
 		// The changed files: beta's, gamma's f07, the dpkg status... and the commit's metadata.
 		if est.PartialLayers != res.LayersPartial || est.Missing == 0 || est.Missing > est.Files/4 ||
 			est.Bytes < res.BytesFetched-res.BytesFetched/100 || est.Bytes > res.BytesFetched+res.BytesFetched/100 {

@@ -517,6 +517,9 @@ func (p *puller) fetchObjects(ctx context.Context, i int) error {
 	if rr, ok := p.usePartial(i); ok {
 		pl, err := p.openPartial(ctx, rr, i)
 		if err == nil && pl != nil {
+			// The progress counts what the partial fetch downloads, not the whole layer.
+			saved := p.plan.Layers[i].Size - pl.plan.Bytes - pl.plan.TOCBytes
+			p.report(func(pp *PullProgress) { pp.Bytes -= saved })
 			err = p.importObjectLayer(ctx, i, pl)
 			if err == nil {
 				p.mu.Lock()
@@ -524,6 +527,7 @@ func (p *puller) fetchObjects(ctx context.Context, i int) error {
 				p.mu.Unlock()
 				return nil
 			}
+			p.report(func(pp *PullProgress) { pp.Bytes += saved })
 		}
 		if err != nil {
 			if localFailure(ctx, err) {

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -142,7 +143,8 @@ type httpRanges struct {
 	sources []sysregistriesv2.PullSource
 	proxy   func(*http.Request) (*url.URL, error)
 
-	chosen *rangeEndpoint
+	mu     sync.Mutex     // guards chosen: layers are fetched concurrently
+	chosen *rangeEndpoint // the endpoint that answered first
 }
 
 type rangeEndpoint struct {
@@ -238,8 +240,11 @@ func (p *httpParts) request() error {
 		spec[i] = fmt.Sprintf("%d-%d", r.Offset, r.Offset+r.Length-1)
 	}
 	header := "bytes=" + strings.Join(spec, ",")
-	if p.h.chosen != nil {
-		return p.send(p.h.chosen, batch, header)
+	p.h.mu.Lock()
+	chosen := p.h.chosen
+	p.h.mu.Unlock()
+	if chosen != nil {
+		return p.send(chosen, batch, header)
 	}
 	var errs []error
 	for _, src := range p.h.sources {
@@ -253,7 +258,9 @@ func (p *httpParts) request() error {
 			ep, err := p.h.endpoint(p.ctx, src, https)
 			if err == nil {
 				if err = p.send(ep, batch, header); err == nil {
+					p.h.mu.Lock()
 					p.h.chosen = ep
+					p.h.mu.Unlock()
 					return nil
 				}
 			}
