@@ -329,12 +329,40 @@ upgrade() {
 	report "${name}" "upgrade (${image})"
 	drop_sysroot "${sys}"
 }
+
+# upgrade_split NAME IMAGE: as upgrade, but in two steps on a fresh install of v1:
+# `upgrade --download-only` (NAME-dl, measured: the fetch) and then `upgrade --from-downloaded`
+# (NAME, measured: the upgrade excluding the download). Checks that the first step fetched the new
+# layers once each, the second nothing, and that the sysroot ends as after a plain upgrade.
+upgrade_split() {
+	local name="$1" image="$2" sys="${WORK}/sys-$1" n
+	tag v1 stable
+	run_install "${name}-install"
+	mv "${WORK}/sys-${name}-install" "${sys}"
+	tag "${image}" stable
+	measure "${name}-dl" "${BOOTC}" --sysroot "${sys}" upgrade --download-only
+	measure "${name}" "${BOOTC}" --sysroot "${sys}" upgrade --from-downloaded
+	awk 'NR == FNR { have[$1] = 1; next } !($1 in have) { print $1 }' "${WORK}/v1.layers" "${WORK}/${image}.layers" | sort -u >"${WORK}/${name}.want"
+	layers_fetched "${name}-dl" "${image}" | awk '{ print $1 }' >"${WORK}/${name}-dl.set"
+	cmp -s "${WORK}/${name}.want" "${WORK}/${name}-dl.set" ||
+		die "${name}: upgrade --download-only fetched $(wc -l <"${WORK}/${name}-dl.set") layer blobs, want the $(wc -l <"${WORK}/${name}.want") new layers once each"
+	[[ "$(blob_bytes "${name}")" == 0 ]] || die "${name}: upgrade --from-downloaded fetched blobs"
+	n="$(ostree admin status --sysroot="${sys}" | grep -cE '^[* ] \S+ [0-9a-f]{64}\.[0-9]+')"
+	((n == 2)) || die "${name}: ostree admin status lists ${n} deployments after the upgrade"
+	ostree fsck --repo="${sys}/ostree/repo" >"${WORK}/${name}-fsck.out" 2>&1 || die "${name}: ostree fsck failed: $(cat "${WORK}/${name}-fsck.out")"
+	report "${name}-dl" "upgrade --download-only (${image})"
+	report "${name}" "upgrade --from-downloaded (${image})"
+	drop_sysroot "${sys}"
+}
 # Each upgrade BENCH_UPGRADE_RUNS times, from a fresh install of v1 each time; the table gives
 # the medians (a single upgrade takes about a second, so one run is mostly noise).
 for u in pkg apt; do
 	for ((r = 1; r <= UPGRADE_RUNS; r++)); do
 		upgrade "up-${u}-${r}" "${u}"
 		cat "${WORK}/up-${u}-${r}.time" >>"${WORK}/up-${u}.all"
+		upgrade_split "split-${u}-${r}" "${u}"
+		cat "${WORK}/split-${u}-${r}-dl.time" >>"${WORK}/split-${u}-dl.all"
+		cat "${WORK}/split-${u}-${r}.time" >>"${WORK}/split-${u}.all"
 	done
 	# Every run fetched the same layers (checked by upgrade); the first stands for them.
 	cp "${WORK}/up-${u}-1.set" "${WORK}/up-${u}.set"
@@ -394,6 +422,19 @@ pkg_list="$(join -t $'\t' "$(dirname "${V1}")/packages.txt" "$(dirname "${V2APT}
 			"$(kib "$(maxcol "up-${u}" 2)")" "$(wc -l <"${WORK}/up-${u}.set")/$(wc -l <"${WORK}/${u}.layers")" "$(mib "${dl}")" \
 			"$(pct "$(col "up-${u}" 1)" "${bootc_wall}")" "$(pct "${dl}" "${bootc_bytes}")"
 	done
+	echo
+	echo "(b') the same upgrades in two steps, on a fresh install of v1 each: the fetch, then the upgrade excluding the download"
+	printf '%-40s %9s %9s %12s %12s %10s\n' "" "wall s" "+sync s" "peak RSS" "downloaded" "time/inst"
+	for u in pkg apt; do
+		printf '%-40s %9.2f %9.2f %12s %12s %10s\n' "${u}: upgrade --download-only" "$(col "split-${u}-dl" 1)" "$(col "split-${u}-dl" 4)" \
+			"$(kib "$(maxcol "split-${u}-dl" 2)")" "$(mib "$(blob_bytes "split-${u}-1-dl")")" "$(pct "$(col "split-${u}-dl" 1)" "${bootc_wall}")"
+		printf '%-40s %9.2f %9.2f %12s %12s %10s\n' "${u}: upgrade --from-downloaded" "$(col "split-${u}" 1)" "$(col "split-${u}" 4)" \
+			"$(kib "$(maxcol "split-${u}" 2)")" "$(mib "$(blob_bytes "split-${u}-1")")" "$(pct "$(col "split-${u}" 1)" "${bootc_wall}")"
+	done
+	echo "upgrade excluding download (--from-downloaded, median): pkg $(col split-pkg 1) s, apt $(col split-apt 1) s (target for pkg <= 0.40 s:" \
+		"$(awk -v w="$(col split-pkg 1)" 'BEGIN { print (w <= 0.40) ? "yes" : "no" }'))"
+	echo "upgrade including download (one command, median of (b)): pkg $(col up-pkg 1) s, apt $(col up-apt 1) s"
+	echo
 	echo "downloaded = bytes of blob GETs (layers and config) in the registry's access log during the command;"
 	echo "the layers fetched were exactly the layers new in the image, once each (checked), and the new layers"
 	echo "sum to: pkg $(mib "$(new_bytes pkg)"), apt $(mib "$(new_bytes apt)") (the update-size bench's 'download')."

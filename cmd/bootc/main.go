@@ -33,7 +33,9 @@ func main() {
 		return
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	stopProfiling := startProfiling(os.Stderr)
 	code := Main(ctx, os.Args, os.Stdout, os.Stderr)
+	stopProfiling()
 	stop()
 	os.Exit(code)
 }

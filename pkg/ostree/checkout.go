@@ -75,8 +75,16 @@ func (r *Repo) CheckoutTree(ctx context.Context, tree, meta Checksum, dest strin
 		return fmt.Errorf("checkout: opening %s: %w", dest, err)
 	}
 	defer unix.Close(fd)
-	co := &checkouter{r: r, cfg: cfg, ctx: ctx}
+	co := &checkouter{r: r, cfg: cfg, ctx: ctx, objects: -1}
 	co.hardlink = !cfg.forceCopy && (r.mode == ModeBare || r.mode == ModeBareUser && cfg.userMode)
+	if co.hardlink {
+		// Links are made relative to objects/, not by a full path resolved for every file.
+		objects := filepath.Join(r.path, "objects")
+		if co.objects, err = unix.Open(objects, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0); err != nil {
+			return fmt.Errorf("checkout: opening %s: %w", objects, err)
+		}
+		defer unix.Close(co.objects)
+	}
 	return co.dir(fd, dest, tree, meta, created)
 }
 
@@ -85,7 +93,9 @@ type checkouter struct {
 	cfg      *checkoutConfig
 	ctx      context.Context
 	hardlink bool
-	buf      []byte
+	// objects is the repository's objects/ directory, open when hardlink.
+	objects int
+	buf     []byte
 }
 
 func (co *checkouter) dir(fd int, path string, treeC, metaC Checksum, created bool) error {
@@ -315,9 +325,9 @@ func (co *checkouter) file(fd int, dirPath, name string, c Checksum) error {
 // link hardlinks the object to the destination. It reports false with no error when a hardlink
 // is impossible here (another filesystem, too many links) so the caller copies instead.
 func (co *checkouter) link(fd int, name, path string, c Checksum) (bool, error) {
-	src := co.r.ObjectPath(ObjectName{c, ObjectFile})
+	src := co.r.objectRelPath(ObjectName{c, ObjectFile})
 	for {
-		err := unix.Linkat(unix.AT_FDCWD, src, fd, name, 0)
+		err := unix.Linkat(co.objects, src, fd, name, 0)
 		switch {
 		case err == nil:
 			return true, nil

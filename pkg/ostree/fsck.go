@@ -172,7 +172,11 @@ func (f *fsck) meta(c Checksum, where string) error {
 	if !f.firstVisit(n) {
 		return nil
 	}
-	if _, err := f.r.ReadDirMeta(c); err != nil {
+	data, err := f.r.ReadMetadataObject(n) // from the disk, never the cache
+	if err == nil {
+		_, err = UnmarshalDirMeta(data)
+	}
+	if err != nil {
 		f.problem(n, where, err)
 		return nil
 	}

@@ -91,6 +91,7 @@ func (r *Repo) Prune(ctx context.Context, opts PruneOptions) (*PruneStats, error
 			return stats, fmt.Errorf("prune: %s: %w", n, err)
 		}
 		if !opts.DryRun {
+			r.meta.forget(n)
 			if err := os.Remove(p); err != nil {
 				return stats, fmt.Errorf("prune: deleting %s: %w", n, err)
 			}
@@ -258,7 +259,7 @@ func (r *Repo) markCommit(ctx context.Context, ref Ref, present, seen map[Object
 			return err
 		}
 		seen[n] = true
-		data, err := r.ReadMetadataObject(n)
+		data, err := r.readMeta(n)
 		if err != nil {
 			return err
 		}

@@ -11,7 +11,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -81,6 +80,8 @@ type Repo struct {
 	fsync        bool
 	zlibLevel    int
 	log          *slog.Logger
+	// meta caches the dirtrees and dirmetas read (metaCache).
+	meta *metaCache
 }
 
 // Option configures Init and Open.
@@ -94,7 +95,7 @@ func WithLogger(l *slog.Logger) Option { return func(r *Repo) { r.log = l } }
 func WithFsync(on bool) Option { return func(r *Repo) { r.fsync = on } }
 
 func newRepo(path string, opts []Option) *Repo {
-	r := &Repo{path: path, fsync: true, zlibLevel: 6, log: slog.New(slog.DiscardHandler)}
+	r := &Repo{path: path, fsync: true, zlibLevel: 6, log: slog.New(slog.DiscardHandler), meta: newMetaCache(metaCacheLimit)}
 	for _, o := range opts {
 		o(r)
 	}
@@ -233,9 +234,35 @@ func (r *Repo) HasObject(n ObjectName) (bool, error) {
 
 // ReadMetadataObject reads a metadata object and checks that it hashes to its name (except
 // .commitmeta, which is named after its commit).
+// It always reads the disk (fsck relies on that); ReadDirTree and ReadDirMeta may answer from
+// the repository's cache of objects already read and verified (metaCache).
 func (r *Repo) ReadMetadataObject(n ObjectName) ([]byte, error) {
+	return r.readMetaFrom(n, false)
+}
+
+// readMeta is ReadMetadataObject through the metadata cache: dirtrees and dirmetas come from
+// (and go to) it. The caller must not modify the bytes.
+func (r *Repo) readMeta(n ObjectName) ([]byte, error) { return r.readMetaFrom(n, true) }
+
+func (r *Repo) readMetaFrom(n ObjectName, useCache bool) ([]byte, error) {
 	if !n.Type.IsMeta() {
 		return nil, fmt.Errorf("reading %s: not a metadata object", n)
+	}
+	cache := useCache && cacheable(n.Type)
+	if cache {
+		if data := r.meta.get(n); data != nil {
+			// Still there? Another process (ostree prune) may have deleted it since.
+			var st unix.Stat_t
+			err := unix.Lstat(r.ObjectPath(n), &st)
+			if err == nil {
+				return data, nil
+			}
+			r.meta.forget(n)
+			if errors.Is(err, unix.ENOENT) {
+				return nil, fmt.Errorf("%w: %s", ErrObjectNotFound, n)
+			}
+			return nil, fmt.Errorf("reading %s: %w", n, err)
+		}
 	}
 	data, err := readObjectFile(r.ObjectPath(n), n)
 	if err != nil {
@@ -246,27 +273,53 @@ func (r *Repo) ReadMetadataObject(n ObjectName) ([]byte, error) {
 			return nil, fmt.Errorf("%w: %s hashes to %s", ErrCorruptObject, n, got)
 		}
 	}
+	if cache {
+		r.meta.put(n, data)
+	}
 	return data, nil
 }
 
 // maxMetadataSize bounds metadata objects, as libostree's OSTREE_MAX_METADATA_SIZE (128 MiB).
 const maxMetadataSize = 128 << 20
 
+// readObjectFile reads a metadata object file whole. It uses plain system calls rather than
+// os.Open, which registers every file with the runtime's poller: a checkout reads thousands.
 func readObjectFile(path string, n ObjectName) ([]byte, error) {
-	f, err := os.Open(path)
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
 	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
+		if errors.Is(err, unix.ENOENT) {
 			return nil, fmt.Errorf("%w: %s", ErrObjectNotFound, n)
 		}
 		return nil, fmt.Errorf("reading %s: %w", n, err)
 	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, maxMetadataSize+1))
-	if err != nil {
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
 		return nil, fmt.Errorf("reading %s: %w", n, err)
 	}
-	if len(data) > maxMetadataSize {
+	if st.Size > maxMetadataSize {
 		return nil, fmt.Errorf("%w: %s is larger than %d bytes", ErrCorruptObject, n, maxMetadataSize)
+	}
+	// One byte more than the size, to see the end (or a file that grew).
+	data := make([]byte, 0, st.Size+1)
+	for {
+		if len(data) == cap(data) {
+			data = append(data, 0)[:len(data)]
+		}
+		m, err := unix.Read(fd, data[len(data):cap(data)])
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("reading %s: %w", n, err)
+		}
+		if m == 0 {
+			break
+		}
+		data = data[:len(data)+m]
+		if len(data) > maxMetadataSize {
+			return nil, fmt.Errorf("%w: %s is larger than %d bytes", ErrCorruptObject, n, maxMetadataSize)
+		}
 	}
 	return data, nil
 }
@@ -288,7 +341,7 @@ func (r *Repo) ReadDirTree(c Checksum) (*DirTree, error) {
 			return &DirTree{}, nil
 		}
 	}
-	data, err := r.ReadMetadataObject(ObjectName{c, ObjectDirTree})
+	data, err := r.readMeta(ObjectName{c, ObjectDirTree})
 	if err != nil {
 		return nil, err
 	}
@@ -297,7 +350,7 @@ func (r *Repo) ReadDirTree(c Checksum) (*DirTree, error) {
 
 // ReadDirMeta reads and parses a dirmeta object.
 func (r *Repo) ReadDirMeta(c Checksum) (*DirMeta, error) {
-	data, err := r.ReadMetadataObject(ObjectName{c, ObjectDirMeta})
+	data, err := r.readMeta(ObjectName{c, ObjectDirMeta})
 	if err != nil {
 		return nil, err
 	}

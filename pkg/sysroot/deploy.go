@@ -122,7 +122,7 @@ func (s *Sysroot) deploy(ctx context.Context, commit ostree.Checksum, o DeployOp
 	if err != nil {
 		return nil, nil, fmt.Errorf("deploying %s: %w", commit, err)
 	}
-	d.BootCsum = k.bootcsum
+	d.BootCsum, d.kernel = k.bootcsum, k
 	if err := prepareEtc(ctx, s.repo, commit, staging); err != nil {
 		return nil, nil, err
 	}

@@ -32,6 +32,9 @@ type Deployment struct {
 	// merge is the deployment Deploy merged /etc from (nil for none), when mergeKnown.
 	merge      *Deployment
 	mergeKnown bool
+	// kernel is the kernel layout Deploy checksummed from the checkout it made (nil for a
+	// loaded deployment): WriteDeployments need not checksum it again.
+	kernel *kernelLayout
 	// staged marks the staged deployment (Sysroot.Staged), whose /etc is not merged yet:
 	// WriteDeployments refuses it; FinalizeStaged writes a finalized copy.
 	staged bool

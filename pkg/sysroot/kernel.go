@@ -47,6 +47,18 @@ func (k *kernelLayout) initramfsName() string { return "initramfs-" + k.kver + "
 // regular file vmlinuz, and checksums vmlinuz, the initramfs (initramfs.img, else initramfs)
 // and devicetree in that order. It returns ErrNoKernel if there is none.
 func findKernel(root string) (*kernelLayout, error) {
+	k, err := locateKernel(root)
+	if err != nil {
+		return nil, err
+	}
+	if err := k.checksum(root); err != nil {
+		return nil, err
+	}
+	return k, nil
+}
+
+// locateKernel is findKernel without the checksum: the layout alone (bootcsum "").
+func locateKernel(root string) (*kernelLayout, error) {
 	modules := filepath.Join(root, "usr", "lib", "modules")
 	ents, err := os.ReadDir(modules)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
@@ -65,32 +77,37 @@ func findKernel(root string) (*kernelLayout, error) {
 			continue
 		}
 		k := &kernelLayout{kver: kver, dir: filepath.Join("usr/lib/modules", kver)}
-		h := sha256.New()
-		if err := hashFile(h, filepath.Join(dir, "vmlinuz")); err != nil {
-			return nil, err
-		}
 		for _, name := range []string{"initramfs.img", "initramfs"} {
 			if exists(filepath.Join(dir, name)) {
 				k.initramfs = name
-				if err := hashFile(h, filepath.Join(dir, name)); err != nil {
-					return nil, err
-				}
 				break
 			}
 		}
 		if exists(filepath.Join(dir, "devicetree")) {
 			k.devicetree = "devicetree"
-			if err := hashFile(h, filepath.Join(dir, "devicetree")); err != nil {
-				return nil, err
-			}
 		}
 		if exists(filepath.Join(dir, ".vmlinuz.hmac")) {
 			k.hmac = ".vmlinuz.hmac"
 		}
-		k.bootcsum = hex.EncodeToString(h.Sum(nil))
 		return k, nil
 	}
 	return nil, fmt.Errorf("%w: no usr/lib/modules/KVER/vmlinuz in %s (a bootable image installs its kernel there)", ErrNoKernel, root)
+}
+
+// checksum sets k.bootcsum: the sha256 of vmlinuz, the initramfs and the devicetree of the
+// deployment directory root, in that order.
+func (k *kernelLayout) checksum(root string) error {
+	h := sha256.New()
+	for _, name := range []string{"vmlinuz", k.initramfs, k.devicetree} {
+		if name == "" {
+			continue
+		}
+		if err := hashFile(h, filepath.Join(root, k.dir, name)); err != nil {
+			return err
+		}
+	}
+	k.bootcsum = hex.EncodeToString(h.Sum(nil))
+	return nil
 }
 
 func exists(path string) bool {

@@ -91,12 +91,9 @@ func (s *Sysroot) WriteDeployments(ctx context.Context, list []*Deployment, o Wr
 	kernels := make([]*kernelLayout, len(list))
 	count := map[string]int{}
 	for i, d := range list {
-		k, err := findKernel(s.abs(d.Dir()))
+		k, err := s.deploymentKernel(d)
 		if err != nil {
-			return fmt.Errorf("deployment %s: %w", d.Dir(), err)
-		}
-		if d.BootCsum != "" && d.BootCsum != k.bootcsum {
-			return fmt.Errorf("deployment %s: its kernel checksums to %s, not the recorded %s; the deployment directory was modified, deploy the image again", d.Dir(), k.bootcsum, d.BootCsum)
+			return err
 		}
 		kernels[i] = k
 		serials[i] = count[k.bootcsum]
@@ -159,6 +156,45 @@ func (s *Sysroot) WriteDeployments(ctx context.Context, list []*Deployment, o Wr
 		}
 	}
 	return nil
+}
+
+// deploymentKernel returns d's kernel layout and bootcsum. The kernel is checksummed (tens of
+// MiB) only where nothing vouches for it: a deployment Deploy made in this process carries the
+// layout it checksummed; one whose recorded BootCsum already has its kernel directory
+// /boot/ostree/<stateroot>-<bootcsum> holding every file of the layout boots from that copy
+// (installKernel keeps what is there), as libostree trusts a deployment's bootcsum once it is
+// deployed. Otherwise the kernel is checksummed and must match a recorded BootCsum.
+func (s *Sysroot) deploymentKernel(d *Deployment) (*kernelLayout, error) {
+	if d.kernel != nil && d.kernel.bootcsum == d.BootCsum {
+		return d.kernel, nil
+	}
+	root := s.abs(d.Dir())
+	k, err := locateKernel(root)
+	if err != nil {
+		return nil, fmt.Errorf("deployment %s: %w", d.Dir(), err)
+	}
+	if d.BootCsum != "" && s.haveBootDir(d.Stateroot, d.BootCsum, k) {
+		k.bootcsum = d.BootCsum
+		return k, nil
+	}
+	if err := k.checksum(root); err != nil {
+		return nil, fmt.Errorf("deployment %s: %w", d.Dir(), err)
+	}
+	if d.BootCsum != "" && d.BootCsum != k.bootcsum {
+		return nil, fmt.Errorf("deployment %s: its kernel checksums to %s, not the recorded %s; the deployment directory was modified, deploy the image again", d.Dir(), k.bootcsum, d.BootCsum)
+	}
+	return k, nil
+}
+
+// haveBootDir reports whether /boot/ostree/<stateroot>-<bootcsum> holds every file of k.
+func (s *Sysroot) haveBootDir(stateroot, bootcsum string, k *kernelLayout) bool {
+	dir := s.abs(fmt.Sprintf("boot/ostree/%s-%s", stateroot, bootcsum))
+	for _, f := range k.files() {
+		if st, err := os.Lstat(filepath.Join(dir, f[1])); err != nil || !st.Mode().IsRegular() {
+			return false
+		}
+	}
+	return true
 }
 
 // sameBootConfig reports whether list would get the same boot entries as the loaded
