@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"strings"
 	"text/tabwriter"
@@ -72,7 +73,13 @@ func hostOptions(c *cli.Context) (opts []host.Option, done func()) {
 			fmt.Fprintf(c.App.ErrWriter, "warning: %s: %v\n", e.What, e.Err)
 		}
 	}
-	return []host.Option{host.WithPolicy(c.String("signature-policy")), host.WithRegistries(registriesConfig(c)), host.WithProgress(render)}, p.done
+	opts = []host.Option{host.WithPolicy(c.String("signature-policy")), host.WithRegistries(registriesConfig(c)), host.WithProgress(render)}
+	// BOOTC_LOG=debug (or info, warn) writes the library's logs to standard error.
+	var level slog.Level
+	if v := os.Getenv("BOOTC_LOG"); v != "" && level.UnmarshalText([]byte(v)) == nil {
+		opts = append(opts, host.WithLogger(slog.New(slog.NewTextHandler(c.App.ErrWriter, &slog.HandlerOptions{Level: level}))))
+	}
+	return opts, p.done
 }
 
 // onHost opens and locks the sysroot (refusing --apply where it cannot work), runs verb on it and

@@ -32,7 +32,7 @@ type Pulled struct {
 // (ostree-image-signed:), and pins what was verified: the pull then fetches that manifest digest
 // and nothing else.
 func (h *Host) pullOptions(ctx context.Context, ref imgref.OstreeRef) (imagestore.PullOptions, *verify.Verified, error) {
-	o := imagestore.PullOptions{Log: h.cfg.log, Registries: h.cfg.registries}
+	o := imagestore.PullOptions{Log: h.cfg.log, Registries: h.cfg.registries, Warn: func(what string, err error) { h.cfg.progress(Warning{What: what, Err: err}) }}
 	v, err := verify.Verify(ctx, ref, verify.Options{
 		PolicyPath: h.cfg.policyPath,
 		Registries: h.cfg.registries,

@@ -46,6 +46,9 @@ type PullOptions struct {
 	Platform *v1.Platform
 	// Jobs is how many layers are fetched at once (default 3).
 	Jobs int
+	// Warn is told what the user should know but does not stop the pull: a layer fetched whole
+	// because its partial fetch failed (nil: only the log hears of it).
+	Warn func(what string, err error)
 	// WholeLayers fetches changed zstd:chunked layers whole rather than only the files the
 	// repository lacks (as the environment variable BOOTC_PARTIAL_PULL=0 does).
 	WholeLayers bool
@@ -534,6 +537,11 @@ func (p *puller) fetchObjects(ctx context.Context, i int) error {
 				return err
 			}
 			p.log.Warn("fetching the whole layer: its partial fetch failed", "index", i, "digest", p.plan.Layers[i].Digest, "err", err)
+			if p.o.Warn != nil {
+				p.mu.Lock() // serialized, as Progress is
+				p.o.Warn(fmt.Sprintf("layer %d (%s) is fetched whole: fetching only its missing files failed", i, p.plan.Layers[i].Digest), err)
+				p.mu.Unlock()
+			}
 		}
 	}
 	blob, err := p.open(ctx, i)

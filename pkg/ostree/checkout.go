@@ -7,6 +7,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
+	"sync"
 
 	"golang.org/x/sys/unix"
 )
@@ -75,7 +77,7 @@ func (r *Repo) CheckoutTree(ctx context.Context, tree, meta Checksum, dest strin
 		return fmt.Errorf("checkout: opening %s: %w", dest, err)
 	}
 	defer unix.Close(fd)
-	co := &checkouter{r: r, cfg: cfg, ctx: ctx, objects: -1}
+	co := &checkouter{r: r, cfg: cfg, ctx: ctx, objects: -1, extra: make(chan struct{}, 4*runtime.GOMAXPROCS(0)-1)}
 	co.hardlink = !cfg.forceCopy && (r.mode == ModeBare || r.mode == ModeBareUser && cfg.userMode)
 	if co.hardlink {
 		// Links are made relative to objects/, not by a full path resolved for every file.
@@ -95,8 +97,15 @@ type checkouter struct {
 	hardlink bool
 	// objects is the repository's objects/ directory, open when hardlink.
 	objects int
-	buf     []byte
+	// extra holds a token for each goroutine checking out a subtree besides the caller's: a
+	// checkout is mostly mkdirat and linkat, which wait in the filesystem and run in parallel in
+	// different directories (measured on ext4 with 2 cores: 12,000 entries in 0.70 s one at a
+	// time, 0.56 s with 2 goroutines, 0.46 s with 8, and no better with 16).
+	extra chan struct{}
 }
+
+// copyBufs are the buffers of file copies, one per goroutine at a time.
+var copyBufs = sync.Pool{New: func() any { b := make([]byte, 256<<10); return &b }}
 
 func (co *checkouter) dir(fd int, path string, treeC, metaC Checksum, created bool) error {
 	if err := co.ctx.Err(); err != nil {
@@ -139,21 +148,55 @@ func (co *checkouter) dir(fd int, path string, treeC, metaC Checksum, created bo
 			return err
 		}
 	}
+	// Subdirectories: in another goroutine while one is free, else here. This directory's
+	// metadata waits for all of them.
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var firstErr error
+	fail := func(err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if firstErr == nil {
+			firstErr = err
+		}
+	}
 	for _, d := range tree.Dirs {
 		child := filepath.Join(path, d.Name)
 		made, err := co.makeDir(fd, d.Name, child)
 		if err != nil {
-			return err
+			fail(err)
+			break
 		}
 		cfd, err := unix.Openat(fd, d.Name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 		if err != nil {
-			return fmt.Errorf("checkout: opening %s: %w", child, err)
+			fail(fmt.Errorf("checkout: opening %s: %w", child, err))
+			break
 		}
-		err = co.dir(cfd, child, d.Tree, d.Meta, made)
-		unix.Close(cfd)
-		if err != nil {
-			return err
+		sub := func() error {
+			defer unix.Close(cfd)
+			return co.dir(cfd, child, d.Tree, d.Meta, made)
 		}
+		select {
+		case co.extra <- struct{}{}:
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer func() { <-co.extra }()
+				if err := sub(); err != nil {
+					fail(err)
+				}
+			}()
+			continue
+		default:
+		}
+		if err := sub(); err != nil {
+			fail(err)
+			break
+		}
+	}
+	wg.Wait()
+	if firstErr != nil {
+		return firstErr
 	}
 	// Directory metadata last, so that a read-only directory is filled before it is closed.
 	if !created {
@@ -295,10 +338,9 @@ func (co *checkouter) file(fd int, dirPath, name string, c Checksum) error {
 	}
 	f := os.NewFile(uintptr(ffd), path)
 	defer f.Close()
-	if co.buf == nil {
-		co.buf = make([]byte, 256<<10)
-	}
-	if _, err := io.CopyBuffer(f, obj.Content, co.buf); err != nil {
+	buf := copyBufs.Get().(*[]byte)
+	defer copyBufs.Put(buf)
+	if _, err := io.CopyBuffer(f, obj.Content, *buf); err != nil {
 		return fmt.Errorf("checkout %s: %w", path, err)
 	}
 	if co.cfg.userMode {

@@ -2,6 +2,7 @@ package zstdchunked
 
 import (
 	"bytes"
+	"fmt"
 	"testing"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -46,4 +47,24 @@ func FuzzParseTOC(f *testing.F) {
 			end = e.EndOffset
 		}
 	})
+}
+
+// TestDecompressStreamed: a TOC compressed as a stream declares the compressor's window (8 MiB
+// for level 3), not its size; it must decompress all the same (it did not, at first).
+func TestDecompressStreamed(t *testing.T) {
+	var buf bytes.Buffer
+	zw, _ := zstd.NewWriter(&buf, zstd.WithEncoderLevel(zstd.SpeedDefault))
+	var data []byte
+	for i := range 20000 { // 700 KiB, several blocks
+		data = fmt.Appendf(data, `{"type":"reg","name":"usr/share/doc/%d"}`, i)
+	}
+	zw.Write(data)
+	zw.Close()
+	got, err := Decompress(buf.Bytes(), int64(len(data)))
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("Decompress: %v", err)
+	}
+	if _, err := Decompress(buf.Bytes(), int64(len(data))-1); err == nil {
+		t.Fatal("a frame longer than declared was accepted")
+	}
 }

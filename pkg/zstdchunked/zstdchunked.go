@@ -137,7 +137,9 @@ func ParseTOC(l *Layer, compressed []byte) (*TOC, error) {
 
 // Decompress decompresses a whole zstd frame that must give exactly size bytes.
 func Decompress(compressed []byte, size int64) ([]byte, error) {
-	zr, err := zstd.NewReader(bytes.NewReader(compressed), zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(uint64(size)+1))
+	// The output is bounded by size; the window is whatever the compressor chose (up to zstd's
+	// 8 MiB for a level-3 frame), so only the total memory is capped.
+	zr, err := zstd.NewReader(bytes.NewReader(compressed), zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(2*MaxTOCSize))
 	if err != nil {
 		return nil, err
 	}
