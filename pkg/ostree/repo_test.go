@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -516,5 +517,61 @@ func TestCommitDirSkipAndEdit(t *testing.T) {
 	want := "/ /boot /dev /usr /usr/bin /usr/bin/sh /usr/etc /usr/etc/os-release /usr/lib /usr/lib/modules /usr/lib/modules/6.1 /usr/lib/modules/6.1/vmlinuz"
 	if got != want {
 		t.Errorf("tree = %s\nwant   %s", got, want)
+	}
+}
+
+// TestCheckoutManyDirectories checks out a tree of 120 directories (subtrees run in several
+// goroutines) whole, then with one object missing deep inside: the error names it, the
+// checkout returns (no goroutine left waiting), and read-only directories were filled first.
+func TestCheckoutManyDirectories(t *testing.T) {
+	ctx := context.Background()
+	r := testRepo(t, ModeBareUser)
+	src := t.TempDir()
+	files := map[string]string{}
+	for i := range 12 {
+		for j := range 10 {
+			files[fmt.Sprintf("d%02d/s%02d/f", i, j)] = fmt.Sprintf("file %d %d", i, j)
+		}
+	}
+	writeTree(t, src, files)
+	os.Chmod(filepath.Join(src, "d05"), 0o555)
+	defer os.Chmod(filepath.Join(src, "d05"), 0o755)
+	c, err := r.CommitDir(ctx, src, WithBranch("many"), fixedTime)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// As root, directory modes are kept (a read-only directory is filled before its mode is
+	// set); in user mode, directories stay writable by their owner.
+	var opts []CheckoutOption
+	wantMode := os.FileMode(0o555)
+	if os.Geteuid() != 0 {
+		opts, wantMode = []CheckoutOption{WithUserMode()}, 0o755
+	}
+	dest := filepath.Join(t.TempDir(), "root")
+	if err := r.Checkout(ctx, "many", dest, opts...); err != nil {
+		t.Fatal(err)
+	}
+	for p, want := range files {
+		if got, err := os.ReadFile(filepath.Join(dest, p)); err != nil || string(got) != want {
+			t.Fatalf("%s: %q, %v", p, got, err)
+		}
+	}
+	if st, err := os.Stat(filepath.Join(dest, "d05")); err != nil || st.Mode().Perm() != wantMode {
+		t.Fatalf("d05: %v %v", st.Mode(), err)
+	}
+	os.Chmod(filepath.Join(dest, "d05"), 0o755)
+
+	// Remove the object of d09/s07/f.
+	var sum Checksum
+	err = r.Walk(ctx, c, "/d09/s07/f", WalkOptions{}, func(e *TreeEntry) error { sum = e.Checksum; return nil })
+	if err != nil || sum == (Checksum{}) {
+		t.Fatalf("walk: %v", err)
+	}
+	if err := os.Remove(r.ObjectPath(ObjectName{sum, ObjectFile})); err != nil {
+		t.Fatal(err)
+	}
+	err = r.Checkout(ctx, "many", filepath.Join(t.TempDir(), "again"), opts...)
+	if !errors.Is(err, ErrObjectNotFound) || !strings.Contains(err.Error(), "d09/s07/f") {
+		t.Fatalf("err = %v, want the missing object of d09/s07/f", err)
 	}
 }
