@@ -115,7 +115,7 @@ func (p *puller) usePartial(i int) (transport.RangeReader, bool) {
 // openPartial reads layer i's TOC and starts the fetch of what the repository lacks. It
 // returns nil (and no error) when the whole layer is the better fetch.
 func (p *puller) openPartial(ctx context.Context, rr transport.RangeReader, i int) (*partialLayer, error) {
-	g, zl, tarSplit, plan, err := p.planPartial(ctx, rr, i)
+	g, plan, err := p.planPartial(ctx, rr, i)
 	if err != nil || plan == nil {
 		return nil, err
 	}
@@ -130,14 +130,14 @@ func (p *puller) openPartial(ctx context.Context, rr transport.RangeReader, i in
 		g.close()
 		return nil, err
 	}
-	tsr, err := zstd.NewReader(bytes.NewReader(tarSplit), zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(64<<20))
+	tsr, err := zstd.NewReader(bytes.NewReader(g.tarSplit), zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(64<<20))
 	if err != nil {
 		g.close()
 		return nil, err
 	}
 	g.tsr = tsr
 	l := &partialLayer{index: i, desc: desc, diffID: p.plan.Layers[i].DiffID, g: g, plan: plan, diff: sha256.New()}
-	l.stream = asm.NewOutputTarStream(g, storage.NewJSONUnpacker(io.LimitReader(tsr, zl.TarSplit.Uncompressed)))
+	l.stream = asm.NewOutputTarStream(g, storage.NewJSONUnpacker(io.LimitReader(tsr, g.layer.TarSplit.Uncompressed)))
 	l.tar = io.TeeReader(l.stream, l.diff)
 	return l, nil
 }
@@ -145,30 +145,31 @@ func (p *puller) openPartial(ctx context.Context, rr transport.RangeReader, i in
 // planPartial reads layer i's TOC and tar-split data and says which files the repository
 // lacks (g.local) and the ranges to fetch (g.ranges); plan is nil when the whole layer is the
 // better fetch.
-func (p *puller) planPartial(ctx context.Context, rr transport.RangeReader, i int) (g *partialGetter, zl *zstdchunked.Layer, tarSplit []byte, plan *PartialPlan, err error) {
+func (p *puller) planPartial(ctx context.Context, rr transport.RangeReader, i int) (*partialGetter, *PartialPlan, error) {
 	desc := p.plan.Manifest.Layers[i]
-	if zl, _, err = zstdchunked.FromDescriptor(desc); err != nil {
-		return nil, nil, nil, nil, err
+	zl, _, err := zstdchunked.FromDescriptor(desc)
+	if err != nil {
+		return nil, nil, err
 	}
 	meta, err := readSpans(ctx, rr, desc, []transport.Range{{Offset: zl.TOC.Offset, Length: zl.TOC.Length}, {Offset: zl.TarSplit.Offset, Length: zl.TarSplit.Length}}, p.fetched)
 	if err != nil {
-		return nil, nil, nil, nil, fmt.Errorf("reading the table of contents: %w", err)
+		return nil, nil, fmt.Errorf("reading the table of contents: %w", err)
 	}
 	toc, err := zstdchunked.ParseTOC(zl, meta[0])
 	if err != nil {
-		return nil, nil, nil, nil, err
+		return nil, nil, err
 	}
 	if got, _, _ := v1.SHA256(bytes.NewReader(meta[1])); got != toc.TarSplitDigest {
-		return nil, nil, nil, nil, fmt.Errorf("%w: the tar-split data hashes to %s, the TOC says %s", zstdchunked.ErrInvalid, got, toc.TarSplitDigest)
+		return nil, nil, fmt.Errorf("%w: the tar-split data hashes to %s, the TOC says %s", zstdchunked.ErrInvalid, got, toc.TarSplitDigest)
 	}
-	g = &partialGetter{ctx: ctx, repo: p.repo, toc: toc, byName: map[string][]int{}, local: make([]bool, len(toc.Files)), onRead: p.fetched}
-	plan = &PartialPlan{Files: len(toc.Files), TOCBytes: zl.TOC.Length + zl.TarSplit.Length}
+	g := &partialGetter{ctx: ctx, repo: p.repo, layer: zl, toc: toc, tarSplit: meta[1], byName: map[string][]int{}, local: make([]bool, len(toc.Files)), onRead: p.fetched}
+	plan := &PartialPlan{Files: len(toc.Files), TOCBytes: zl.TOC.Length + zl.TarSplit.Length}
 	var spans []transport.Range
 	for k := range toc.Files {
 		e := &toc.Files[k]
 		g.byName[e.Name] = append(g.byName[e.Name], k)
 		if g.local[k], err = p.repoHolds(e.Name); err != nil {
-			return nil, nil, nil, nil, err
+			return nil, nil, err
 		}
 		if !g.local[k] {
 			plan.Missing++
@@ -181,9 +182,9 @@ func (p *puller) planPartial(ctx context.Context, rr transport.RangeReader, i in
 	}
 	if float64(plan.Bytes) > partialShare*float64(desc.Size) {
 		p.log.Debug("fetching the whole layer: it lacks most of it", "index", i, "missing", plan.Missing, "files", plan.Files)
-		return nil, nil, nil, nil, nil
+		return nil, nil, nil
 	}
-	return g, zl, meta[1], plan, nil
+	return g, plan, nil
 }
 
 // repoHolds says whether the repository holds the object a layer path names.
@@ -239,13 +240,16 @@ func (l *partialLayer) finish(consumeErr error) error {
 // partialGetter gives the tar-split assembler each file's content: the repository's object,
 // or the file's zstd frames from the fetched ranges, decompressed and checked against the TOC.
 type partialGetter struct {
-	ctx    context.Context
-	repo   *ostree.Repo
-	toc    *zstdchunked.TOC
-	byName map[string][]int
-	used   map[string]int
-	local  []bool
-	onRead func(int)
+	ctx   context.Context
+	repo  *ostree.Repo
+	layer *zstdchunked.Layer
+	toc   *zstdchunked.TOC
+	// tarSplit is the compressed tar-split data, checked against the TOC.
+	tarSplit []byte
+	byName   map[string][]int
+	used     map[string]int
+	local    []bool
+	onRead   func(int)
 
 	ranges []transport.Range
 	parts  transport.Parts
@@ -486,7 +490,7 @@ func InspectFetch(ctx context.Context, repo *ostree.Repo, ref imgref.OstreeRef, 
 		}
 		est.Layers++
 		if rr, ok := p.usePartial(i); ok && l.Kind != LayerDerived {
-			_, _, _, pp, err := p.planPartial(ctx, rr, i)
+			_, pp, err := p.planPartial(ctx, rr, i)
 			if err == nil && pp != nil {
 				est.PartialLayers++
 				est.Files += pp.Files
