@@ -60,7 +60,7 @@ func imageFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringSliceFlag{Name: "label", Usage: "add label K=V to the image (repeatable)"},
 		&cli.IntFlag{Name: "max-layers", Value: encapsulate.DefaultMaxLayers, Usage: "at most this many layers in the image, layer 0 included (1: a single layer)"},
-		&cli.StringFlag{Name: "compression", Value: "gzip", Usage: "layer compression: gzip, zstd or zstd:chunked"},
+		&cli.StringFlag{Name: "compression", Value: "gzip", Usage: "layer compression: gzip (every client reads it), zstd, or zstd:chunked (bootc hosts then fetch only the files they lack on update; podman, skopeo and Docker 23+ read it)"},
 		&cli.StringFlag{Name: "previous-build", Usage: "keep the layer assignment of this image (default: the image already at the output, if it is chunked)"},
 		&cli.BoolFlag{Name: "no-previous-build", Usage: "do not reuse the layout of the image already at the output"},
 		quietFlag(),
