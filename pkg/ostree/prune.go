@@ -8,9 +8,11 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
+	"github.com/bootc-go/bootc/internal/atomicfile"
 	"github.com/bootc-go/bootc/internal/lockfile"
 	"golang.org/x/sys/unix"
 )
@@ -19,6 +21,35 @@ import (
 type PruneOptions struct {
 	// DryRun counts what would be deleted and deletes nothing.
 	DryRun bool
+	// IfRootsRemoved skips the walk (removing only abandoned staging directories) when every
+	// commit a ref named at the end of the last full prune, and every commit a ref has left
+	// since, is still named by a ref: then no object became unreachable since, except those
+	// written without a ref (an interrupted pull's, kept to resume), which stay until a later
+	// prune. Only ref changes made through this package are seen (pruneRootsFile,
+	// pruneDepartedFile); another tool's deletion of a ref is seen at the next full prune.
+	IfRootsRemoved bool
+}
+
+// pruneRootsFile, in the repository, lists the commits refs named at the end of the last full
+// prune (hex checksums, sorted, one a line); pruneDepartedFile the commits a ref has left since
+// (one a line, appended). libostree ignores both.
+const (
+	pruneRootsFile    = ".bootc-prune-roots"
+	pruneDepartedFile = ".bootc-prune-departed"
+)
+
+// noteDeparted records that a ref left commit c. It is not synced: a line lost to a crash
+// only delays the prune of what c alone reached.
+func (r *Repo) noteDeparted(c Checksum) error {
+	f, err := os.OpenFile(filepath.Join(r.path, pruneDepartedFile), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	if err != nil {
+		return err
+	}
+	if _, err := f.WriteString(c.String() + "\n"); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 // PruneStats says what Prune found and did.
@@ -30,6 +61,8 @@ type PruneStats struct {
 	// StagingRemoved counts abandoned transaction staging directories removed (left by a
 	// killed process).
 	StagingRemoved int
+	// Skipped is true when IfRootsRemoved found no root removed and walked nothing.
+	Skipped bool
 }
 
 // Prune deletes every loose object no ref reaches, as `ostree prune --refs-only --depth=0`:
@@ -53,11 +86,24 @@ func (r *Repo) Prune(ctx context.Context, opts PruneOptions) (*PruneStats, error
 	}
 	defer unlock()
 
+	refs, err := r.pruneRoots()
+	if err != nil {
+		return nil, err
+	}
+	roots := rootSet(refs)
+	if opts.IfRootsRemoved && !opts.DryRun && r.rootsKept(roots) {
+		stats := &PruneStats{Skipped: true}
+		if stats.StagingRemoved, err = r.removeStaging(false); err != nil {
+			return nil, err
+		}
+		r.log.Debug("prune skipped: no ref root removed since the last prune", "staging", stats.StagingRemoved)
+		return stats, nil
+	}
 	loose, err := r.listLooseObjects()
 	if err != nil {
 		return nil, err
 	}
-	reachable, err := r.reachableFromRefs(ctx, loose)
+	reachable, err := r.reachableFrom(ctx, refs, loose)
 	if err != nil {
 		return nil, err
 	}
@@ -98,6 +144,16 @@ func (r *Repo) Prune(ctx context.Context, opts PruneOptions) (*PruneStats, error
 		}
 		stats.Deleted++
 		stats.BytesFreed += st.Size
+	}
+	if !opts.DryRun {
+		// Recorded only once the prune is complete: a prune cut short leaves the previous
+		// record, or none, and the next prune walks again.
+		if err := atomicfile.WriteFile(filepath.Join(r.path, pruneRootsFile), []byte(strings.Join(roots, "\n")+"\n"), 0o644, syncOption(r.fsync)...); err != nil {
+			return stats, fmt.Errorf("prune: recording the roots: %w", err)
+		}
+		if err := os.Remove(filepath.Join(r.path, pruneDepartedFile)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return stats, fmt.Errorf("prune: %w", err)
+		}
 	}
 	r.log.Debug("pruned repository", "objects", stats.Objects, "deleted", stats.Deleted,
 		"bytes", stats.BytesFreed, "staging", stats.StagingRemoved, "dry-run", opts.DryRun)
@@ -197,9 +253,8 @@ func (r *Repo) listLooseObjects() (map[ObjectName]bool, error) {
 	return out, nil
 }
 
-// reachableFromRefs returns the objects reachable from the refs (see Prune). present is the set
-// of loose objects: a content object a ref reaches must be in it.
-func (r *Repo) reachableFromRefs(ctx context.Context, present map[ObjectName]bool) (map[ObjectName]bool, error) {
+// pruneRoots lists every ref Prune keeps: local, remote and mirror refs.
+func (r *Repo) pruneRoots() ([]Ref, error) {
 	refs, err := r.ListRefs()
 	if err != nil {
 		return nil, fmt.Errorf("prune: %w", err)
@@ -208,7 +263,41 @@ func (r *Repo) reachableFromRefs(ctx context.Context, present map[ObjectName]boo
 	if err != nil {
 		return nil, fmt.Errorf("prune: %w", err)
 	}
-	refs = append(refs, mirrors...)
+	return append(refs, mirrors...), nil
+}
+
+// rootSet is the sorted, distinct commits of refs, in hex.
+func rootSet(refs []Ref) []string {
+	var out []string
+	for _, ref := range refs {
+		out = append(out, ref.Checksum.String())
+	}
+	sort.Strings(out)
+	return slices.Compact(out)
+}
+
+// rootsKept says whether every commit recorded by the last full prune, and every commit a ref
+// left since, is among roots.
+func (r *Repo) rootsKept(roots []string) bool {
+	data, err := os.ReadFile(filepath.Join(r.path, pruneRootsFile))
+	if err != nil {
+		return false
+	}
+	departed, err := os.ReadFile(filepath.Join(r.path, pruneDepartedFile))
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return false
+	}
+	for _, c := range strings.Fields(string(data) + string(departed)) {
+		if _, found := slices.BinarySearch(roots, c); !found {
+			return false
+		}
+	}
+	return true
+}
+
+// reachableFrom returns the objects reachable from refs (see Prune). present is the set of
+// loose objects: a content object a ref reaches must be in it.
+func (r *Repo) reachableFrom(ctx context.Context, refs []Ref, present map[ObjectName]bool) (map[ObjectName]bool, error) {
 	seen := map[ObjectName]bool{}
 	for _, ref := range refs {
 		if err := r.markCommit(ctx, ref, present, seen); err != nil {

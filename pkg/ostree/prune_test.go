@@ -456,3 +456,74 @@ func TestSetConfigRejects(t *testing.T) {
 		}
 	}
 }
+
+// TestPruneIfRootsRemoved: with IfRootsRemoved, a prune walks the repository only when a commit
+// a ref named (at the last prune, or since) lost its last ref; new roots alone skip it, and an
+// object written without a ref waits for a full prune.
+func TestPruneIfRootsRemoved(t *testing.T) {
+	ctx := context.Background()
+	r := testRepo(t, ModeBareUser)
+	commit := func(ref, content string) Checksum {
+		t.Helper()
+		dir := t.TempDir()
+		writeTree(t, dir, map[string]string{"f": content})
+		c, err := r.CommitDir(ctx, dir, WithBranch(ref), fixedTime)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	has := func(c Checksum) bool {
+		ok, err := r.HasObject(ObjectName{c, ObjectCommit})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ok
+	}
+	prune := func(want bool) *PruneStats {
+		t.Helper()
+		st, err := r.Prune(ctx, PruneOptions{IfRootsRemoved: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Skipped == want {
+			t.Fatalf("prune skipped = %v, want %v (%+v)", st.Skipped, !want, st)
+		}
+		return st
+	}
+	a := commit("a", "A")
+	prune(true) // no record yet: a full prune
+	b := commit("b", "B")
+	prune(false) // b is a new root, nothing left
+	if err := r.DeleteRef("b"); err != nil {
+		t.Fatal(err)
+	}
+	if st := prune(true); has(b) || st.Deleted == 0 {
+		t.Fatalf("b survived the prune after its ref went (%+v)", st)
+	}
+	c := commit("c", "C")
+	// a moves to c: a's commit has no ref left.
+	if err := r.SetRef("a", c); err != nil {
+		t.Fatal(err)
+	}
+	if prune(true); has(a) || !has(c) {
+		t.Fatalf("after moving ref a: a kept %v, c kept %v", has(a), has(c))
+	}
+	// A ref moving between commits that both stay named: nothing to walk.
+	commit("d", "D")
+	if err := r.SetRef("a", c); err != nil {
+		t.Fatal(err)
+	}
+	prune(false)
+	// An orphan (written, its ref deleted before this package could note anything: another
+	// tool's doing) stays until a full prune.
+	o := commit("orphan", "O")
+	os.Remove(filepath.Join(r.Path(), "refs", "heads", "orphan"))
+	prune(false)
+	if !has(o) {
+		t.Fatal("the orphan went without a full prune")
+	}
+	if _, err := r.Prune(ctx, PruneOptions{}); err != nil || has(o) {
+		t.Fatalf("a full prune kept the orphan (%v)", err)
+	}
+}

@@ -122,11 +122,17 @@ func (r *Repo) ReadRef(ref string) (Checksum, error) {
 }
 
 // writeRef points ref at c atomically (write a temporary file, fsync, rename), or deletes it when
-// c is nil.
+// c is nil. A ref that leaves a commit first notes the commit in pruneDepartedFile (see
+// PruneOptions.IfRootsRemoved): what it reaches may now be unreachable.
 func (r *Repo) writeRef(ref string, c *Checksum) error {
 	path, err := r.refPath(ref)
 	if err != nil {
 		return err
+	}
+	if old, err := readRefFile(path, ref); err == nil && (c == nil || old != *c) {
+		if err := r.noteDeparted(old); err != nil {
+			return fmt.Errorf("writing ref %s: %w", ref, err)
+		}
 	}
 	if c == nil {
 		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {

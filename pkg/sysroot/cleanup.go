@@ -156,7 +156,10 @@ func (s *Sysroot) Cleanup(ctx context.Context) (*CleanupStats, error) {
 		return nil, err
 	}
 
-	if st.Prune, err = s.repo.Prune(ctx, ostree.PruneOptions{}); err != nil {
+	// The prune walks the repository only when a ref's commit went since the last one
+	// (ostree.PruneOptions.IfRootsRemoved): an upgrade that keeps every deployment leaves
+	// nothing unreachable.
+	if st.Prune, err = s.repo.Prune(ctx, ostree.PruneOptions{IfRootsRemoved: true}); err != nil {
 		return st, fmt.Errorf("pruning the repository: %w", err)
 	}
 	return st, nil

@@ -57,6 +57,44 @@ func findKernel(root string) (*kernelLayout, error) {
 	return k, nil
 }
 
+// deployedKernel is findKernel of a new deployment's checkout: when its kernel files are the
+// very files (the same inodes: hardlinks of the same objects) of a loaded deployment's, whose
+// kernel was checksummed when it was deployed, that checksum is taken rather than computed
+// again (43 MiB of kernel and initramfs, a sixth of a one-package upgrade's time).
+func (s *Sysroot) deployedKernel(root string) (*kernelLayout, error) {
+	k, err := locateKernel(root)
+	if err != nil {
+		return nil, err
+	}
+	for _, d := range s.withStaged() {
+		if d.BootCsum != "" && sameKernelFiles(root, s.abs(d.Dir()), k) {
+			k.bootcsum = d.BootCsum
+			return k, nil
+		}
+	}
+	if err := k.checksum(root); err != nil {
+		return nil, err
+	}
+	return k, nil
+}
+
+// sameKernelFiles says whether the kernel files of k are the same inodes under both roots.
+func sameKernelFiles(a, b string, k *kernelLayout) bool {
+	for _, name := range []string{"vmlinuz", k.initramfs, k.devicetree} {
+		if name == "" {
+			continue
+		}
+		var sa, sb unix.Stat_t
+		if unix.Lstat(filepath.Join(a, k.dir, name), &sa) != nil || unix.Lstat(filepath.Join(b, k.dir, name), &sb) != nil ||
+			sa.Dev != sb.Dev || sa.Ino != sb.Ino || sa.Mode&unix.S_IFMT != unix.S_IFREG {
+			return false
+		}
+	}
+	// The other's layout must be the same: no initramfs or devicetree there that is not here.
+	other, err := locateKernel(b)
+	return err == nil && *other == kernelLayout{kver: k.kver, dir: k.dir, initramfs: k.initramfs, devicetree: k.devicetree, hmac: other.hmac}
+}
+
 // locateKernel is findKernel without the checksum: the layout alone (bootcsum "").
 func locateKernel(root string) (*kernelLayout, error) {
 	modules := filepath.Join(root, "usr", "lib", "modules")

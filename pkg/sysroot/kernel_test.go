@@ -88,3 +88,36 @@ func TestWriteDeploymentsKernelChecksum(t *testing.T) {
 		t.Fatalf("WriteDeployments with the kernel restored: %v", err)
 	}
 }
+
+// TestDeployReusesKernelChecksum: a new deployment whose kernel files are the same inodes as a
+// loaded deployment's takes that deployment's checksum (shown by a planted value); a changed
+// kernel is checksummed.
+func TestDeployReusesKernelChecksum(t *testing.T) {
+	s := newSysroot(t)
+	v1 := commitTree(t, s, "1", baseTree())
+	d1, _ := deployAndWrite(t, s, v1, DeployOptions{})
+	want := d1.BootCsum
+	if len(want) != 64 {
+		t.Fatalf("bootcsum %q", want)
+	}
+	const planted = "feedfacefeedfacefeedfacefeedfacefeedfacefeedfacefeedfacefeedface"
+	for _, d := range s.deployments {
+		d.BootCsum = planted
+	}
+	v2 := commitTree(t, s, "2", with(baseTree(), map[string]string{"usr/share/doc/new": "doc"}))
+	d2, _, err := s.Deploy(t.Context(), v2, DeployOptions{Stateroot: "myos"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d2.BootCsum != planted {
+		t.Fatalf("same kernel files: bootcsum %s, want the loaded deployment's (planted) one", d2.BootCsum)
+	}
+	v3 := commitTree(t, s, "3", with(baseTree(), map[string]string{"usr/lib/modules/6.1.0-test/vmlinuz": "KERNEL3"}))
+	d3, _, err := s.Deploy(t.Context(), v3, DeployOptions{Stateroot: "myos"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d3.BootCsum == planted || d3.BootCsum == want || len(d3.BootCsum) != 64 {
+		t.Fatalf("changed kernel: bootcsum %s", d3.BootCsum)
+	}
+}
