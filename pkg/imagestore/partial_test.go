@@ -16,11 +16,13 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 
 	"github.com/bootc-go/bootc/pkg/ostreecontainer"
@@ -559,4 +561,38 @@ func corruptObject(t *testing.T, img v1.Image, edit func([]byte) []byte) (v1.Ima
 		adds = append(adds, mutate.Addendum{Layer: nl, MediaType: desc.MediaType, Annotations: ann})
 	}
 	return assemble(t, adds, cf), replaced
+}
+
+// TestPullDiskFull: a pull into a repository whose filesystem fills up says so (ENOSPC, and
+// what to do), not that the layer is invalid; what was stored stays consistent.
+func TestPullDiskFull(t *testing.T) {
+	testutil.Root(t)
+	src := t.TempDir()
+	componentTree(t, src, strings.Repeat("beta ", 8000))
+	big := make([]byte, 6<<20)
+	r := rand.New(rand.NewPCG(1, 2))
+	for i := range big {
+		big[i] = byte(r.Uint32())
+	}
+	if err := os.WriteFile(filepath.Join(src, "usr/share/gamma/big"), big, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	img, _, _ := encapsulateTree(t, src, nil, ostree.WithMetadataString("version", "1"))
+	ref := writeOCI(t, img, filepath.Join(t.TempDir(), "oci"), "v1")
+
+	mnt := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", mnt).CombinedOutput(); err != nil {
+		t.Fatalf("mount tmpfs: %v: %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("umount", mnt).Run() })
+	repo, err := ostree.Init(context.Background(), filepath.Join(mnt, "repo"), ostree.ModeBareUser, ostree.WithFsync(false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = Pull(context.Background(), repo, ref, PullOptions{})
+	t.Log(err)
+	if !errors.Is(err, syscall.ENOSPC) || errors.Is(err, ErrBadLayer) || !strings.Contains(err.Error(), "free space") {
+		t.Fatalf("err = %v, want ENOSPC with what to do, not an invalid layer", err)
+	}
+	fsckClean(t, repo)
 }
