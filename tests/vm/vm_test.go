@@ -217,7 +217,7 @@ for i in $(seq 120); do grep -q '^boot_success=1' /boot/grub/grubenv && break; s
 
 	v.step("power cut during finalization: the disk boots the previous default", func() {
 		before := v.entries()
-		b := v.boot(bootSpec{firmware: "uefi", publish: "v3a", want: "2", then: "stay", killOn: finalizeStarts, step: mountData + `
+		b := v.boot(bootSpec{firmware: "uefi", publish: "v3a", want: "2", then: "stay", killOn: finalizeStarts, step: mountData + holdFinalization + `
 systemctl start --no-block bootc-fetch-apply-updates.service
 `})
 		v.want(b.killed, "the power was not cut during finalization")
@@ -444,8 +444,18 @@ const mountData = `mkdir -p /run/vmtest-data && mount -o ro /dev/disk/by-id/virt
 
 // finalizeStarts is on the console while the shutdown waits for the finalization of a staged
 // deployment (systemd's "Job bootc-finalize-staged.service/stop running (4s / 5min 1s)",
-// shown from a few seconds in; under TCG the finalization takes about 20 s).
+// shown from a few seconds in). The finalization itself takes a few seconds under TCG, so a
+// step that cuts the power on it holds the stop job first (holdFinalization): the cut then
+// lands before bootc's commit point whatever the machine's speed (the kill -9 tests of
+// tests/crash_finalize_test.go cut bootc's finalization itself at random points).
 const finalizeStarts = "Job bootc-finalize-staged.service/stop running"
+
+// holdFinalization makes the finalization's stop job wait 60 s before bootc runs (a runtime
+// drop-in, gone with the boot).
+const holdFinalization = `mkdir -p /run/systemd/system/bootc-finalize-staged.service.d
+printf '[Service]\nExecStop=\nExecStop=/bin/sleep 60\nExecStop=/usr/bin/bootc internals finalize-staged\n' > /run/systemd/system/bootc-finalize-staged.service.d/hold.conf
+systemctl daemon-reload
+`
 
 const ovmf = "/usr/share/ovmf/OVMF.fd"
 
