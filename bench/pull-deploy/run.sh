@@ -10,6 +10,8 @@ set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 ROOT="${PWD}"
+# shellcheck source=bench/lib/registry.sh
+source "${ROOT}/bench/lib/registry.sh"
 RUNS="${BENCH_RUNS:-3}"
 UPGRADE_RUNS="${BENCH_UPGRADE_RUNS:-3}"
 BOOTC="${BOOTC:-bin/bootc}"
@@ -45,12 +47,8 @@ fi
 # tmpfs), like the trees. podman's runroot must be shorter than 50 characters.
 WORK="$(mktemp -d /var/tmp/bootc-bench-pull.XXXXXX)"
 RUNROOT="$(mktemp -d /tmp/pmb.XXXXXX)"
-REGISTRY_PID=""
 cleanup() {
-	if [[ -n "${REGISTRY_PID}" ]]; then
-		kill "${REGISTRY_PID}" 2>/dev/null || true
-		wait "${REGISTRY_PID}" 2>/dev/null || true
-	fi
+	registry_stop
 	# Deployments are immutable (chattr +i), as libostree makes them.
 	chattr -R -f -i "${WORK}"/sys-* 2>/dev/null || true
 	if [[ -x "${WORK}/bin/pm" && -d "${WORK}/podman" ]]; then
@@ -139,49 +137,21 @@ done
 
 # --- Registry -------------------------------------------------------------------------
 
-port=""
-for p in $(seq 5491 5591); do
-	if ! (exec 3<>"/dev/tcp/127.0.0.1/${p}") 2>/dev/null; then
-		port="${p}"
-		break
-	fi
-done
-[[ -n "${port}" ]] || die "no free port between 5491 and 5591"
-cat >"${WORK}/registry.yml" <<EOF
-version: 0.1
-log:
-  level: error
-storage:
-  filesystem:
-    rootdirectory: ${WORK}/registry
-http:
-  addr: 127.0.0.1:${port}
-EOF
-# The access log (stdout, one line per request with the bytes sent) is what
-# counts the downloads. timeout: the registry stops by itself even if this
-# script is killed.
-ACCESS="${WORK}/registry.log"
-timeout 60m docker-registry serve "${WORK}/registry.yml" >"${ACCESS}" 2>&1 &
-REGISTRY_PID=$!
-for _ in $(seq 100); do
-	curl -fs "http://127.0.0.1:${port}/v2/" >/dev/null 2>&1 && break
-	sleep 0.1
-done
-curl -fs "http://127.0.0.1:${port}/v2/" >/dev/null || die "docker-registry did not come up on 127.0.0.1:${port}"
-REPO="127.0.0.1:${port}/bench/os"
+# The access log (one line per request with the bytes sent) is what counts the downloads; the
+# registry stops by itself even if this script is killed (bench/lib/registry.sh).
+registry_start "${WORK}/registry" || die "the registry failed to start"
+ACCESS="${REGISTRY_LOG}"
+REPO="${REGISTRY}/bench/os"
 
 # tag SRC DST: makes the registry tag DST name what SRC names (oci:... or a tag), keeping digests.
 tag() {
 	local src="$1"
 	[[ "${src}" == oci:* ]] || src="docker://${REPO}:${src}"
-	skopeo copy -q --preserve-digests --src-tls-verify=false --dest-tls-verify=false "${src}" "docker://${REPO}:$2" ||
-		die "skopeo copy ${src} -> $2 failed"
+	registry_push "${src}" "${REPO}:$2" || die "pushing ${src} as $2 failed"
 }
 log "pushing the images to ${REPO}"
 for t in v1 pkg apt; do
-	tag "oci:${O}:${t}" "${t}"
-	got="$(skopeo inspect --tls-verify=false --format '{{.Digest}}' "docker://${REPO}:${t}")"
-	[[ "${got}" == "$(cat "${WORK}/${t}.digest")" ]] || die "registry has ${got} for ${t}, composed $(cat "${WORK}/${t}.digest")"
+	registry_push "oci:${O}:${t}" "${REPO}:${t}" "$(cat "${WORK}/${t}.digest")" || die "the registry does not serve the composed ${t}"
 done
 
 # --- Measuring ---------------------------------------------------------------------------

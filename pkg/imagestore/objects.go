@@ -130,7 +130,7 @@ func importObjects(tx *ostree.Transaction, r io.Reader, held map[ostree.Checksum
 			if err != nil {
 				return nil, err
 			}
-			t := map[string]ostree.ObjectType{"commit": ostree.ObjectCommit, "dirtree": ostree.ObjectDirTree, "dirmeta": ostree.ObjectDirMeta}[kind]
+			t := objectKinds[kind]
 			if err := validateMetadata(t, data); err != nil {
 				return nil, fmt.Errorf("%w: %s: %v", ErrBadLayer, h.Name, err)
 			}
@@ -181,6 +181,9 @@ func validateMetadata(t ostree.ObjectType, data []byte) error {
 	}
 	return err
 }
+
+// objectKinds maps the type suffixes of object paths to the object types they store whole.
+var objectKinds = map[string]ostree.ObjectType{"file": ostree.ObjectFile, "commit": ostree.ObjectCommit, "dirtree": ostree.ObjectDirTree, "dirmeta": ostree.ObjectDirMeta}
 
 // parseObjectPath splits "XX/REST.TYPE" into the checksum and the type suffix.
 func parseObjectPath(rest string) (ostree.Checksum, string, error) {

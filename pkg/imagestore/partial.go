@@ -197,8 +197,9 @@ func (p *puller) repoHolds(name string) (bool, error) {
 	if err != nil {
 		return false, nil
 	}
-	t, ok := map[string]ostree.ObjectType{"file": ostree.ObjectFile, "dirtree": ostree.ObjectDirTree, "dirmeta": ostree.ObjectDirMeta}[kind]
-	if !ok {
+	// Commits are held back until their layer's objects are in (importObjects): fetched.
+	t, ok := objectKinds[kind]
+	if !ok || t == ostree.ObjectCommit {
 		return false, nil
 	}
 	return p.repo.HasObject(ostree.ObjectName{Checksum: sum, Type: t})
@@ -298,7 +299,7 @@ func (g *partialGetter) Get(name string) (io.ReadCloser, error) {
 func (g *partialGetter) openLocal(e *zstdchunked.Entry) (io.ReadCloser, error) {
 	sum, kind, _ := parseObjectPath(strings.TrimPrefix(strings.TrimPrefix(e.Name, "./"), objectsPrefix))
 	if kind != "file" {
-		data, err := g.repo.ReadMetadataObject(ostree.ObjectName{Checksum: sum, Type: map[string]ostree.ObjectType{"dirtree": ostree.ObjectDirTree, "dirmeta": ostree.ObjectDirMeta}[kind]})
+		data, err := g.repo.ReadMetadataObject(ostree.ObjectName{Checksum: sum, Type: objectKinds[kind]})
 		if err != nil {
 			return nil, err
 		}
