@@ -2,6 +2,7 @@ package transport
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -191,6 +192,9 @@ func (h *httpRanges) endpoint(ctx context.Context, src sysregistriesv2.PullSourc
 	}
 	base := http.DefaultTransport.(*http.Transport).Clone()
 	base.Proxy = h.proxy
+	if base.TLSClientConfig == nil {
+		base.TLSClientConfig = &tls.Config{}
+	}
 	base.TLSClientConfig.InsecureSkipVerify = src.Endpoint.Insecure || h.sys.DockerInsecureSkipTLSVerify == types.OptionalBoolTrue
 	certDirs := []string{filepath.Join("/etc/containers/certs.d", domain), filepath.Join("/etc/docker/certs.d", domain)}
 	if h.sys.DockerPerHostCertDirPath != "" {
