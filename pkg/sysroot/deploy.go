@@ -118,7 +118,7 @@ func (s *Sysroot) deploy(ctx context.Context, commit ostree.Checksum, o DeployOp
 	if err := s.repo.Checkout(ctx, commit.String(), staging); err != nil {
 		return nil, nil, fmt.Errorf("checking out %s: %w", commit, err)
 	}
-	k, err := s.deployedKernel(staging)
+	k, err := s.newDeploymentKernel(staging)
 	if err != nil {
 		return nil, nil, fmt.Errorf("deploying %s: %w", commit, err)
 	}

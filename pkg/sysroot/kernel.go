@@ -43,25 +43,12 @@ func (k *kernelLayout) files() [][2]string {
 
 func (k *kernelLayout) initramfsName() string { return "initramfs-" + k.kver + ".img" }
 
-// findKernel looks in root/usr/lib/modules for the first directory (in name order) holding a
-// regular file vmlinuz, and checksums vmlinuz, the initramfs (initramfs.img, else initramfs)
-// and devicetree in that order. It returns ErrNoKernel if there is none.
-func findKernel(root string) (*kernelLayout, error) {
-	k, err := locateKernel(root)
-	if err != nil {
-		return nil, err
-	}
-	if err := k.checksum(root); err != nil {
-		return nil, err
-	}
-	return k, nil
-}
-
-// deployedKernel is findKernel of a new deployment's checkout: when its kernel files are the
-// very files (the same inodes: hardlinks of the same objects) of a loaded deployment's, whose
-// kernel was checksummed when it was deployed, that checksum is taken rather than computed
-// again (43 MiB of kernel and initramfs, a sixth of a one-package upgrade's time).
-func (s *Sysroot) deployedKernel(root string) (*kernelLayout, error) {
+// newDeploymentKernel locates the kernel of a new deployment's checkout and sets its bootcsum
+// (deploymentKernel is its counterpart for deployments already written). When its kernel files
+// are the very files (the same inodes: hardlinks of the same objects) of a loaded deployment's,
+// whose kernel was checksummed when it was deployed, that checksum is taken rather than
+// computed again (43 MiB of kernel and initramfs, a sixth of a one-package upgrade's time).
+func (s *Sysroot) newDeploymentKernel(root string) (*kernelLayout, error) {
 	k, err := locateKernel(root)
 	if err != nil {
 		return nil, err
@@ -95,7 +82,10 @@ func sameKernelFiles(a, b string, k *kernelLayout) bool {
 	return err == nil && *other == kernelLayout{kver: k.kver, dir: k.dir, initramfs: k.initramfs, devicetree: k.devicetree, hmac: other.hmac}
 }
 
-// locateKernel is findKernel without the checksum: the layout alone (bootcsum "").
+// locateKernel looks in root/usr/lib/modules for the first directory (in name order) holding
+// a regular file vmlinuz, with its initramfs (initramfs.img, else initramfs), devicetree and
+// .vmlinuz.hmac if present: the layout alone (bootcsum "", see checksum). It returns
+// ErrNoKernel if there is none.
 func locateKernel(root string) (*kernelLayout, error) {
 	modules := filepath.Join(root, "usr", "lib", "modules")
 	ents, err := os.ReadDir(modules)
