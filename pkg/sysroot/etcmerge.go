@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 
 	"golang.org/x/sys/unix"
 
@@ -264,6 +265,9 @@ func sameFile(a, b string, sa, sb *unix.Stat_t) (bool, error) {
 	return sa.Rdev == sb.Rdev, nil
 }
 
+// compareBufs are sameContent's buffers, reused: /etc holds hundreds of files to compare.
+var compareBufs = sync.Pool{New: func() any { return &[2][]byte{make([]byte, 64<<10), make([]byte, 64<<10)} }}
+
 func sameContent(a, b string) (bool, error) {
 	fa, err := os.Open(a)
 	if err != nil {
@@ -275,7 +279,9 @@ func sameContent(a, b string) (bool, error) {
 		return false, err
 	}
 	defer fb.Close()
-	bufA, bufB := make([]byte, 64<<10), make([]byte, 64<<10)
+	bufs := compareBufs.Get().(*[2][]byte)
+	defer compareBufs.Put(bufs)
+	bufA, bufB := bufs[0], bufs[1]
 	for {
 		na, errA := io.ReadFull(fa, bufA)
 		nb, errB := io.ReadFull(fb, bufB)
