@@ -21,7 +21,8 @@
 //
 // Writing: the blobs are uploaded through a containers/image ImageDestination (several at
 // once, each skipped when the repository has it), then the manifest; the same rules apply
-// (a blocked registry is refused, `insecure` honoured).
+// (a blocked registry is refused, `insecure` honoured). Signatures are added to an image's
+// sigstore attachment the same way ([AttachSigstoreSignature]).
 //
 // OCI layouts and archives are read and written with go-containerregistry's layout package;
 // containers-storage goes through containers/image's storage transport (its ImageSource and
