@@ -4,12 +4,12 @@
 // cosign CLI (`cosign verify --key`) and containers/image's policy engine (`sigstoreSigned` with
 // `keyPath`, given a registries.d entry with `use-sigstore-attachments: true`) both verify them.
 //
-// Signing goes through containers/image (its sigstore signer and copy pipeline), not the cosign Go
-// module: after the image is pushed, it is copied from the registry onto itself by digest with a
-// signer attached. The blobs are already there, so the copy moves only the manifest (unchanged, the
-// digest is checked) and the new signature. The signature's identity (critical.identity.
-// docker-reference) is the reference as given, tag included, as `skopeo copy --sign-by-sigstore`
-// writes it; `cosign sign` writes the repository without the tag.
+// The key is read as containers/image's sigstore signer reads it (the encrypted PEM of `cosign
+// generate-key-pair`), and the payload is the one it writes: the signature's identity
+// (critical.identity.docker-reference) is the reference as given, tag included, as `skopeo copy
+// --sign-by-sigstore` writes it; `cosign sign` writes the repository without the tag. The signature
+// is added to the image's attachment by transport.AttachSigstoreSignature, beside those already
+// there; the image itself is only read (its manifest must be in the repository), not pushed again.
 //
 // The registry is reached with the caller's transport.Registries, the configuration the push and
 // every reader use (registries.conf `blocked` and `insecure`, auth.json, certs.d; the sigstore
@@ -17,21 +17,27 @@
 package sign
 
 import (
+	"bytes"
 	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"os"
 	"strings"
+	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	godigest "github.com/opencontainers/go-digest"
-	"go.podman.io/image/v5/copy"
-	"go.podman.io/image/v5/docker"
+	"github.com/secure-systems-lab/go-securesystemslib/encrypted"
+	"github.com/sigstore/sigstore/pkg/signature"
 	"go.podman.io/image/v5/docker/reference"
-	"go.podman.io/image/v5/manifest"
-	"go.podman.io/image/v5/signature"
-	"go.podman.io/image/v5/signature/signer"
-	"go.podman.io/image/v5/signature/sigstore"
+	"go.podman.io/image/v5/version"
 
 	"github.com/bootc-go/bootc/pkg/imgref"
 	"github.com/bootc-go/bootc/pkg/transport"
@@ -47,34 +53,75 @@ var ErrNotRegistry = errors.New("signatures can only be stored in a registry")
 // Signer signs with one cosign private key. Load it before pushing anything, so that a wrong
 // passphrase stops the build before it has changed the registry.
 type Signer struct {
-	s *signer.Signer
+	key signature.Signer
 }
 
+// The PEM types of encrypted cosign private keys: the older, which `cosign generate-key-pair` and
+// containers/image write, and the newer.
+const (
+	cosignPrivateKeyPEMType   = "ENCRYPTED COSIGN PRIVATE KEY"
+	sigstorePrivateKeyPEMType = "ENCRYPTED SIGSTORE PRIVATE KEY"
+)
+
 // LoadKey reads and decrypts a cosign private key (the encrypted PEM `cosign generate-key-pair`
-// writes; ECDSA, RSA or Ed25519) with passphrase, which may be empty but not nil.
+// writes; ECDSA, RSA or Ed25519, signing SHA-256 digests as cosign does) with passphrase, which may
+// be empty but not nil.
 func LoadKey(file string, passphrase []byte) (*Signer, error) {
 	if passphrase == nil {
 		passphrase = []byte{}
 	}
-	s, err := sigstore.NewSigner(sigstore.WithPrivateKeyFile(file, passphrase))
+	key, err := loadKey(file, passphrase)
+	if err != nil {
+		return nil, fmt.Errorf("%w %s: %w", ErrKey, file, err)
+	}
+	return &Signer{key: key}, nil
+}
+
+// loadKey is containers/image's (and cosign's) loadPrivateKey, with its error messages.
+func loadKey(file string, passphrase []byte) (signature.Signer, error) {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("reading private key from %s: %w", file, err)
+	}
+	p, _ := pem.Decode(b)
+	if p == nil {
+		return nil, errors.New("initializing private key: invalid pem block")
+	}
+	if p.Type != sigstorePrivateKeyPEMType && p.Type != cosignPrivateKeyPEMType {
+		return nil, fmt.Errorf("initializing private key: unsupported pem type: %s", p.Type)
+	}
+	der, err := encrypted.Decrypt(p.Bytes, passphrase)
 	if err != nil {
 		hint := ""
-		if strings.Contains(err.Error(), "decryption failed") {
+		if strings.Contains(err.Error(), "decryption failed") { // secretbox's: not the passphrase's key
 			hint = " (wrong passphrase?)"
 		}
-		return nil, fmt.Errorf("%w %s: %w%s", ErrKey, file, err, hint)
+		return nil, fmt.Errorf("initializing private key: decrypt: %w%s", err, hint)
 	}
-	return &Signer{s: s}, nil
+	pk, err := x509.ParsePKCS8PrivateKey(der)
+	if err != nil {
+		return nil, fmt.Errorf("initializing private key: parsing private key: %w", err)
+	}
+	switch pk := pk.(type) {
+	case *rsa.PrivateKey:
+		return signature.LoadRSAPKCS1v15SignerVerifier(pk, crypto.SHA256)
+	case *ecdsa.PrivateKey:
+		return signature.LoadECDSASignerVerifier(pk, crypto.SHA256)
+	case ed25519.PrivateKey:
+		return signature.LoadED25519SignerVerifier(pk)
+	default:
+		return nil, fmt.Errorf("initializing private key: unsupported key type %T", pk)
+	}
 }
 
 // Close releases the key.
-func (s *Signer) Close() error { return s.s.Close() }
+func (s *Signer) Close() error { return nil }
 
 // Sign signs the image with manifest digest at ref, a registry reference whose tag (default
 // "latest") becomes the signature's identity, and stores the signature as a sigstore attachment in
 // ref's repository, beside any signatures already there. The image must already be in that
-// repository; Sign fails if the manifest would change. reg is the registry configuration (the
-// one the image was pushed with).
+// repository (ErrNotFound otherwise). reg is the registry configuration (the one the image was
+// pushed with).
 func (s *Signer) Sign(ctx context.Context, ref imgref.Ref, digest v1.Hash, reg transport.Registries) error {
 	if ref.Transport != imgref.Registry {
 		return fmt.Errorf("signing %s: %w", ref, ErrNotRegistry)
@@ -87,52 +134,54 @@ func (s *Signer) Sign(ctx context.Context, ref imgref.Ref, digest v1.Hash, reg t
 		return fmt.Errorf("signing %s: name the image by tag, not by digest (the tag is the signature's identity)", ref)
 	}
 	named = reference.TagNameOnly(named)
-	d, err := docker.NewReference(named)
+	pinned, err := transport.PinDigest(ref, digest)
 	if err != nil {
 		return fmt.Errorf("signing %s: %w", ref, err)
 	}
-	dg, err := godigest.Parse(digest.String())
+	if _, err := transport.ManifestDigest(ctx, pinned, transport.WithRegistries(reg)); err != nil {
+		return fmt.Errorf("signing %s: %w", ref, err)
+	}
+	payload, err := sigstorePayload(named.String(), digest, time.Now())
 	if err != nil {
 		return fmt.Errorf("signing %s: %w", ref, err)
 	}
-	byDigest, err := reference.WithDigest(reference.TrimNamed(named), dg)
+	sig, err := s.key.SignMessage(bytes.NewReader(payload))
 	if err != nil {
 		return fmt.Errorf("signing %s: %w", ref, err)
 	}
-	src, err := docker.NewReference(byDigest)
+	err = transport.AttachSigstoreSignature(ctx, imgref.Ref{Transport: imgref.Registry, Name: named.String()}, digest, transport.SigstoreSignature{
+		MediaType:   sigstorePayloadMediaType,
+		Payload:     payload,
+		Annotations: map[string]string{sigstoreSignatureAnnotation: base64.StdEncoding.EncodeToString(sig)},
+	}, reg)
 	if err != nil {
 		return fmt.Errorf("signing %s: %w", ref, err)
-	}
-	sys, cleanup, err := reg.SystemContext(ref.Name, transport.DefaultPlatform())
-	if err != nil {
-		return fmt.Errorf("signing %s: %w", ref, err)
-	}
-	defer cleanup()
-
-	pc, err := signature.NewPolicyContext(&signature.Policy{Default: []signature.PolicyRequirement{signature.NewPRInsecureAcceptAnything()}})
-	if err != nil {
-		return err
-	}
-	defer pc.Destroy()
-	// Our own image, just pushed, copied onto itself: no policy to apply to the source.
-	out, err := copy.Image(ctx, pc, d, src, &copy.Options{
-		SourceCtx:        sys,
-		DestinationCtx:   sys,
-		Signers:          []*signer.Signer{s.s},
-		PreserveDigests:  true,
-		RemoveSignatures: true, // those already attached stay; we only add ours
-	})
-	if err != nil {
-		return fmt.Errorf("signing %s: %w", ref, err)
-	}
-	got, err := manifest.Digest(out)
-	if err != nil {
-		return fmt.Errorf("signing %s: %w", ref, err)
-	}
-	if got.String() != digest.String() {
-		return fmt.Errorf("signing %s: the signed manifest is %s, not the pushed %s", ref, got, digest)
 	}
 	return nil
+}
+
+// The sigstore attachment layer of a cosign signature: its media type, and the annotation with
+// the signature.
+const (
+	sigstorePayloadMediaType    = "application/vnd.dev.cosign.simplesigning.v1+json"
+	sigstoreSignatureAnnotation = "dev.cosignproject.cosign/signature"
+)
+
+// sigstorePayload is the simple-signing payload containers/image signs for identity (a docker
+// reference) and the manifest digest, byte for byte: its creator (containers/image's version,
+// whose format it is) and the time in seconds are optional fields, which verifiers ignore.
+func sigstorePayload(identity string, digest v1.Hash, now time.Time) ([]byte, error) {
+	return json.Marshal(map[string]any{
+		"critical": map[string]any{
+			"type":     "cosign container image signature",
+			"image":    map[string]string{"docker-manifest-digest": digest.String()},
+			"identity": map[string]string{"docker-reference": identity},
+		},
+		"optional": map[string]any{
+			"creator":   "containers/image " + version.Version,
+			"timestamp": now.Unix(),
+		},
+	})
 }
 
 // Passphrase is a key passphrase as cosign reads it: the first line of file (without its line

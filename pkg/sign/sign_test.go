@@ -276,3 +276,62 @@ func TestSignCost(t *testing.T) {
 		t.Errorf("signature attachment %s: %+v", sigTag, mf.Layers)
 	}
 }
+
+// Signatures accumulate: after `cosign sign` and two signings by Sign with other keys, the
+// attachment holds the three, and each key's verifies, with the cosign CLI and with
+// containers/image's policy.
+func TestSignKeepsOtherSignatures(t *testing.T) {
+	testutil.Cosign(t, "")
+	repo, digest, cosignPriv, cosignPub, _ := setup(t, testutil.CosignKeyPair)
+	testutil.Run(t, "cosign", "sign", "--key", cosignPriv, "--tlog-upload=false", "--yes", repo+"@"+digest.String())
+	priv1, pub1 := testutil.CosignKeyPair(t)
+	priv2, pub2 := keyPair(t, "")
+	signImage(t, priv1, repo+":1", digest)
+	signImage(t, priv2, repo+":1", digest)
+
+	sigTag, err := name.ParseReference(fmt.Sprintf("%s:%s-%s.sig", repo, digest.Algorithm, digest.Hex))
+	if err != nil {
+		t.Fatal(err)
+	}
+	att, err := remote.Image(sigTag)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m, err := att.Manifest(); err != nil || len(m.Layers) != 3 {
+		t.Fatalf("attachment %s: %v, %+v; want 3 signatures", sigTag, err, m)
+	}
+	for _, pub := range []string{cosignPub, pub1, pub2} {
+		out := testutil.Run(t, "cosign", "verify", "--key", pub, "--insecure-ignore-tlog", repo+"@"+digest.String())
+		if !strings.Contains(out, digest.String()) {
+			t.Errorf("cosign verify --key %s printed %s", pub, out)
+		}
+	}
+	checkPolicies(t, repo, []policyCase{
+		{"cosign's key", cosignPub, `{"type": "matchRepository"}`, repo + ":1", ""},
+		{"first key", pub1, "", repo + ":1", ""},
+		{"second key", pub2, "", repo + ":1", ""},
+	})
+}
+
+// An image that is not in the repository is not signed: ErrNotFound, and no attachment.
+func TestSignMissingImage(t *testing.T) {
+	repo := testutil.Registry(t) + "/os"
+	push(t, repo+":1", 1, 1024)
+	priv, _ := keyPair(t, "")
+	s, err := sign.LoadKey(priv, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	missing := v1.Hash{Algorithm: "sha256", Hex: strings.Repeat("a", 64)}
+	if err := s.Sign(t.Context(), imgref.Ref{Transport: imgref.Registry, Name: repo + ":1"}, missing, transport.Registries{}); !errors.Is(err, transport.ErrNotFound) {
+		t.Errorf("signing a missing image: %v; want ErrNotFound", err)
+	}
+	sigTag, err := name.ParseReference(fmt.Sprintf("%s:sha256-%s.sig", repo, missing.Hex))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := remote.Head(sigTag); err == nil {
+		t.Errorf("%s exists after a failed signing", sigTag)
+	}
+}

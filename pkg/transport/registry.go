@@ -272,11 +272,14 @@ func (s *sourceImage) open(desc v1.Descriptor) (io.ReadCloser, error) {
 	if desc.Digest.Algorithm != "sha256" {
 		return nil, fmt.Errorf("blob %s: only sha256 digests are supported", desc.Digest)
 	}
+	if desc.Size < 0 {
+		return nil, fmt.Errorf("blob %s: the manifest gives it a negative size", desc.Digest)
+	}
 	rc, _, err := s.src.GetBlob(s.ctx, types.BlobInfo{Digest: d, Size: desc.Size, URLs: desc.URLs, MediaType: string(desc.MediaType)}, none.NoCache)
 	if err != nil {
 		return nil, fmt.Errorf("fetching blob %s: %w", desc.Digest, err)
 	}
-	return &verifiedReader{rc: rc, h: sha256.New(), desc: desc}, nil
+	return newVerifiedReader(rc, desc), nil
 }
 
 type sourceLayer struct {
@@ -291,7 +294,7 @@ func (l *sourceLayer) Compressed() (io.ReadCloser, error)      { return l.s.open
 
 // verifiedReader hashes a blob while it is read, never reads more than one byte past the size
 // its descriptor declares, and fails at the end if the size or the digest is not the declared
-// one (ErrDigestMismatch).
+// one (ErrDigestMismatch). A negative size means the size is unknown: only the digest is checked.
 type verifiedReader struct {
 	rc   io.ReadCloser
 	h    hash.Hash
@@ -300,18 +303,23 @@ type verifiedReader struct {
 	err  error
 }
 
+// newVerifiedReader checks rc against desc, which has a sha256 digest.
+func newVerifiedReader(rc io.ReadCloser, desc v1.Descriptor) *verifiedReader {
+	return &verifiedReader{rc: rc, h: sha256.New(), desc: desc}
+}
+
 func (r *verifiedReader) Read(p []byte) (int, error) {
 	if r.err != nil {
 		return 0, r.err
 	}
-	if max := r.desc.Size + 1 - r.n; int64(len(p)) > max {
+	if max := r.desc.Size + 1 - r.n; r.desc.Size >= 0 && int64(len(p)) > max {
 		p = p[:max]
 	}
 	n, err := r.rc.Read(p)
 	r.h.Write(p[:n])
 	r.n += int64(n)
 	switch {
-	case r.n > r.desc.Size:
+	case r.desc.Size >= 0 && r.n > r.desc.Size:
 		r.err = fmt.Errorf("%w: blob %s is longer than the %d bytes declared", ErrDigestMismatch, r.desc.Digest, r.desc.Size)
 		return n, r.err
 	case err == io.EOF:
@@ -329,8 +337,7 @@ func (r *verifiedReader) Read(p []byte) (int, error) {
 
 func (r *verifiedReader) Close() error { return r.rc.Close() }
 
-// writeRegistry pushes img to ref with containers/image's registry client, blobs pushJobs at a
-// time (each skipped if the repository has it), then the config and the manifest.
+// writeRegistry pushes img to ref with containers/image's registry client (see putImage).
 func writeRegistry(ctx context.Context, img v1.Image, ref imgref.Ref, reg Registries) error {
 	sys, cleanup, err := reg.SystemContext(ref.Name, DefaultPlatform())
 	if err != nil {
@@ -341,6 +348,22 @@ func writeRegistry(ctx context.Context, img v1.Image, ref imgref.Ref, reg Regist
 	if err != nil {
 		return err
 	}
+	dest, err := cref.NewImageDestination(ctx, sys)
+	if err != nil {
+		return fmt.Errorf("pushing to %s: %w", ref, err)
+	}
+	defer dest.Close()
+	if err := putImage(ctx, dest, img); err != nil {
+		return fmt.Errorf("pushing to %s: %w", ref, err)
+	}
+	return nil
+}
+
+// putImage writes img to a containers/image destination (a registry or containers-storage): the
+// blobs pushJobs at a time, each skipped if dest has it, then the config, the manifest (byte for
+// byte) and the commit. Foreign layers are left where their URLs say when dest accepts them (a
+// registry, as remote.Write does); containers-storage needs them.
+func putImage(ctx context.Context, dest types.ImageDestination, img v1.Image) error {
 	m, err := img.Manifest()
 	if err != nil {
 		return err
@@ -349,16 +372,11 @@ func writeRegistry(ctx context.Context, img v1.Image, ref imgref.Ref, reg Regist
 	if err != nil {
 		return err
 	}
-	dest, err := cref.NewImageDestination(ctx, sys)
-	if err != nil {
-		return fmt.Errorf("pushing to %s: %w", ref, err)
-	}
-	defer dest.Close()
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(pushJobs)
 	for _, desc := range m.Layers {
-		if !desc.MediaType.IsDistributable() {
-			continue // foreign layers stay where their URLs say, as remote.Write does
+		if !desc.MediaType.IsDistributable() && dest.AcceptsForeignLayerURLs() {
+			continue
 		}
 		g.Go(func() error {
 			return putBlob(gctx, dest, desc, false, func() (io.ReadCloser, error) {
@@ -377,16 +395,27 @@ func writeRegistry(ctx context.Context, img v1.Image, ref imgref.Ref, reg Regist
 		})
 	})
 	if err := g.Wait(); err != nil {
-		return fmt.Errorf("pushing to %s: %w", ref, err)
+		return err
 	}
 	if err := dest.PutManifest(ctx, raw, nil); err != nil {
-		return fmt.Errorf("pushing to %s: the manifest: %w", ref, err)
+		return fmt.Errorf("the manifest: %w", err)
 	}
-	if err := dest.Commit(ctx, nil); err != nil {
-		return fmt.Errorf("pushing to %s: %w", ref, err)
-	}
-	return nil
+	return dest.Commit(ctx, writtenImage{ref: dest.Reference(), raw: raw, mediaType: manifest.GuessMIMEType(raw)})
 }
+
+// writtenImage is the image putImage wrote, as a destination's Commit wants it: our own manifest,
+// without signatures.
+type writtenImage struct {
+	ref       types.ImageReference
+	raw       []byte
+	mediaType string
+}
+
+func (w writtenImage) Reference() types.ImageReference { return w.ref }
+func (w writtenImage) Manifest(context.Context) ([]byte, string, error) {
+	return w.raw, w.mediaType, nil
+}
+func (w writtenImage) Signatures(context.Context) ([][]byte, error) { return nil, nil }
 
 // putBlob uploads the blob desc names unless the repository has it.
 func putBlob(ctx context.Context, dest types.ImageDestination, desc v1.Descriptor, isConfig bool, open func() (io.ReadCloser, error)) error {

@@ -21,10 +21,12 @@
 //
 // Writing: the blobs are uploaded through a containers/image ImageDestination (several at
 // once, each skipped when the repository has it), then the manifest; the same rules apply
-// (a blocked registry is refused, `insecure` honoured).
+// (a blocked registry is refused, `insecure` honoured). Signatures are added to an image's
+// sigstore attachment the same way ([AttachSigstoreSignature]).
 //
 // OCI layouts and archives are read and written with go-containerregistry's layout package;
-// containers-storage goes through containers/image.
+// containers-storage goes through containers/image's storage transport (its ImageSource and
+// ImageDestination, not its copy pipeline, whose progress bars cost every command's start-up).
 //
 // Programs that use containers-storage must call go.podman.io/storage/pkg/reexec.Init first thing
 // in main (and in TestMain): the store runs some of its work in a re-executed copy of the binary.
